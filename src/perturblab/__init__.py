@@ -1,0 +1,43 @@
+"""perturblab: put single-cell models under controlled perturbation.
+
+Three parts over one shared core:
+
+- :mod:`perturblab.attack` - adversarial robustness of cell-type classifiers
+  (a Python successor to the R package adverSCarial);
+- :mod:`perturblab.predict` - perturbation-response prediction (scGen, scPRAM,
+  baselines) and its metrics, benchmarking and tuning;
+- :mod:`perturblab.interpret` - statistical tests of what single-cell foundation
+  models' attention encodes.
+
+Shared core: :mod:`perturblab.datasets`, :mod:`perturblab.classifiers`,
+:mod:`perturblab.report`.
+
+Usage::
+
+    import perturblab as plab
+    adata = plab.datasets.pbmc3k()
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("datasets", "classifiers", "attack", "predict", "interpret", "report", "audit")
+
+__all__ = ["__version__", *_SUBMODULES]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import attack, audit, classifiers, datasets, interpret, predict, report
+
+
+def __getattr__(name: str):
+    # Sub-packages are imported lazily so that `import perturblab` stays fast
+    # (torch and scanpy are only loaded when a part that needs them is used).
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'perturblab' has no attribute {name!r}")
