@@ -18,6 +18,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Put single-cell models under controlled perturbation: attack, predict, interpret."""
+    # A callback keeps typer in group mode, so commands are always named (even when only one exists).
+
+
 # Modules that define commands on `app` (one per command family).
 _COMMAND_MODULES = ("datasets",)
 

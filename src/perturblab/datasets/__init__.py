@@ -1,24 +1,69 @@
-"""Datasets and reference resources, one loader function per dataset."""
+"""Datasets and reference resources, one loader function per dataset.
+
+Where files are looked up (:func:`fetch`), in this order:
+
+1. the data directory named by the environment variable ``PERTURBLAB_DATA_DIR``; files keep their
+   relative paths there (e.g. ``$PERTURBLAB_DATA_DIR/markers/ScTypeDB_full.xlsx``);
+2. the user cache, ``pooch.os_cache("perturblab")`` or the folder named by ``PERTURBLAB_CACHE_DIR``;
+3. a download from the file's original public URL (see :data:`REGISTRY`) with pooch into the cache,
+   verified against the registered sha256; a file that fails the check is never left in the cache.
+
+Files that perturblab repackaged (the h5ad datasets converted from R objects, the DoRothEA, CollecTRI and
+STRING csv.gz tables) have no public copy with the same bytes, so there is no download for them: they must
+be placed in the data directory. Each registry entry's ``source`` names what they were produced from.
+A file that is missing and cannot be downloaded (offline, or no public copy) raises ONE
+:class:`DataFileNotFoundError` naming the file, ``PERTURBLAB_DATA_DIR`` and the URL or source.
+``perturblab datasets`` on the command line lists every file and where it was found.
+"""
 
 from __future__ import annotations
 
-import anndata as ad
+from ._fetch import (
+    CACHE_DIR_ENV,
+    DATA_DIR_ENV,
+    DataFileNotFoundError,
+    cache_dir,
+    data_dir,
+    fetch,
+    locate,
+    sha256sum,
+)
+from ._markers import lambert_tfs, panglaodb_markers, sctype_markers
+from ._networks import collectri, dorothea, string_ppi, trrust
+from ._registry import REGISTRY, DataFile
+from ._singlecell import (
+    adverscarial_pbmc_short,
+    chetah_headneck_ref,
+    kang2018,
+    papalexi2021,
+    pbmc3k,
+    pbmc68k_reduced,
+)
+from ._splits import pbmc3k_split
 
-from ._fetch import DATA_DIR_ENV, data_dir, fetch
-
-__all__ = ["DATA_DIR_ENV", "data_dir", "fetch", "pbmc3k", "kang2018", "papalexi2021"]
-
-
-def pbmc3k() -> ad.AnnData:
-    """10x PBMC3k with adverSCarial's cell-type labels (raw counts, 2,700 cells x 32,738 genes)."""
-    return ad.read_h5ad(fetch("pbmc3k_raw_labeled.h5ad"))
-
-
-def kang2018() -> ad.AnnData:
-    """Kang et al. 2018 IFN-beta PBMC subset (raw counts, 2,710 cells x 13,215 genes)."""
-    return ad.read_h5ad(fetch("kang2018_ifnb_2710_counts.h5ad"))
-
-
-def papalexi2021() -> ad.AnnData:
-    """Papalexi et al. 2021 THP-1 CRISPR-KO subset (raw counts, 20,729 cells x 299 genes)."""
-    return ad.read_h5ad(fetch("papalexi2021_thp1_crisprko_299genes.h5ad"))
+__all__ = [
+    "CACHE_DIR_ENV",
+    "DATA_DIR_ENV",
+    "REGISTRY",
+    "DataFile",
+    "DataFileNotFoundError",
+    "adverscarial_pbmc_short",
+    "cache_dir",
+    "chetah_headneck_ref",
+    "collectri",
+    "data_dir",
+    "dorothea",
+    "fetch",
+    "kang2018",
+    "lambert_tfs",
+    "locate",
+    "panglaodb_markers",
+    "papalexi2021",
+    "pbmc3k",
+    "pbmc3k_split",
+    "pbmc68k_reduced",
+    "sctype_markers",
+    "sha256sum",
+    "string_ppi",
+    "trrust",
+]

