@@ -101,6 +101,14 @@ class CellTypeClassifier(ABC):
         labels = self.predict(np.asarray(X)[mask])
         return majority_vote(labels)
 
+    def map_labels(self, labels) -> np.ndarray:
+        """Classifier labels -> dataset labels (identity; scType maps ScTypeDB names via ``label_map``).
+
+        Used to score predictions against a dataset's annotation; labels without a mapping are
+        returned unchanged (and count as errors when they are not dataset labels).
+        """
+        return np.asarray(labels).astype(object)
+
     # -- helpers for implementations ----------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):

@@ -1,0 +1,63 @@
+"""Cell-type classifiers under a common protocol (see :mod:`perturblab.classifiers.base`).
+
+Six classifiers of the adverSCarial paper and CellTypist, one module each, plus
+:func:`get_classifier` (by name) and :func:`evaluate_classifier` (accuracy, macro-F1, AUROC).
+"""
+
+from __future__ import annotations
+
+from .base import CellTypeClassifier, ClusterCall, NotFittedError, majority_vote
+from .celltypist import CellTypistClassifier
+from .chetah import ChetahClassifier
+from .evaluation import evaluate_classifier
+from .mlp import MLPClassifier
+from .random_forest import RandomForestClassifier
+from .sctype import PBMC3K_LABEL_MAP, ScTypeClassifier
+from .svm import SVMClassifier
+
+CLASSIFIERS: dict[str, type[CellTypeClassifier]] = {
+    "sctype": ScTypeClassifier,
+    "chetah": ChetahClassifier,
+    "svm": SVMClassifier,
+    "random_forest": RandomForestClassifier,
+    "mlp": MLPClassifier,
+    "celltypist": CellTypistClassifier,
+}
+
+
+def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
+    """A new, unfitted classifier by name.
+
+    Parameters
+    ----------
+    name
+        One of ``"sctype"``, ``"chetah"``, ``"svm"``, ``"random_forest"``, ``"mlp"``, ``"celltypist"``.
+    **kwargs
+        Passed to the classifier's constructor (e.g. ``random_state``, ``n_estimators``).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown.
+    """
+    if name not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {name!r}; available: {sorted(CLASSIFIERS)}")
+    return CLASSIFIERS[name](**kwargs)
+
+
+__all__ = [
+    "CLASSIFIERS",
+    "CellTypeClassifier",
+    "CellTypistClassifier",
+    "ChetahClassifier",
+    "ClusterCall",
+    "MLPClassifier",
+    "NotFittedError",
+    "PBMC3K_LABEL_MAP",
+    "RandomForestClassifier",
+    "SVMClassifier",
+    "ScTypeClassifier",
+    "evaluate_classifier",
+    "get_classifier",
+    "majority_vote",
+]

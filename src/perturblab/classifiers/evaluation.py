@@ -1,0 +1,60 @@
+"""Accuracy, macro-F1 and one-vs-rest AUROC of a fitted classifier on labelled test cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .base import CellTypeClassifier
+
+__all__ = ["evaluate_classifier", "scores_by_label"]
+
+
+def scores_by_label(clf: CellTypeClassifier, proba: np.ndarray, labels) -> pd.DataFrame:
+    """Per-cell scores of each dataset label: the ``predict_proba`` columns of the classifier
+    classes that :meth:`~CellTypeClassifier.map_labels` sends to that label, summed (e.g. scType's
+    "Naive B cells" + "Memory B cells" -> "B"). Labels no class maps to are absent."""
+    mapped = clf.map_labels(clf.classes_)
+    out = {}
+    for lab in sorted(set(map(str, labels))):
+        cols = np.flatnonzero(mapped.astype(str) == lab)
+        if cols.size:
+            out[lab] = proba[:, cols].sum(axis=1)
+    return pd.DataFrame(out)
+
+
+def evaluate_classifier(clf: CellTypeClassifier, test_adata, label_key: str, name: str | None = None) -> pd.DataFrame:
+    """Score a fitted classifier on raw-count ``test_adata`` against ``test_adata.obs[label_key]``.
+
+    Predictions are mapped to dataset labels with ``clf.map_labels`` (scType's ``label_map``).
+    Abstentions ("Unknown", CHETAH's "Unassigned"/"Node<k>") and unmapped answers count as errors
+    in accuracy and macro-F1 (scikit-learn ``f1_score`` averaged over the dataset's labels).
+    AUROC: one-vs-rest ``roc_auc_score`` per dataset label on :func:`scores_by_label`; labels that
+    no classifier class maps to (the classifier cannot predict them) get no AUROC, and the macro
+    AUROC averages the others (their number is ``n_auroc_labels``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``classifier``, ``n_cells``, ``accuracy``, ``macro_f1``, ``macro_auroc``,
+        ``n_labels``, ``n_auroc_labels``, ``not_a_label`` (fraction of cells whose answer is not a
+        dataset label: abstentions and unmapped names).
+    """
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    y = clf._labels(test_adata, label_key)
+    X = clf.preprocess(test_adata)
+    pred = clf.map_labels(clf.predict(X)).astype(str)
+    labels = sorted(set(y))
+    scores = scores_by_label(clf, clf.predict_proba(X), labels)
+    aurocs = [roc_auc_score(y == lab, scores[lab]) for lab in scores.columns if 0 < (y == lab).sum() < len(y)]
+    return pd.DataFrame([{
+        "classifier": name or type(clf).__name__,
+        "n_cells": len(y),
+        "accuracy": float(np.mean(pred == y)),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "macro_auroc": float(np.mean(aurocs)) if aurocs else float("nan"),
+        "n_labels": len(labels),
+        "n_auroc_labels": len(aurocs),
+        "not_a_label": float(np.mean(~np.isin(pred, labels))),
+    }])

@@ -1,0 +1,70 @@
+"""CHETAH-style classifier: CHETAH's head-neck reference, synthetic cases, PBMC3k."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from perturblab.classifiers import ChetahClassifier
+from perturblab.datasets import fetch
+from perturblab.classifiers.chetah import spearman_to_profile
+
+
+def test_spearman_to_profile_matches_scipy():
+    rng = np.random.default_rng(0)
+    X = rng.poisson(1.0, size=(6, 30)).astype(float)  # ties
+    p = rng.normal(size=30)
+    expected = [spearmanr(x, p)[0] for x in X]
+    np.testing.assert_allclose(spearman_to_profile(X, p), expected, rtol=1e-10)
+    assert spearman_to_profile(np.zeros((2, 30)), p).tolist() == [0.0, 0.0]  # constant row: 0, as CHETAH's NA
+
+
+@pytest.fixture(scope="module")
+def headneck():
+    return ad.read_h5ad(fetch("fixtures/chetah_headneck_ref.h5ad"))
+
+
+def test_headneck_reference_classifies_itself(headneck):
+    clf = ChetahClassifier().fit_reference(headneck.X, headneck.obs["celltypes"], headneck.var_names)
+    assert len(clf.nodes_) == 8 and clf.nodes_[0].name == "Unassigned"  # 9 types -> 8 binary nodes
+    assert sorted(clf.nodes_[0].leaves) == sorted(clf.classes_)
+    assert all(len(g) == 200 for n in clf.nodes_ for g in n.genes.values())
+    pred = clf.predict(headneck.X)
+    assert np.mean(pred == headneck.obs["celltypes"].astype(str).to_numpy()) > 0.9
+    # the two stromal types split from the immune cells at the root
+    assert {frozenset(clf.nodes_[0].branch1), frozenset(clf.nodes_[0].branch2)} >= {frozenset({"Endothelial", "Fibroblast"})}
+
+
+def _two_types(n=20, genes=50, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(2.0, 1.0, size=genes)
+    a = base.copy()
+    a[:10] += 5
+    b = base.copy()
+    b[10:20] += 5
+    X = np.vstack([rng.normal(a, 0.5, size=(n, genes)), rng.normal(b, 0.5, size=(n, genes))]).clip(0)
+    return X, np.array(["a"] * n + ["b"] * n), [f"g{i}" for i in range(genes)]
+
+
+def test_threshold_controls_abstention():
+    X, y, genes = _two_types()
+    sure = ChetahClassifier(n_genes=20, threshold=0.1).fit_reference(X, y, genes)
+    assert (sure.predict(X) == y).all()
+    never = ChetahClassifier(n_genes=20, threshold=2.5).fit_reference(X, y, genes)  # confidence <= 2
+    assert (never.predict(X) == "Unassigned").all()
+    P = sure.predict_proba(X)
+    assert P.shape == (40, 2) and ((P >= 0) & (P <= 1)).all()
+    assert (sure.classes_[P.argmax(1)] == y).all()
+
+
+def test_pbmc3k(pbmc_train, pbmc_test):
+    clf = ChetahClassifier().fit(pbmc_train, "cell_type")
+    X = clf.preprocess(pbmc_test)
+    labels = pbmc_test.obs["cell_type"].astype(str).to_numpy()
+    pred = clf.predict(X)
+    assert np.mean(pred == labels) > 0.6
+    assert any(p == "Unassigned" or p.startswith("Node") for p in pred)  # intermediate answers exist
+    for target in ["B", "CD14+ Mono", "NK"]:
+        assert clf.predict_cluster(X, labels, target).label == target
