@@ -1,0 +1,85 @@
+"""End-to-end: ``perturblab interpret`` on a small Papalexi 2021 subset with a tiny own model."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from perturblab.cli import app
+from perturblab.interpret.report import SECTION_IDS
+
+ARGS = ["interpret", "--model", "own", "--data", "papalexi2021", "--cells-per-group", "60", "--n-cells", "60",
+        "--epochs", "1", "--d-model", "16", "--n-layers", "2", "--n-heads", "2", "--max-length", "48",
+        "--n-label-null", "50", "--n-degree-null", "20", "--n-boot", "50", "--ablation-ks", "1,2",
+        "--ablation-seeds", "1", "--ablation-interventions", "top,random", "--cssi-null-repeats", "2", "--cssi-min-cells", "10",
+        "--batch-size", "32", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("interpret")
+    res = CliRunner().invoke(app, [*ARGS, "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out, res.output
+
+
+def test_cli_writes_tables_summary_and_report(run):
+    out, output = run
+    for name in ("reference_recovery", "de_targets", "perturbation_auroc", "perturbation_comparisons", "incremental",
+                 "confound_r2", "residualisation", "nulls", "ablation", "registry", "verdict"):
+        assert (out / f"{name}.parquet").is_file(), name
+    assert (out / "own_model.pt").is_file() and (out / "attention.npz").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["verdict"]["criteria"]) == 4
+    assert summary["n_genes"] == 299 and summary["n_rankable_perturbations"] >= 2
+    html = (out / "report.html").read_text()
+    for sid in SECTION_IDS:
+        assert f'id="{sid}"' in html, sid
+    assert "data:image/png;base64" in html
+    assert "verdict:" in output
+
+
+def test_registry_and_tables_are_consistent(run):
+    out, _ = run
+    reg = pd.read_parquet(out / "registry.parquet")
+    conf = reg[reg["confirmatory"] & reg["p"].notna()]
+    assert len(conf) > 0 and (conf["p_bh"] >= conf["p"] - 1e-12).all() and conf["p_bh"].le(1).all()
+    rec = pd.read_parquet(out / "reference_recovery.parquet")
+    assert {"trrust", "string >= 700"} <= set(rec["reference"])
+    assert set(rec["layer"].dropna().astype(int)) == {0, 1}
+    abl = pd.read_parquet(out / "ablation.parquet")
+    assert {"none", "top", "random"} <= set(abl["intervention"])
+    cssi = pd.read_parquet(out / "cssi_recovery.parquet")
+    assert {"CSSI-max spearman", "CSSI-mean spearman"} <= set(cssi["score"])
+    assert (cssi["n_strata"] >= 2).all()  # Leiden strata of >= 10 cells, so attention CSSI runs too
+    assert cssi["score"].str.startswith("CSSI-range attention").any()
+    pp = pd.read_parquet(out / "perturbation_auroc.parquet")
+    assert pp["auroc"].dropna().between(0, 1).all()
+
+
+def test_cli_resumes_finished_stages(run):
+    out, _ = run
+    before = json.loads((out / "summary.json").read_text())
+    res = CliRunner().invoke(app, [*ARGS, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "loading own model" in res.output and "[resume] attention" in res.output
+    assert json.loads((out / "summary.json").read_text()) == before
+
+
+def test_cli_rejects_bad_input(tmp_path):
+    res = CliRunner().invoke(app, ["interpret", "--model", "geneformer", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "model-path" in res.output
+    res = CliRunner().invoke(app, ["interpret", "--model", "bert", "--out", str(tmp_path)])
+    assert res.exit_code != 0
+
+
+def test_select_genes_forces_perturbed_genes():
+    from perturblab.interpret.pipeline import select_genes
+    from perturblab.interpret.simulate import simulate_grn
+
+    a = simulate_grn(random_state=0).adata
+    genes = select_genes(a, 20, forced=["TF1", "G59", "not-a-gene"])
+    assert {"TF1", "G59"} <= set(genes) and 20 <= genes.size <= 22
+    assert list(genes) == [g for g in a.var_names if g in set(genes)]  # data order kept
+    assert select_genes(a, 1000).size == a.n_vars
