@@ -23,6 +23,13 @@ class CellTypistClassifier(CellTypeClassifier):
     values above 10 clipped (as ``celltypist.annotate``), then ``Model.predict_labels_and_prob``
     (decision function, sigmoid probabilities, "best match" label = argmax).
 
+    AUROC uses :meth:`auroc_scores` (the decision scores), not the probabilities: SGD-trained
+    CellTypist models have decision scores in the thousands (PBMC3k train half: intercepts
+    -2,700 to -7,400), so the float64 sigmoid rounds 95% of the probabilities to exactly 0 or 1
+    and the tied cells make a one-vs-rest AUROC meaningless (0.66 on the PBMC3k test half with
+    the probabilities, 0.98 with the decision scores, whose per-class order is the same as the
+    exact probabilities').
+
     Parameters
     ----------
     alpha
@@ -90,6 +97,15 @@ class CellTypistClassifier(CellTypeClassifier):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """CellTypist probabilities (sigmoid of each one-vs-rest decision score; rows do not sum to 1)."""
         return self._run(X)[1]
+
+    def auroc_scores(self, X: np.ndarray) -> np.ndarray:
+        """Scores that rank cells per class for AUROC (n_cells x n_classes): the decision scores.
+
+        A strictly increasing function of each :meth:`predict_proba` column that does not
+        saturate (see the class docstring); used by
+        :func:`~perturblab.classifiers.evaluation.evaluate_classifier`.
+        """
+        return self.decision_function(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """CellTypist's "best match" label (argmax of the decision scores)."""

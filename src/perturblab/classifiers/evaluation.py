@@ -29,7 +29,9 @@ def evaluate_classifier(clf: CellTypeClassifier, test_adata, label_key: str, nam
     Predictions are mapped to dataset labels with ``clf.map_labels`` (scType's ``label_map``).
     Abstentions ("Unknown", CHETAH's "Unassigned"/"Node<k>") and unmapped answers count as errors
     in accuracy and macro-F1 (scikit-learn ``f1_score`` averaged over the dataset's labels).
-    AUROC: one-vs-rest ``roc_auc_score`` per dataset label on :func:`scores_by_label`; labels that
+    AUROC: one-vs-rest ``roc_auc_score`` per dataset label on :func:`scores_by_label` of the
+    classifier's ``auroc_scores(X)`` when it has one (CellTypist: decision scores, as its sigmoid
+    probabilities saturate to tied 0/1 values), else ``predict_proba(X)``; labels that
     no classifier class maps to (the classifier cannot predict them) get no AUROC, and the macro
     AUROC averages the others (their number is ``n_auroc_labels``).
 
@@ -46,7 +48,7 @@ def evaluate_classifier(clf: CellTypeClassifier, test_adata, label_key: str, nam
     X = clf.preprocess(test_adata)
     pred = clf.map_labels(clf.predict(X)).astype(str)
     labels = sorted(set(y))
-    scores = scores_by_label(clf, clf.predict_proba(X), labels)
+    scores = scores_by_label(clf, getattr(clf, "auroc_scores", clf.predict_proba)(X), labels)
     aurocs = [roc_auc_score(y == lab, scores[lab]) for lab in scores.columns if 0 < (y == lab).sum() < len(y)]
     return pd.DataFrame([{
         "classifier": name or type(clf).__name__,

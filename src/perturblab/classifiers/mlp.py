@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .._device import get_device
@@ -9,6 +11,20 @@ from ._preprocess import log1p_matrix, model_input
 from .base import CellTypeClassifier
 
 __all__ = ["MLPClassifier"]
+
+
+@contextmanager
+def _torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (``None``: unchanged), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _network(n_genes: int, n_classes: int, dropout: float):
@@ -28,6 +44,12 @@ class MLPClassifier(CellTypeClassifier):
     ``batch_size=32``, dropout 0.5. PyTorch initialisation (not Keras' Glorot) is used.
     Training is seeded and deterministic for a given device: weights are initialised and
     batches shuffled under ``random_state`` inside a forked RNG (the global torch RNG is untouched).
+    On CPU, training runs with ``n_threads`` torch threads (default 1; the caller's setting is
+    restored afterwards): CPU float sums depend on the thread count, so a fixed count makes a
+    seed's weights independent of ``torch.get_num_threads()``, and the small batches gain little
+    from more threads while oversubscribed cores cost a lot (PBMC3k train half on 2 cores shared
+    with other jobs, load average ~7.5: one epoch 12.0 s with 2 threads, 1.5 s with 1; the
+    20-epoch fit 21 s with 1 thread, where 2 threads had taken 538 s under heavier load).
 
     Rank-one access for attacks: the first layer is affine, ``H = X @ W1.T + b1`` with
     ``W1 = first_layer_weight_`` (128 x n_genes). :meth:`hidden1` returns ``H`` (pre-activation);
@@ -42,6 +64,9 @@ class MLPClassifier(CellTypeClassifier):
         Training settings (defaults of the paper: 20, 32, 1e-3, 0.5).
     device
         ``None``/``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
+    n_threads
+        Torch CPU threads while training (``torch.set_num_threads``; default 1); ``None`` keeps
+        the caller's setting. Prediction is not affected.
     random_state
         Seed of initialisation, shuffling and dropout.
     """
@@ -49,13 +74,14 @@ class MLPClassifier(CellTypeClassifier):
     representation = "log1p"
 
     def __init__(self, epochs: int = 20, batch_size: int = 32, learning_rate: float = 1e-3, dropout: float = 0.5,
-                 device: str | None = None, random_state: int = 0):
+                 device: str | None = None, random_state: int = 0, n_threads: int | None = 1):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.dropout = dropout
         self.device = device
         self.random_state = random_state
+        self.n_threads = n_threads
 
     def preprocess(self, adata) -> np.ndarray:
         """Raw-count AnnData -> log1p-normalised float32 matrix (cells x ``genes_``)."""
@@ -65,12 +91,14 @@ class MLPClassifier(CellTypeClassifier):
         """Train on raw-count ``adata`` (cells x genes) with labels in ``adata.obs[label_key]``."""
         import torch
 
+        if self.n_threads is not None and self.n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1 or None, got {self.n_threads}")
         y = self._labels(adata, label_key)
         X = log1p_matrix(adata)
         classes, codes = np.unique(y, return_inverse=True)
         device = get_device(self.device)
         devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), _torch_threads(self.n_threads):
             torch.manual_seed(self.random_state)
             net = _network(X.shape[1], len(classes), self.dropout).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
