@@ -80,3 +80,29 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table written by :func:`write_table`."""
     path = Path(path)
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def write_h5ad(path: str | os.PathLike, adata) -> Path:
+    """Write an AnnData to ``.h5ad`` atomically.
+
+    With pandas >= 3 string columns and indexes are nullable ``StringArray``s, which anndata
+    refuses to write unless ``allow_write_nullable_strings`` is set; it is set for this write only.
+    """
+    import contextlib
+
+    import anndata as ad
+
+    path, tmp = _atomic_target(path)
+    settings = getattr(ad, "settings", None)
+    ctx = (
+        settings.override(allow_write_nullable_strings=True)
+        if settings is not None and hasattr(settings, "allow_write_nullable_strings")
+        else contextlib.nullcontext()
+    )
+    try:
+        with ctx:
+            adata.write_h5ad(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

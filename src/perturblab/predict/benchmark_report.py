@@ -1,0 +1,124 @@
+"""The HTML report of a benchmark (perturblab.report): ranking per metric, model x target
+heatmaps, paired tests between models, and the degradation of each model across variants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..report import Report
+from .benchmark_stats import degradation, higher_is_better, paired_tests, rank_models
+
+__all__ = ["HEADLINE_METRICS", "benchmark_report"]
+
+#: Metrics shown in figures (every gene set of each); all metrics are in the tables and files.
+HEADLINE_METRICS = ("r2_pearson_mean", "edistance", "mse_mean", "pearson_delta", "deg_overlap_at_k[mean_diff]")
+
+
+def _headline(table: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = table[["metric", "gene_set"]].drop_duplicates()
+    pairs = pairs[pairs["metric"].isin(HEADLINE_METRICS)]
+    order = {m: i for i, m in enumerate(HEADLINE_METRICS)}
+    return sorted(map(tuple, pairs.to_numpy()), key=lambda p: (order[p[0]], p[1] != "all", p[1]))
+
+
+def _heatmap_figure(table: pd.DataFrame, metric: str, gene_set: str, variants):
+    import matplotlib.pyplot as plt
+
+    sub = table[(table["metric"] == metric) & (table["gene_set"] == gene_set)]
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 0.5 * sub["model"].nunique() + 2.2),
+                             squeeze=False)
+    cmap = "viridis" if higher_is_better(metric) else "viridis_r"
+    vmin, vmax = sub["value"].min(), sub["value"].max()
+    for ax, variant in zip(axes[0], variants):
+        wide = (sub[sub["variant"] == variant].groupby(["model", "target"], observed=True)["value"].mean()
+                .unstack("target"))
+        im = ax.imshow(wide.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=8)
+        for (i, j), v in np.ndenumerate(wide.to_numpy(dtype=float)):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_title(variant, fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=f"{metric} ({gene_set})")
+    return fig
+
+
+def _degradation_figure(deg: pd.DataFrame, metric: str, gene_set: str):
+    import matplotlib.pyplot as plt
+
+    sub = deg[(deg["metric"] == metric) & (deg["gene_set"] == gene_set)]
+    wide = sub.groupby(["model", "variant"], observed=True)["worse_by"].mean().unstack("variant")
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(wide) + 1.8))
+    wide.plot.barh(ax=ax)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel(f"{metric} ({gene_set}): worse than balanced by (mean over targets, seeds)")
+    return fig
+
+
+def benchmark_report(table: pd.DataFrame, title: str = "Perturbation-response benchmark",
+                     settings: dict | None = None, baselines=()) -> Report:
+    """Build the report of a benchmark table (see :func:`perturblab.predict.benchmark.run_benchmark`).
+
+    Parameters
+    ----------
+    table
+        Tidy benchmark table (``model, target, variant, seed, metric, gene_set, value, ci_low,
+        ci_high, ...``).
+    title
+        Report title.
+    settings
+        Shown as the run's settings (JSON-like dict).
+    baselines
+        Names of the baseline models (marked in the ranking).
+
+    Returns
+    -------
+    perturblab.report.Report
+        Call ``.write(path)`` to save the self-contained HTML page.
+    """
+    variants = list(dict.fromkeys(table["variant"]))
+    rep = Report(title, subtitle=f"{table['model'].nunique()} models x {table['target'].nunique()} targets x "
+                                 f"{table['seed'].nunique()} seeds x {len(variants)} dataset variants")
+    sec = rep.section("Set-up", id="setup")
+    sec.text("Leave-one-cell-type-out: each target's stimulated cells are held out, the model is trained on the "
+             "remaining cells (altered by the dataset variant) and predicts the target's stimulated cells from its "
+             "control cells. Variants change only the training cells; the truth is the same in every variant. "
+             "Baselines are always included: " + ", ".join(baselines) + ".")
+    sec.items([f"{k}: {v}" for k, v in (settings or {}).items()], caption="settings")
+
+    ranking = rank_models(table)
+    ranking["baseline"] = ranking["model"].isin(list(baselines))
+    sec = rep.section("Ranking per metric", id="ranking")
+    sec.text("Mean over targets (each target's value averaged over seeds); rank 1 = best. Lower is better for "
+             "errors and distances (MSE, Wasserstein, E-distance, MMD, KDE distance), higher for the others.")
+    heads = _headline(table)
+    head_rank = pd.concat([ranking[(ranking["metric"] == m) & (ranking["gene_set"] == g)] for m, g in heads])
+    sec.table(head_rank, caption="headline metrics (all metrics: ranking.csv)")
+
+    sec = rep.section("Model x target", id="heatmaps")
+    for metric, gset in heads:
+        sec.figure(_heatmap_figure(table, metric, gset, variants), caption=f"{metric} ({gset}), mean over seeds")
+
+    tests = paired_tests(table)
+    sec = rep.section("Paired tests between models", id="tests")
+    sec.text("Wilcoxon signed-rank test per pair of models, paired by target (values averaged over seeds), "
+             "Benjamini-Hochberg adjusted within each variant, metric and gene set. NaN: fewer than two targets or "
+             "no difference. With few targets the smallest attainable p-value is large (0.25 for 3 targets).")
+    head_tests = pd.concat([tests[(tests["metric"] == m) & (tests["gene_set"] == g)] for m, g in heads])
+    sec.table(head_tests, caption="headline metrics (all metrics: paired_tests.csv)")
+
+    deg = degradation(table)
+    sec = rep.section("Degradation across dataset variants", id="degradation")
+    if deg.empty:
+        sec.text("Only one dataset variant (or no balanced reference) was run: nothing to compare.")
+    else:
+        sec.text("Change of each metric from the balanced data to the other variants, signed so that positive means "
+                 "worse. unbalanced: 20% of each cell type's stimulated training cells kept; proportion_shift: a "
+                 "seeded share per cell type, so the stimulated cell-type composition differs from the control's.")
+        for metric, gset in heads:
+            sec.figure(_degradation_figure(deg, metric, gset), caption=f"{metric} ({gset})")
+        summary = deg.groupby(["variant", "metric", "gene_set", "model"], observed=True)["worse_by"].agg(
+            ["mean", "min", "max"]).reset_index()
+        sec.table(summary[summary["metric"].isin(HEADLINE_METRICS)], caption="worse_by over targets and seeds")
+    return rep

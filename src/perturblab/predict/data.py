@@ -1,0 +1,171 @@
+"""Preprocessing and the leave-one-cell-type-out (LOCO) split.
+
+``prepare`` turns raw counts into the representation the models expect
+(log-normalised, 2,000 HVGs, as in the spec's measurement); ``loco_split`` holds
+out the stimulated cells of one cell type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+
+from .._validation import check_counts, check_finite, check_obs_key, check_values_present, to_dense, \
+    warn_representation
+
+__all__ = ["prepare", "loco_split", "loco_targets", "LocoSplit", "check_conditions", "balanced_indices"]
+
+
+def check_conditions(adata, condition_key: str, cell_type_key: str | None, control: str, stimulated: str) -> None:
+    """Raise a clear error if the keys or the control/stimulated values are missing.
+
+    Raises
+    ------
+    KeyError
+        If ``condition_key`` or ``cell_type_key`` is not a column of ``adata.obs``.
+    ValueError
+        If ``control`` or ``stimulated`` does not occur in ``adata.obs[condition_key]``.
+    """
+    check_obs_key(adata, condition_key, "condition")
+    if cell_type_key is not None:
+        check_obs_key(adata, cell_type_key, "cell type")
+    present = set(map(str, adata.obs[condition_key].unique()))
+    for what, value in (("control", control), ("stimulated", stimulated)):
+        if str(value) not in present:
+            raise ValueError(f"{what} condition {value!r} not found in adata.obs[{condition_key!r}] "
+                             f"(values: {sorted(present)})")
+
+
+def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: str = "condition",
+            cell_type_key: str = "cell_type", control: str = "control", stimulated: str = "stimulated",
+            target_sum: float | None = None, flavor: str = "seurat") -> ad.AnnData:
+    """Log-normalise raw counts and keep the highly variable genes (returns a copy).
+
+    Steps (scanpy): ``normalize_total(target_sum)`` -> ``log1p`` ->
+    ``highly_variable_genes(n_top_genes, flavor)`` -> subset to those genes. The raw
+    counts of the kept genes are stored in ``layers["counts"]``.
+
+    Parameters
+    ----------
+    adata
+        Raw UMI counts, cells x genes, with obs columns ``condition_key`` and ``cell_type_key``.
+    n_top_genes
+        Number of HVGs (``None``: keep all genes). HVGs are chosen on all cells, as scGen's
+        and scPRAM's tutorials do.
+    condition_key, cell_type_key, control, stimulated
+        Names of the obs columns and of the two conditions (checked here).
+    target_sum
+        Counts per cell after normalisation (``None``: scanpy's median of totals).
+    flavor
+        scanpy HVG flavour.
+
+    Returns
+    -------
+    anndata.AnnData
+        Log-normalised copy (float32 dense ``X``), ``uns["perturblab_predict"]`` records the settings.
+
+    Raises
+    ------
+    KeyError, ValueError
+        Missing keys, an absent condition value, NaN/inf or negative values in ``X``.
+    """
+    import scanpy as sc
+
+    check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    check_counts(adata.X, "adata.X")
+    warn_representation(adata.X, "counts", "adata.X")
+    out = adata.copy()
+    out.layers["counts"] = out.X.copy()
+    sc.pp.normalize_total(out, target_sum=target_sum)
+    sc.pp.log1p(out)
+    if n_top_genes is not None and n_top_genes < out.n_vars:
+        sc.pp.highly_variable_genes(out, n_top_genes=n_top_genes, flavor=flavor)
+        out = out[:, out.var["highly_variable"].to_numpy()].copy()
+    out.X = to_dense(out.X)
+    out.uns.pop("log1p", None)
+    out.uns["perturblab_predict"] = {"n_top_genes": n_top_genes, "target_sum": target_sum, "flavor": flavor,
+                                     "representation": "log1p"}
+    return out
+
+
+@dataclass
+class LocoSplit:
+    """The three parts of a leave-one-cell-type-out split (all AnnData views copied).
+
+    Attributes
+    ----------
+    target
+        The held-out cell type.
+    train
+        Every cell except the target's stimulated cells (the target's controls are kept,
+        as in scGen and scPRAM).
+    target_ctrl
+        The target's control cells (the input of ``predict``).
+    target_stim
+        The target's real stimulated cells (the truth; never in ``train``).
+    """
+
+    target: str
+    train: ad.AnnData
+    target_ctrl: ad.AnnData
+    target_stim: ad.AnnData
+
+
+def loco_split(adata: ad.AnnData, target: str, condition_key: str = "condition", cell_type_key: str = "cell_type",
+               control: str = "control", stimulated: str = "stimulated") -> LocoSplit:
+    """Hold out the stimulated cells of ``target``.
+
+    Parameters
+    ----------
+    adata
+        Log-normalised cells x genes (see :func:`prepare`).
+    target
+        Cell type whose stimulated cells are held out.
+
+    Returns
+    -------
+    LocoSplit
+
+    Raises
+    ------
+    KeyError, ValueError
+        Missing keys or conditions, an unknown target, a target with no control or no
+        stimulated cells, NaN/inf values.
+    """
+    check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    check_values_present([target], adata.obs[cell_type_key].astype(str).unique(), "cell type")
+    check_finite(adata.X, "adata.X")
+    ct = adata.obs[cell_type_key].astype(str).to_numpy()
+    cond = adata.obs[condition_key].astype(str).to_numpy()
+    is_t = ct == str(target)
+    ctrl_mask = is_t & (cond == str(control))
+    stim_mask = is_t & (cond == str(stimulated))
+    if not ctrl_mask.any():
+        raise ValueError(f"cell type {target!r} has no control cells ({condition_key} == {control!r}); "
+                         "nothing to predict from")
+    if not stim_mask.any():
+        raise ValueError(f"cell type {target!r} has no stimulated cells ({condition_key} == {stimulated!r}); "
+                         "nothing to compare the prediction with")
+    return LocoSplit(str(target), adata[~stim_mask].copy(), adata[ctrl_mask].copy(), adata[stim_mask].copy())
+
+
+def loco_targets(adata: ad.AnnData, min_cells: int = 30, condition_key: str = "condition",
+                 cell_type_key: str = "cell_type", control: str = "control",
+                 stimulated: str = "stimulated") -> list[str]:
+    """Cell types with at least ``min_cells`` cells in each condition (the LOCO protocol's targets),
+    largest first."""
+    check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    tab = adata.obs.groupby([adata.obs[cell_type_key].astype(str), adata.obs[condition_key].astype(str)],
+                            observed=True).size().unstack(fill_value=0)
+    ok = tab[(tab.get(str(control), 0) >= min_cells) & (tab.get(str(stimulated), 0) >= min_cells)]
+    return list(ok.sum(axis=1).sort_values(ascending=False, kind="stable").index)
+
+
+def balanced_indices(labels, rng: np.random.Generator) -> np.ndarray:
+    """scGen's balancer: resample every label's cells with replacement up to the largest label's count."""
+    labels = np.asarray(labels).astype(str)
+    uniq, counts = np.unique(labels, return_counts=True)
+    n_max = counts.max()
+    return np.concatenate([rng.choice(np.flatnonzero(labels == u), size=n_max, replace=True) for u in uniq])

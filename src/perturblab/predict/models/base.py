@@ -1,0 +1,221 @@
+"""Common behaviour of all perturbation-response models: construction from AnnData,
+input checks, prediction output, and (for the VAEs) latent space, training and save/load.
+
+Representation: every model works on **log-normalised** expression (cells x genes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from ..._device import get_device, seed_everything
+from ..._validation import check_finite, to_dense, warn_representation
+from ..data import check_conditions
+from ..training import EpochCallback, TrainingHistory, fit_module
+
+__all__ = ["PerturbationModel", "VAEModel"]
+
+PREDICTED = "predicted"
+
+
+class PerturbationModel:
+    """Base class: a model built from training cells with control and stimulated conditions.
+
+    Parameters
+    ----------
+    adata
+        Training cells (log-normalised, cells x genes), e.g. ``loco_split(...).train``.
+    condition_key, cell_type_key
+        obs columns with the condition and the cell type.
+    control, stimulated
+        The two values of ``condition_key``.
+    random_state
+        Seed of every random choice of the model.
+
+    Raises
+    ------
+    KeyError, ValueError
+        Missing keys or conditions, NaN/inf in ``X``.
+    """
+
+    name = "base"
+
+    def __init__(self, adata: ad.AnnData, condition_key: str = "condition", cell_type_key: str = "cell_type",
+                 control: str = "control", stimulated: str = "stimulated", random_state: int = 0):
+        check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+        check_finite(adata.X, "adata.X")
+        warn_representation(adata.X, "log1p", "adata.X")
+        self.adata = adata
+        self.condition_key, self.cell_type_key = condition_key, cell_type_key
+        self.control, self.stimulated = str(control), str(stimulated)
+        self.random_state = random_state
+        self.var_names = pd.Index(adata.var_names.astype(str))
+        self.history = TrainingHistory()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _mask(self, condition: str, adata: ad.AnnData | None = None) -> np.ndarray:
+        a = self.adata if adata is None else adata
+        return a.obs[self.condition_key].astype(str).to_numpy() == condition
+
+    def _X(self, adata: ad.AnnData | None = None) -> np.ndarray:
+        return to_dense((self.adata if adata is None else adata).X)
+
+    def _check_input(self, adata: ad.AnnData, name: str = "ctrl_adata") -> np.ndarray:
+        genes = pd.Index(adata.var_names.astype(str))
+        if not genes.equals(self.var_names):
+            missing = self.var_names.difference(genes)
+            raise ValueError(
+                f"{name} has {len(genes)} genes but the model was trained on {len(self.var_names)} "
+                f"({len(missing)} training genes are missing, or the order differs); subset to "
+                "model.var_names in the same order")
+        if adata.n_obs == 0:
+            raise ValueError(f"{name} has no cells")
+        check_finite(adata.X, name)
+        warn_representation(adata.X, "log1p", name)
+        return to_dense(adata.X)
+
+    def _output(self, X_pred: np.ndarray, ctrl_adata: ad.AnnData) -> ad.AnnData:
+        obs = ctrl_adata.obs.copy()
+        obs[self.condition_key] = PREDICTED
+        out = ad.AnnData(np.asarray(X_pred, dtype=np.float32), obs=obs, var=pd.DataFrame(index=self.var_names))
+        out.uns["perturblab_model"] = self.name
+        return out
+
+    # -- API -------------------------------------------------------------------------------------
+    def train(self, **kwargs) -> TrainingHistory:
+        """Models without trainable weights fit in their constructor; returns an empty history."""
+        return self.history
+
+    def predict(self, ctrl_adata: ad.AnnData) -> ad.AnnData:  # pragma: no cover - abstract
+        raise TypeError(f"{type(self).__name__} must define predict")
+
+
+class VAEModel(PerturbationModel):
+    """Base of the VAE models: network construction, training, latent space, save/load."""
+
+    module_class: type = None
+    #: training defaults of the anchor (overridable in ``train``)
+    train_defaults: dict = {}
+
+    def __init__(self, adata, condition_key="condition", cell_type_key="cell_type", control="control",
+                 stimulated="stimulated", random_state: int = 0, device: str | None = None, **module_kwargs):
+        super().__init__(adata, condition_key, cell_type_key, control, stimulated, random_state)
+        self.device = get_device(device)
+        self.module_kwargs = module_kwargs
+        seed_everything(random_state)
+        self.module = self.module_class(adata.n_vars, **module_kwargs).to(self.device)
+        self.module.eval()
+        self.is_trained = False
+
+    def train(self, max_epochs: int | None = None, batch_size: int | None = None,
+              early_stopping: bool | None = None, patience: int | None = None,
+              validation_fraction: float | None = None, callback: EpochCallback | None = None,
+              progress: bool = True, **optim_kwargs) -> TrainingHistory:
+        """Train on all cells of the training AnnData (a seeded ``validation_fraction`` is held out).
+
+        Parameters default to the anchor's settings (``train_defaults``); ``callback(epoch,
+        train_loss, val_loss) -> bool`` can stop training (Optuna pruning). Early stopping monitors
+        the validation value of the training objective. Returns the :class:`TrainingHistory`
+        (also stored as ``self.history``).
+        """
+        given = dict(max_epochs=max_epochs, batch_size=batch_size, early_stopping=early_stopping,
+                     patience=patience, validation_fraction=validation_fraction, **optim_kwargs)
+        settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
+        seed_everything(self.random_state)
+        self.history = fit_module(self.module, self._X(), callback=callback, random_state=self.random_state,
+                                  device=self.device, progress=progress, description=f"{self.name}", **settings)
+        self.train_settings = settings
+        self.is_trained = True
+        return self.history
+
+    def _require_trained(self):
+        if not self.is_trained:
+            from ...classifiers.base import NotFittedError
+
+            raise NotFittedError(f"{type(self).__name__} is not trained yet; call .train() first")
+
+    def _encode(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        out = []
+        with torch.no_grad():
+            for s in range(0, X.shape[0], batch_size):
+                mu, _ = self.module.encode(torch.as_tensor(X[s:s + batch_size], device=self.device))
+                out.append(mu.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.module_kwargs.get("n_latent", 100)), np.float32)
+
+    def _decode(self, Z: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        out = []
+        with torch.no_grad():
+            for s in range(0, Z.shape[0], batch_size):
+                out.append(self.module.decode(torch.as_tensor(Z[s:s + batch_size], dtype=torch.float32,
+                                                              device=self.device)).cpu().numpy())
+        return np.concatenate(out)
+
+    def get_latent_representation(self, adata: ad.AnnData | None = None) -> np.ndarray:
+        """Posterior means of the latent variables (cells x n_latent) of ``adata`` (default: training cells)."""
+        self._require_trained()
+        X = self._X() if adata is None else self._check_input(adata, "adata")
+        return self._encode(X)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write ``model.pt`` (state dict) and ``config.json`` into the folder ``path``.
+
+        Raises ``FileExistsError`` if the folder already holds a model and ``overwrite`` is False.
+        """
+        import torch
+
+        from ..._io import write_json
+
+        self._require_trained()
+        path = Path(path)
+        if (path / "model.pt").exists() and not overwrite:
+            raise FileExistsError(f"{path} already holds a saved model; pass overwrite=True to replace it")
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / ".model.pt.tmp"
+        torch.save(self.module.state_dict(), tmp)
+        tmp.replace(path / "model.pt")
+        write_json(path / "config.json", {
+            "class": type(self).__name__, "module_kwargs": self.module_kwargs, "random_state": self.random_state,
+            "keys": [self.condition_key, self.cell_type_key, self.control, self.stimulated],
+            "var_names": list(self.var_names), "history": self.history.history.to_dict(orient="list"),
+            "best_epoch": self.history.best_epoch, "stopped_by": self.history.stopped_by})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, adata: ad.AnnData, device: str | None = None):
+        """Load a model saved by :meth:`save`; ``adata`` is the training data (same genes, same order).
+
+        Weights are read with ``torch.load(weights_only=True)``.
+
+        Raises
+        ------
+        ValueError
+            If the saved model is of another class or its genes differ from ``adata``'s.
+        """
+        import torch
+
+        path = Path(path)
+        cfg = json.loads((path / "config.json").read_text())
+        if cfg["class"] != cls.__name__:
+            raise ValueError(f"{path} holds a {cfg['class']} model, not a {cls.__name__}")
+        if list(map(str, adata.var_names)) != cfg["var_names"]:
+            raise ValueError("adata's genes differ from the saved model's genes (names or order)")
+        cond, ct, ctrl, stim = cfg["keys"]
+        model = cls(adata, cond, ct, ctrl, stim, random_state=cfg["random_state"], device=device,
+                    **cfg["module_kwargs"])
+        state = torch.load(path / "model.pt", map_location=model.device, weights_only=True)
+        model.module.load_state_dict(state)
+        model.module.eval()
+        model.history = TrainingHistory(pd.DataFrame(cfg["history"]), cfg["best_epoch"], cfg["stopped_by"])
+        model.is_trained = True
+        return model

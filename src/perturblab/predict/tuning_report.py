@@ -1,0 +1,119 @@
+"""Outputs of a tuning run: tables, best parameters (JSON) and the HTML report (optimisation
+history, fANOVA parameter importances, best parameters, final test metrics of the tuned model
+next to the default model and the baselines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_json, write_table
+from ..report import Report
+
+__all__ = ["tuning_report", "write_tuning_outputs", "FINAL_METRICS"]
+
+#: Rows of the final comparison shown in the report (all rows are in ``final_metrics.csv``).
+FINAL_METRICS = (("r2_pearson_mean", "all"), ("r2_pearson_mean", "top100_degs"), ("r2_score_mean", "all"),
+                 ("edistance", "pca"), ("mse_mean", "all"), ("pearson_delta", "all"))
+
+
+def _history_figure(trials: pd.DataFrame, direction: str):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    states = trials["state"].astype(str)
+    done = trials[states == "COMPLETE"]
+    ax.scatter(done["number"], done["value"], s=18, label="complete trial")
+    pruned = trials[states == "PRUNED"]
+    for n in pruned["number"]:
+        ax.axvline(n, color="0.8", lw=0.8, zorder=0)
+    if len(done):
+        best = done["value"].cummax() if direction == "maximize" else done["value"].cummin()
+        ax.step(done["number"], best, where="post", color="C1", label="best so far")
+    ax.set_xlabel("trial (grey lines: pruned)")
+    ax.set_ylabel("inner-LOCO score")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _importance_figure(importances: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    imp = importances.sort_values("importance")
+    fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(imp) + 1.2))
+    ax.barh(imp["param"], imp["importance"])
+    ax.set_xlabel("fANOVA importance")
+    return fig
+
+
+def tuning_report(result) -> Report:
+    """Build the report of a :class:`~perturblab.predict.tuning.TuningResult`."""
+    study = result.study
+    cfg = study.user_attrs.get("perturblab", {})
+    rep = Report(f"Tuning {cfg.get('model', '')} for {cfg.get('target', '')}",
+                 subtitle=f"study {result.study_name}; {len(result.trials)} trials; {result.wall_time_s:.0f} s")
+    sec = rep.section("Set-up", id="setup")
+    sec.text("The objective never sees the held-out target's stimulated cells: each trial is scored by a nested "
+             "leave-one-cell-type-out over the training cell types (inner targets below), mean of "
+             f"{cfg.get('metric')} ({cfg.get('gene_set')}). Pruning: median rule on the validation loss after each "
+             "epoch. The target's stimulated cells are used only for the final comparison.")
+    sec.items([f"inner targets: {', '.join(result.inner_targets)}",
+               *(f"{k}: {v}" for k, v in cfg.items() if k not in ("inner", "data"))])
+
+    sec = rep.section("Optimisation history", id="history")
+    states = result.trials["state"].astype(str).value_counts().to_dict() if len(result.trials) else {}
+    sec.text("Trials by state: " + ", ".join(f"{k} {v}" for k, v in states.items()))
+    if len(result.trials):
+        sec.figure(_history_figure(result.trials, study.direction.name.lower()), caption="score of each trial")
+
+    sec = rep.section("Parameter importances", id="importances")
+    if result.importances.empty:
+        sec.text("Not computable (fewer than two complete trials, or no parameter varied).")
+    else:
+        sec.figure(_importance_figure(result.importances), caption="fANOVA (optuna.importance), seeded")
+        sec.table(result.importances)
+
+    sec = rep.section("Best parameters", id="best")
+    sec.text(f"Best inner-LOCO score: {result.best_value:.4g} (NaN: no trial completed)")
+    sec.table(pd.DataFrame({"param": list(result.best_params), "value": list(map(str, result.best_params.values()))}))
+
+    sec = rep.section("Held-out target: tuned vs default vs baselines", id="final")
+    if result.final.empty:
+        sec.text("Not evaluated (final=False, or no trial completed).")
+    else:
+        sec.text("Each model trained on every cell except the target's stimulated cells, evaluated against them "
+                 "(95% bootstrap intervals).")
+        keep = np.zeros(len(result.final), dtype=bool)
+        for metric, gset in FINAL_METRICS:
+            keep |= (result.final["metric"] == metric).to_numpy() & (result.final["gene_set"] == gset).to_numpy()
+        sec.table(result.final.loc[keep, ["config", "model", "metric", "gene_set", "value", "ci_low", "ci_high",
+                                          "train_seconds"]])
+    return rep
+
+
+def _safe_url(url: str) -> str:
+    """The storage URL with any password masked (never written to disk)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def write_tuning_outputs(result, out_dir: Path, report: bool = True) -> None:
+    """Write ``trials.csv``, ``importances.csv``, ``final_metrics.csv``, ``best_params.json`` and
+    ``report.html`` into ``out_dir`` (each atomically)."""
+    trials = result.trials.copy()
+    for col in trials.columns:  # durations / timestamps as text for CSV round trips
+        if str(trials[col].dtype).startswith(("timedelta", "datetime")):
+            trials[col] = trials[col].astype(str)
+    write_table(out_dir / "trials.csv", trials)
+    write_table(out_dir / "importances.csv", result.importances)
+    write_table(out_dir / "final_metrics.csv", result.final)
+    write_json(out_dir / "best_params.json", {"study_name": result.study_name, "storage": _safe_url(result.storage),
+                                              "best_value": result.best_value, "best_params": result.best_params,
+                                              "inner_targets": result.inner_targets,
+                                              "wall_time_s": result.wall_time_s})
+    if report:
+        tuning_report(result).write(out_dir / "report.html")
