@@ -26,7 +26,7 @@ def _root() -> None:
 
 
 # Modules that define commands on `app` (one per command family).
-_COMMAND_MODULES = ("datasets",)
+_COMMAND_MODULES = ("datasets", "audit", "predict", "interpret", "benchmark", "tune")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f".{_name}", __name__)

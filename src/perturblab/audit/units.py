@@ -1,0 +1,330 @@
+"""Units of work of an audit and the function that runs one.
+
+A :class:`Unit` names one independent piece of work (e.g. "single-gene attack, perc99,
+classifier mlp, cluster NK, model input, exhaustive search"); :func:`run_unit` runs it on a
+:class:`Context` (one fitted classifier and its test-half data) and returns a
+JSON-serialisable result ``{"unit", "summary", "tables"}`` that
+:class:`~perturblab.audit.store.UnitStore` persists. Units do not depend on each other, so
+they run in any order, in parallel (joblib) or on a Dask cluster, and a resumed audit skips
+the units already persisted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Unit", "Context", "run_unit", "choose_mode", "ROW_BUDGETS", "DEFAULT_ROW_BUDGET"]
+
+#: ``"auto"`` single-gene search: the largest number of stacked rows (genes to evaluate x cluster
+#: cells) scored exhaustively, per classifier type (from measured per-row costs on PBMC3k: scType's
+#: linear fast path is free, the random forest's cached-path fast path (~1 s for 8,500 genes x 355
+#: cells), the MLP's rank-one path and the 20-gene SVMs are cheap; CHETAH's correlations and
+#: CellTypist on ~13,500 genes go through the generic stacked path and are not).
+ROW_BUDGETS = {"ScTypeClassifier": float("inf"), "RandomForestClassifier": 5_000_000, "MLPClassifier": 1_500_000,
+               "SVMClassifier": 250_000}
+#: Budget of any other classifier.
+DEFAULT_ROW_BUDGET = 20_000
+#: Max-change attacks drop (instead of splitting) flipping halves of at most this many genes, as
+#: adverSCarial's ``maxChangeOverview`` does for speed (``advMaxChange``'s own default is 1).
+MAX_CHANGE_SPLIT_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work. ``kind`` is ``"attack"`` or ``"robustness"``.
+
+    Attack units: ``attack`` (single_gene, max_change, cgd, grid, random_walk), ``cluster``,
+    ``modification`` ("" for CGD), ``space`` (model_input | raw_counts), ``mode`` (search mode of
+    single-gene: exhaustive | dichotomic; "" otherwise). Robustness units: ``axis`` (genes | cgd)
+    and ``strength``.
+    """
+
+    kind: str
+    classifier: str
+    attack: str = ""
+    cluster: str = ""
+    modification: str = ""
+    space: str = "model_input"
+    mode: str = ""
+    axis: str = ""
+    strength: float | None = None
+
+    @property
+    def id(self) -> str:
+        """Stable, file-name-safe identifier (readable prefix + hash of all fields)."""
+        fields = asdict(self)
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        parts = [self.kind, self.classifier, self.attack or self.axis, self.cluster, self.modification]
+        slug = "_".join("".join(c if c.isalnum() else "-" for c in p) for p in parts if p)
+        return f"{slug}_{digest}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "id": self.id}
+
+
+@dataclass
+class Context:
+    """What the units of one classifier need (shipped once to every worker).
+
+    Attributes
+    ----------
+    name
+        Registry name of the classifier.
+    classifier
+        The fitted classifier.
+    X
+        Test-half model input (cells x ``classifier.genes_``, dense float32).
+    clusters
+        Cluster (cell-type) label of each test cell.
+    counts
+        Test-half raw counts (cells x ``var_names``, dense float32); ``None`` when no unit
+        attacks the raw counts.
+    var_names
+        Genes of ``counts``.
+    cgd_genes
+        Gene order of the CGD attacks (signature ranking).
+    embedding
+        :class:`~perturblab.audit.detectability.Embedding` fitted on ``X`` (detectability), or ``None``.
+    markers
+        ``{cluster: (gene indices, signs)}`` one-vs-rest marker ranking (robustness curves).
+    settings
+        Attack parameters (seed, CGD step, ...), see :func:`perturblab.audit.pipeline.run_audit`.
+    """
+
+    name: str
+    classifier: object
+    X: np.ndarray
+    clusters: np.ndarray
+    counts: np.ndarray | None = None
+    var_names: np.ndarray | None = None
+    cgd_genes: list = field(default_factory=list)
+    embedding: object = None
+    markers: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def space(self, space: str):
+        """(model, matrix, gene names) of an attack ``space``."""
+        if space == "model_input":
+            return self.classifier, self.X, np.asarray(self.classifier.genes_).astype(str)
+        if self.counts is None:
+            raise ValueError("raw-count attacks need the test counts in the context (counts=None)")
+        from .space import RawCountsModel
+
+        return RawCountsModel(self.classifier, self.var_names), self.counts, np.asarray(self.var_names).astype(str)
+
+    def model_input_rows(self, space: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of an attacked matrix of ``space`` turned into model input."""
+        if space == "model_input":
+            return rows
+        return self.space(space)[0].model_input(rows)
+
+
+def choose_mode(classifier, n_genes_evaluated: int, n_cells: int, requested: str = "auto") -> str:
+    """Single-gene search mode of one (classifier, cluster): ``requested`` unless ``"auto"``.
+
+    ``"auto"`` picks ``"exhaustive"`` (exact: every flipping gene) when ``n_genes_evaluated *
+    n_cells`` is within the classifier type's :data:`ROW_BUDGETS` entry (default
+    :data:`DEFAULT_ROW_BUDGET`), else ``"dichotomic"`` (adverSCarial's search: ~200 cluster
+    evaluations, may miss genes masked by others). With the defaults on PBMC3k: scType, the random
+    forest and the SVM always exhaustive, the MLP exhaustive on clusters of up to ~110 cells, CHETAH
+    and CellTypist dichotomic; this keeps the default audit under 10 minutes on 2 CPU
+    cores. The rule is deterministic (no timing), so a resumed audit plans the same units; the
+    mode is recorded with every result.
+    """
+    if requested != "auto":
+        return requested
+    budget = ROW_BUDGETS.get(type(classifier).__name__, DEFAULT_ROW_BUDGET)
+    return "exhaustive" if n_genes_evaluated * n_cells <= budget else "dichotomic"
+
+
+def run_unit(ctx: Context, unit: Unit) -> dict:
+    """Run ``unit`` on ``ctx``; returns ``{"unit": dict, "summary": dict, "tables": {name: DataFrame}}``."""
+    t0 = time.perf_counter()
+    if unit.kind == "attack":
+        summary, tables = _ATTACKS[unit.attack](ctx, unit)
+    elif unit.kind == "robustness":
+        from .robustness import robustness_unit
+
+        summary, tables = robustness_unit(ctx, unit)
+    else:
+        raise ValueError(f"unknown unit kind {unit.kind!r}")
+    summary = {**_keys(unit), **summary, "unit_wall_time_s": time.perf_counter() - t0}
+    return {"unit": unit.to_dict(), "summary": summary, "tables": tables}
+
+
+def _keys(unit: Unit) -> dict:
+    if unit.kind == "attack":
+        return {"classifier": unit.classifier, "attack": unit.attack, "cluster": unit.cluster,
+                "modification": unit.modification, "space": unit.space, "mode": unit.mode}
+    return {"classifier": unit.classifier, "axis": unit.axis, "strength": unit.strength}
+
+
+def _with_keys(unit: Unit, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the unit's key columns (classifier, attack, cluster, ...) in front."""
+    return pd.concat([pd.DataFrame(_keys(unit), index=df.index), df], axis=1)
+
+
+def _genes_table(unit: Unit, genes, **cols) -> pd.DataFrame:
+    return _with_keys(unit, pd.DataFrame({"gene": list(genes), **cols}))
+
+
+def _modified_rows(ctx: Context, unit: Unit, X, gene_idx) -> tuple[np.ndarray, np.ndarray]:
+    """(before, after): the cluster's rows of ``X`` without and with ``unit.modification`` on ``gene_idx``."""
+    from ..attack.modifications import get_modification
+
+    mask = ctx.clusters == unit.cluster
+    before = X[mask]
+    after = before.copy()
+    after[:, gene_idx] = get_modification(unit.modification, random_state=ctx.settings.get("seed", 0)).values(
+        X, mask, gene_idx)
+    return before, after
+
+
+def _mapped(ctx: Context, label: str) -> str:
+    return str(ctx.classifier.map_labels([label])[0])
+
+
+def _detect(ctx: Context, unit: Unit, before, after, **keys) -> pd.DataFrame:
+    """Detectability row of one perturbation of the cluster's rows (see :mod:`perturblab.audit.detectability`)."""
+    from .detectability import perturbation_size
+
+    before_in = ctx.model_input_rows(unit.space, before)
+    after_in = ctx.model_input_rows(unit.space, after)
+    row = {**_keys(unit), **keys, **perturbation_size(before, after),
+           **ctx.embedding.shift(before_in, after_in, unit.cluster, umap=unit.attack == "cgd")}
+    return pd.DataFrame([row])
+
+
+def _single_gene(ctx: Context, unit: Unit):
+    from ..attack import single_gene_attack
+
+    model, X, genes = ctx.space(unit.space)
+    seed = ctx.settings.get("seed", 0)
+    res = single_gene_attack(model, X, ctx.clusters, unit.cluster, unit.modification, mode=unit.mode,
+                             gene_names=genes, random_state=seed)
+    t = res.table
+    found = _genes_table(unit, t["gene"], original_label=res.baseline_label, new_label=t["new_label"].astype(str),
+                         new_label_mapped=[_mapped(ctx, x) for x in t["new_label"].astype(str)],
+                         score=t["score"].astype(float), n_classifier_calls=res.n_classifier_calls)
+    summary = {"original_label": res.baseline_label, "original_label_mapped": _mapped(ctx, res.baseline_label),
+               "original_score": res.baseline_score, "n_found": len(t), "success": len(t) > 0,
+               "n_genes": res.n_genes, "n_genes_evaluated": res.n_genes_evaluated,
+               "n_genes_skipped": res.n_genes_skipped, "n_classifier_calls": res.n_classifier_calls,
+               "n_batched_calls": res.n_batched_calls, "attack_wall_time_s": res.wall_time_s}
+    tables = {"genes": found}
+    if ctx.embedding is not None and len(t):
+        pos = {g: i for i, g in enumerate(genes)}
+        det = [_detect(ctx, unit, *_modified_rows(ctx, unit, X, [pos[x] for x in str(g).split("__")]), gene=str(g))
+               for g in t["gene"]]
+        tables["detectability"] = pd.concat(det, ignore_index=True)
+    return summary, tables
+
+
+def _max_change(ctx: Context, unit: Unit):
+    from ..attack.max_change import max_change_attack
+
+    model, X, genes = ctx.space(unit.space)
+    seed = ctx.settings.get("seed", 0)
+    res = max_change_attack(model, X, ctx.clusters, unit.cluster, unit.modification, gene_names=genes,
+                            max_split_size=MAX_CHANGE_SPLIT_SIZE, random_state=seed)
+    summary = {"original_label": res.baseline_label, "original_label_mapped": _mapped(ctx, res.baseline_label),
+               "n_found": len(res.genes), "success": res.check_label != res.baseline_label,
+               "n_genes": res.n_candidates, "check_label": res.check_label,
+               "n_classifier_calls": res.n_classifier_calls, "n_batched_calls": res.n_batched_calls,
+               "attack_wall_time_s": res.wall_time_s}
+    tables = {"max_change_genes": _genes_table(unit, res.genes, order=np.arange(1, len(res.genes) + 1),
+                                               n_classifier_calls=res.n_classifier_calls)}
+    if ctx.embedding is not None and res.genes:
+        idx = np.flatnonzero(np.isin(genes, res.genes))
+        tables["detectability"] = _detect(ctx, unit, *_modified_rows(ctx, unit, X, idx), gene=f"{len(idx)} genes")
+    return summary, tables
+
+
+def _cgd(ctx: Context, unit: Unit):
+    from ..attack.cgd import cgd_attack
+
+    model, X, genes = ctx.space(unit.space)
+    step = ctx.settings.get("cgd_strength", 1.0)
+    n_genes = ctx.settings.get("cgd_n_genes", 100)
+    res = cgd_attack(model, X, ctx.clusters, unit.cluster, ctx.cgd_genes[:n_genes], alpha=step, epsilon=step,
+                     gene_names=genes)
+    rows = np.flatnonzero(ctx.clusters == unit.cluster)
+    summary = {"original_label": res.original_label, "original_label_mapped": _mapped(ctx, res.original_label),
+               "new_target": res.new_target, "new_target_mapped": _mapped(ctx, res.new_target),
+               "n_found": len(res.modified_genes), "success": bool(res.switched), "alpha": step, "epsilon": step,
+               "n_classifier_calls": res.n_classifier_calls, "n_batched_calls": res.n_batched_calls,
+               "attack_wall_time_s": res.wall_time_s}
+    path = _with_keys(unit, res.by_gene)
+    tables = {
+        "genes": _genes_table(unit, res.modified_genes, original_label=res.original_label, new_label=res.new_target,
+                              new_label_mapped=_mapped(ctx, res.new_target), score=np.nan,
+                              switched=bool(res.switched), n_classifier_calls=res.n_classifier_calls),
+        "cgd_path": path,
+    }
+    idx = np.flatnonzero(np.isin(genes, res.modified_genes))
+    if ctx.settings.get("keep_cgd_values") and len(idx):
+        # the attacked values of the modified genes (cluster cells x genes), for transfer to other classifiers
+        tables["cgd_values"] = pd.DataFrame(res.X[np.ix_(rows, idx)], columns=genes[idx])
+    if ctx.embedding is not None:
+        before, after = X[rows], res.X[rows]
+        tables["detectability"] = _detect(ctx, unit, before, after, gene=f"{len(idx)} genes")
+        tables["embedding"] = _with_keys(unit, ctx.embedding.coordinates(ctx.model_input_rows(unit.space, before),
+                                                                         ctx.model_input_rows(unit.space, after)))
+    return summary, tables
+
+
+def _combination_genes(ctx: Context, unit: Unit) -> list[str]:
+    """The cluster's top one-vs-rest marker genes (``markers``) that grid / random-walk combine."""
+    n = ctx.settings.get("grid_genes" if unit.attack == "grid" else "walk_genes", 4)
+    return ctx.markers[unit.cluster][0][:n]
+
+
+def _grid(ctx: Context, unit: Unit):
+    from ..attack.grid import grid_attack
+
+    model, X, genes = ctx.space(unit.space)
+    names = _combination_genes(ctx, unit)
+    res = grid_attack(model, X, ctx.clusters, unit.cluster, names, unit.modification.split("+"), gene_names=genes,
+                      random_state=ctx.settings.get("seed", 0))
+    combos = [("__".join(g for g in names if r[g]), " + ".join(f"{g}:{r[g]}" for g in names if r[g]), r["new_label"],
+               r["score"]) for _, r in res.table.iterrows()]
+    found = _genes_table(unit, [c[0] for c in combos], combination=[c[1] for c in combos],
+                         original_label=res.baseline_label, new_label=[str(c[2]) for c in combos],
+                         new_label_mapped=[_mapped(ctx, str(c[2])) for c in combos], score=[c[3] for c in combos],
+                         n_classifier_calls=res.n_classifier_calls)
+    summary = {"original_label": res.baseline_label, "original_label_mapped": _mapped(ctx, res.baseline_label),
+               "n_found": len(res.table), "success": len(res.table) > 0, "n_genes": len(names),
+               "min_genes": res.min_genes, "n_combinations": res.n_combinations, "n_flipping": res.n_flipping,
+               "n_classifier_calls": res.n_classifier_calls, "n_batched_calls": res.n_batched_calls,
+               "attack_wall_time_s": res.wall_time_s}
+    return summary, {"genes": found}
+
+
+def _random_walk(ctx: Context, unit: Unit):
+    from ..attack.random_walk import random_walk_attack
+
+    model, X, genes = ctx.space(unit.space)
+    names = _combination_genes(ctx, unit)
+    res = random_walk_attack(model, X, ctx.clusters, unit.cluster, unit.modification.split("+"), genes=names,
+                             gene_names=genes, random_state=ctx.settings.get("seed", 0))
+    ok = res.new_label is not None
+    found = _genes_table(unit, ["__".join(res.genes)] if ok else [],
+                         combination=[" + ".join(f"{g}:{m}" for g, m in zip(res.genes, res.modifications))] if ok else [],
+                         original_label=res.baseline_label, new_label=[str(res.new_label)] if ok else [],
+                         new_label_mapped=[_mapped(ctx, str(res.new_label))] if ok else [], score=np.nan,
+                         n_classifier_calls=res.n_classifier_calls)
+    summary = {"original_label": res.baseline_label, "original_label_mapped": _mapped(ctx, res.baseline_label),
+               "n_found": len(res.genes), "success": ok, "n_genes": len(names),
+               "n_classifier_calls": res.n_classifier_calls, "n_batched_calls": res.n_batched_calls,
+               "attack_wall_time_s": res.wall_time_s}
+    return summary, {"genes": found}
+
+
+_ATTACKS = {"single_gene": _single_gene, "max_change": _max_change, "cgd": _cgd, "grid": _grid,
+            "random_walk": _random_walk}
