@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_models_tiny import geneformer_dir, scgpt_dir, synthetic_counts
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 from perturblab.interpret.ablation import (
     ablation_experiment,

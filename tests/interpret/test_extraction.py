@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_models_tiny import geneformer_dir, scgpt_dir, synthetic_counts
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 from perturblab.interpret.extraction import cell_embeddings, extract_attention, iter_layer_attention
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel

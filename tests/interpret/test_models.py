@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from test_models_tiny import geneformer_dir, scgpt_dir, synthetic_counts
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel, load_scgpt_state_dict
 from perturblab.interpret.models.scgpt import ScGPTNetwork
