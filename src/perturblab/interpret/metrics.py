@@ -75,32 +75,36 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[:k]
 
 
+def _top_k_hits(scores, labels, k: int | None) -> tuple[int, int, int, int] | None:
+    """(true positives among the top ``k``, k, n positives, n edges); None without positives."""
+    scores, labels = _check(scores, labels)
+    n_pos = int(labels.sum())
+    if n_pos == 0:
+        return None
+    k = n_pos if k is None else int(k)
+    if not 0 < k <= scores.size:
+        raise ValueError(f"k must be in 1..{scores.size}, got {k}")
+    return int(labels[_top_k(scores, k)].sum()), k, n_pos, labels.size
+
+
 def early_precision_ratio(scores, labels, k: int | None = None) -> float:
     """Early-precision ratio (BEELINE): precision among the top ``k`` edges divided by the positive rate.
 
     ``k`` defaults to the number of positives. 1 = random ranking; NaN without positives.
     """
-    scores, labels = _check(scores, labels)
-    n_pos = int(labels.sum())
-    if n_pos == 0:
+    hits = _top_k_hits(scores, labels, k)
+    if hits is None:
         return float("nan")
-    k = n_pos if k is None else int(k)
-    if not 0 < k <= scores.size:
-        raise ValueError(f"k must be in 1..{scores.size}, got {k}")
-    precision = labels[_top_k(scores, k)].mean()
-    return float(precision / (n_pos / labels.size))
+    tp, k, n_pos, n = hits
+    return float((tp / k) / (n_pos / n))
 
 
 def topk_f1(scores, labels, k: int | None = None) -> float:
-    """F1 of calling the top ``k`` edges (default: as many as there are positives) edges."""
-    scores, labels = _check(scores, labels)
-    n_pos = int(labels.sum())
-    if n_pos == 0:
+    """F1 of calling the top ``k`` edges (default: as many as there are positives); NaN without positives."""
+    hits = _top_k_hits(scores, labels, k)
+    if hits is None:
         return float("nan")
-    k = n_pos if k is None else int(k)
-    if not 0 < k <= scores.size:
-        raise ValueError(f"k must be in 1..{scores.size}, got {k}")
-    tp = labels[_top_k(scores, k)].sum()
+    tp, k, n_pos, _ = hits
     precision, recall = tp / k, tp / n_pos
     return float(0.0 if tp == 0 else 2 * precision * recall / (precision + recall))
 
