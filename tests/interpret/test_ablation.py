@@ -18,14 +18,6 @@ from perturblab.interpret.ablation import (
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     adata = synthetic_counts(16, 10)

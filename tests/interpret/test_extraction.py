@@ -11,14 +11,6 @@ from perturblab.interpret.extraction import cell_embeddings, extract_attention, 
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def brute_force(model, adata, genes):
     """Per cell, per token pair: sum attention into gene pairs and count co-occurrences."""
     G, H = len(genes), model.n_heads

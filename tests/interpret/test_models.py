@@ -15,14 +15,6 @@ from perturblab.interpret.tokenizers import bin_values, load_gene_dict, rank_val
 from perturblab.interpret.training import train_masked_expression
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's 2 cores are shared: one thread is much faster
-    yield
-    torch.set_num_threads(n)
-
-
 def test_rank_value_order_hand_made():
     # values 0, 3, 1, 3, 5: rank descending, ties by position, zeros dropped
     assert rank_value_order(np.array([0.0, 3.0, 1.0, 3.0, 5.0])).tolist() == [4, 1, 3, 2]
