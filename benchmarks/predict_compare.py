@@ -47,19 +47,26 @@ def _row(table, target, model):
     return out
 
 
+PERTPY_PACKAGES = ["pertpy==1.0.3", "scvi-tools", "statsmodels<0.15"]
+
+
 def run_pertpy(split, target, workdir: Path, venv: Path, seed: int, timeout: int):
     """Create ``venv`` with pertpy if needed, run benchmarks/predict_pertpy_runner.py there; returns the
     predicted AnnData and the runner's timing, or raises RuntimeError with the reason."""
     import anndata as ad
+    import torch
 
+    torch_version = torch.__version__.split("+")[0]
     py = venv / "bin" / "python"
     if not py.exists():
-        print(f"creating a venv with pertpy at {venv} (pip install pertpy 'statsmodels<0.15') ...", flush=True)
+        # torch first and pinned, so that pertpy's dependencies do not pull a multi-GB CUDA build of torch
+        print(f"creating a venv with pertpy at {venv} (torch=={torch_version}, then {' '.join(PERTPY_PACKAGES)})",
+              flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "pertpy", "statsmodels<0.15"],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"pip install pertpy failed: {r.stderr[-2000:]}")
+        for packages in ([f"torch=={torch_version}"], PERTPY_PACKAGES):
+            r = subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"pip install {' '.join(packages)} failed: {r.stderr[-2000:]}")
     workdir.mkdir(parents=True, exist_ok=True)
     tag = target.replace(" ", "_")
     train_path, ctrl_path = workdir / f"{tag}_train.h5ad", workdir / f"{tag}_ctrl.h5ad"

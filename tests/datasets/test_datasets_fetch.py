@@ -2,55 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import socket
-import threading
 
 import pytest
 
 from perturblab import datasets
 from perturblab.datasets import DataFile, DataFileNotFoundError
 
+from .conftest import files_in
+
 PAYLOAD = b"gene\tcell_type\nCD3E\tT cell\nMS4A1\tB cell\n"
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-
 @pytest.fixture()
-def server(tmp_path):
-    """Serve tmp_path/www on 127.0.0.1 (random port); yields the base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
+def server(www):
+    """Base URL of the local server, serving the payload plain and gzip-compressed."""
+    root, base = www
     (root / "markers.tsv").write_bytes(PAYLOAD)
     (root / "markers.tsv.gz").write_bytes(gzip.compress(PAYLOAD))
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture()
-def dirs(tmp_path, monkeypatch):
-    """An empty data directory and an empty cache, set through the environment variables."""
-    data, cache = tmp_path / "data", tmp_path / "cache"
-    data.mkdir()
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(data))
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(cache))
-    return data, cache
-
-
-def _files(folder):
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return base
 
 
 def test_download_into_cache_with_checksum(server, dirs):
@@ -60,7 +33,7 @@ def test_download_into_cache_with_checksum(server, dirs):
     assert path == cache / "markers" / "test.tsv"
     assert path.read_bytes() == PAYLOAD
     assert datasets.sha256sum(path) == PAYLOAD_SHA
-    assert _files(cache) == [path]  # no temporary files left behind
+    assert files_in(cache) == [path]  # no temporary files left behind
     assert datasets.locate(entry) == path  # a second lookup finds the cached copy
 
 
@@ -70,7 +43,7 @@ def test_gzip_download_checked_after_decompression(server, dirs):
                      compression="gzip")
     path = datasets.fetch(entry)
     assert path.read_bytes() == PAYLOAD
-    assert _files(cache) == [path]
+    assert files_in(cache) == [path]
 
 
 @pytest.mark.parametrize("name,compression", [("markers.tsv", None), ("markers.tsv.gz", "gzip")])
@@ -80,7 +53,7 @@ def test_checksum_mismatch_leaves_nothing(server, dirs, name, compression):
     entry = DataFile("markers/test.tsv", wrong, "test", url=f"{server}/{name}", compression=compression)
     with pytest.raises(ValueError, match="checksum mismatch for 'markers/test.tsv'"):
         datasets.fetch(entry)
-    assert _files(cache) == []
+    assert files_in(cache) == []
 
 
 def test_offline_missing_error_names_file_env_and_url(dirs):
@@ -94,15 +67,7 @@ def test_offline_missing_error_names_file_env_and_url(dirs):
     message = str(err.value)
     assert "markers/test.tsv" in message and datasets.DATA_DIR_ENV in message and url in message
     assert isinstance(err.value, FileNotFoundError)
-    assert _files(dirs[1]) == []
-
-
-def test_repackaged_file_missing_names_source(dirs):
-    with pytest.raises(DataFileNotFoundError) as err:
-        datasets.pbmc3k()
-    message = str(err.value)
-    assert "pbmc3k_raw_labeled.h5ad" in message and datasets.DATA_DIR_ENV in message
-    assert datasets.REGISTRY["pbmc3k_raw_labeled.h5ad"].source in message
+    assert files_in(dirs[1]) == []
 
 
 def test_data_dir_wins_over_cache(dirs):
@@ -122,7 +87,15 @@ def test_unknown_file_lists_registry():
 
 
 def test_registry_matches_shared_data_checksums():
-    """Every registered file in the real data directory has the registered sha256."""
+    """Every registered file of the real data directory has the registered sha256; the others (the full
+    perturbation datasets) are downloadable over https with a checksum."""
+    checked = 0
     for relpath, entry in datasets.REGISTRY.items():
-        assert datasets.sha256sum(datasets.fetch(relpath)) == entry.sha256, relpath
         assert entry.url is None or entry.url.startswith("https://")
+        assert all(src.url.startswith("https://") for src in entry.sources)
+        if (datasets.data_dir() / relpath).is_file():
+            assert datasets.sha256sum(datasets.fetch(relpath)) == entry.sha256, relpath
+            checked += 1
+        else:
+            assert entry.url is not None and (entry.sha256 or entry.md5), relpath
+    assert checked == 13  # every file of the shared data folder's README

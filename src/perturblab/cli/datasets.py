@@ -23,6 +23,8 @@ def datasets_cmd() -> None:
             table.add_row(relpath, "found", str(path))
         elif entry.url is not None:
             table.add_row(relpath, "missing (downloadable)", entry.url)
+        elif entry.builder is not None:
+            table.add_row(relpath, "missing (rebuilt from sources)", "; ".join(s.url for s in entry.sources))
         else:
             table.add_row(relpath, "missing (place in data dir)", entry.source)
     console.print(table)

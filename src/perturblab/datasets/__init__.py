@@ -8,9 +8,15 @@ Where files are looked up (:func:`fetch`), in this order:
 3. a download from the file's original public URL (see :data:`REGISTRY`) with pooch into the cache,
    verified against the registered sha256; a file that fails the check is never left in the cache.
 
-Files that perturblab repackaged (the h5ad datasets converted from R objects, the DoRothEA, CollecTRI and
-STRING csv.gz tables) have no public copy with the same bytes, so there is no download for them: they must
-be placed in the data directory. Each registry entry's ``source`` names what they were produced from.
+Files that perturblab repackaged (h5ad datasets converted from R objects, csv.gz tables) have no public copy
+with the same bytes. Where their public sources are known and reachable (PBMC3k, Papalexi 2021, DoRothEA,
+CollecTRI) the third step downloads those sources instead, rebuilds the file exactly and checks a
+writer-independent content checksum (:func:`content_sha256`) before it enters the cache. The others (the Kang
+2018 subset, the CHETAH fixture, the STRING table) must be placed in the data directory; each registry
+entry's ``source`` names what they were produced from.
+
+The full public perturbation datasets (:func:`kang2018_full`, :func:`norman2019`, :func:`replogle2022`,
+:func:`adamson2016`) are large downloads checked against the publisher's checksum.
 A file that is missing and cannot be downloaded (offline, or no public copy) raises ONE
 :class:`DataFileNotFoundError` naming the file, ``PERTURBLAB_DATA_DIR`` and the URL or source.
 ``perturblab datasets`` on the command line lists every file and where it was found.
@@ -30,7 +36,9 @@ from ._fetch import (
 )
 from ._markers import lambert_tfs, panglaodb_markers, sctype_markers
 from ._networks import collectri, dorothea, string_ppi, trrust
-from ._registry import REGISTRY, DataFile
+from ._fingerprint import anndata_sha256, content_sha256
+from ._perturbation import adamson2016, add_kang_condition, kang2018_full, norman2019, replogle2022
+from ._registry import REGISTRY, DataFile, Source
 from ._singlecell import (
     adverscarial_pbmc_short,
     chetah_headneck_ref,
@@ -47,6 +55,11 @@ __all__ = [
     "REGISTRY",
     "DataFile",
     "DataFileNotFoundError",
+    "Source",
+    "anndata_sha256",
+    "content_sha256",
+    "adamson2016",
+    "add_kang_condition",
     "adverscarial_pbmc_short",
     "cache_dir",
     "chetah_headneck_ref",
@@ -55,13 +68,16 @@ __all__ = [
     "dorothea",
     "fetch",
     "kang2018",
+    "kang2018_full",
     "lambert_tfs",
     "locate",
+    "norman2019",
     "panglaodb_markers",
     "papalexi2021",
     "pbmc3k",
     "pbmc3k_split",
     "pbmc68k_reduced",
+    "replogle2022",
     "sctype_markers",
     "sha256sum",
     "string_ppi",

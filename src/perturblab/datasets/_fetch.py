@@ -63,7 +63,12 @@ def sha256sum(path: str | os.PathLike) -> str:
 
 
 def _missing_message(entry: DataFile, reason: str) -> str:
-    where = f"download URL: {entry.url}" if entry.url else f"no public download; source: {entry.source}"
+    if entry.url:
+        where = f"download URL: {entry.url}"
+    elif entry.builder:
+        where = "rebuilt from its public sources: " + ", ".join(src.url for src in entry.sources)
+    else:
+        where = f"no public download; source: {entry.source}"
     return (
         f"data file {entry.relpath!r} not found ({reason}). Put it at <{DATA_DIR_ENV}>/{entry.relpath} "
         f"(currently {DATA_DIR_ENV}={os.environ.get(DATA_DIR_ENV, '<unset>')}) or let perturblab download it "
@@ -71,35 +76,35 @@ def _missing_message(entry: DataFile, reason: str) -> str:
     )
 
 
-def _download(entry: DataFile) -> Path:
-    """Download ``entry`` into the cache; the file appears there only once its sha256 matches."""
+def _retrieve(url: str, known_hash: str | None, folder: str, entry: DataFile) -> Path:
+    """pooch download of ``url`` into ``folder``, checking ``known_hash`` (pooch deletes a mismatch)."""
     import requests  # pooch's HTTP downloader uses requests
 
+    try:
+        return Path(pooch.retrieve(url, known_hash=known_hash, fname=Path(url.split("?")[0]).name, path=folder,
+                                   progressbar=False))
+    except requests.exceptions.RequestException as err:
+        raise DataFileNotFoundError(_missing_message(entry, f"download of {url} failed: {err}")) from err
+    except ValueError as err:
+        if "hash" not in str(err):
+            raise
+        raise ValueError(
+            f"checksum mismatch for {entry.relpath!r} downloaded from {url}: {err}. Nothing was written to the cache."
+        ) from err
+
+
+def _download(entry: DataFile) -> Path:
+    """Download ``entry`` into the cache; the file appears there only once its checksum matches."""
     target = cache_dir() / entry.relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
-        # pooch checks the hash itself (and deletes the download on mismatch) unless the URL is a gzip,
-        # whose own checksum is unknown: then the decompressed bytes are checked below.
-        known_hash = None if entry.compression else f"sha256:{entry.sha256}"
-        try:
-            got = Path(
-                pooch.retrieve(
-                    entry.url,
-                    known_hash=known_hash,
-                    fname=Path(entry.url).name,
-                    path=tmp,
-                    progressbar=False,
-                )
-            )
-        except requests.exceptions.RequestException as err:
-            raise DataFileNotFoundError(_missing_message(entry, f"download failed: {err}")) from err
-        except ValueError as err:
-            if "hash" not in str(err):
-                raise
-            raise ValueError(
-                f"checksum mismatch for {entry.relpath!r} downloaded from {entry.url}: {err}. "
-                "Nothing was written to the cache."
-            ) from err
+        # pooch checks the hash itself unless the URL is a gzip, whose own checksum is unknown: then the
+        # decompressed bytes are checked below.
+        if entry.compression:
+            known_hash = None
+        else:
+            known_hash = f"sha256:{entry.sha256}" if entry.sha256 else f"md5:{entry.md5}"
+        got = _retrieve(entry.url, known_hash, tmp, entry)
         if entry.compression == "gzip":
             plain = Path(tmp) / (target.name + ".plain")
             with gzip.open(got, "rb") as src, open(plain, "wb") as dst:
@@ -115,12 +120,29 @@ def _download(entry: DataFile) -> Path:
     return target
 
 
+def _build(entry: DataFile) -> Path:
+    """Download ``entry``'s public sources and rebuild it into the cache (see :mod:`._build`)."""
+    from ._build import build_into
+
+    target = cache_dir() / entry.relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".sources-", dir=target.parent) as tmp:
+        paths = {}
+        for src in entry.sources:
+            folder = Path(tmp) / src.name
+            folder.mkdir()
+            paths[src.name] = _retrieve(src.url, src.known_hash, str(folder), entry)
+        return build_into(entry, paths, target)
+
+
 def fetch(file: str | DataFile) -> Path:
     """Return the local path of a data file, downloading it (checksum-verified) if needed.
 
     Lookup order: (1) ``$PERTURBLAB_DATA_DIR/<relpath>``; (2) ``<cache>/<relpath>`` where the cache is
     ``$PERTURBLAB_CACHE_DIR`` or ``pooch.os_cache("perturblab")``; (3) download from the registered public
-    URL with pooch into the cache, verifying the sha256 (a failed check leaves nothing in the cache).
+    URL with pooch into the cache, verifying the sha256 (or the publisher's md5), or, for a file perturblab
+    repackaged, download its public sources and rebuild it, verifying the content checksum of the result
+    (a failed check leaves nothing in the cache).
 
     Parameters
     ----------
@@ -140,12 +162,15 @@ def fetch(file: str | DataFile) -> Path:
         (a ``FileNotFoundError``) if the file is not local and has no public download or the download
         failed (offline); the message names the file, ``PERTURBLAB_DATA_DIR`` and the URL or source.
     ValueError
-        If the downloaded bytes do not have the registered sha256.
+        If the downloaded bytes do not have the registered checksum, or a rebuilt file not its registered
+        content checksum.
     """
     entry = _entry(file)
     path = locate(entry)
     if path is not None:
         return path
-    if entry.url is None:
-        raise DataFileNotFoundError(_missing_message(entry, "it is a perturblab repackaging"))
-    return _download(entry)
+    if entry.url is not None:
+        return _download(entry)
+    if entry.builder is not None:
+        return _build(entry)
+    raise DataFileNotFoundError(_missing_message(entry, "it is a perturblab repackaging with no public source"))

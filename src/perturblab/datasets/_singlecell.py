@@ -24,8 +24,10 @@ def pbmc3k() -> ad.AnnData:
     -----
     Licence: CC BY 4.0 (10x Genomics); labels MIT. Source: counts from hmumme/scToolbox@ae12ae7c
     ``data/pbmc3k.rda``, labels from GhislainFievet/adverSCarial@27b1194d ``inst/extdata/pbmc3k_cell_types.tsv``
-    and rnabioco/clustifyr@0097813c. The h5ad is a perturblab repackaging (no public file has its bytes), so
-    it must be in the data directory (``PERTURBLAB_DATA_DIR``), file ``pbmc3k_raw_labeled.h5ad``.
+    and rnabioco/clustifyr@0097813c. The h5ad is a perturblab repackaging (no public file has its bytes): it
+    is read from the data directory (``PERTURBLAB_DATA_DIR``, file ``pbmc3k_raw_labeled.h5ad``) or the cache;
+    if absent it is rebuilt from the 10x matrix (sha256-checked), the adverSCarial labels and clustifyr's
+    ``pbmc_meta`` and checked against the content checksum of the maintainers' file.
     """
     return ad.read_h5ad(fetch("pbmc3k_raw_labeled.h5ad"))
 
@@ -47,8 +49,9 @@ def kang2018() -> ad.AnnData:
     -----
     Licence: GPL-3 / MIT (the R packages it comes from). Source: union of pwwang/scplotter@95b91101
     ``data/ifnb_sub.rda`` and hjames1/seuratTools@43d0893c ``data/ifnb1k.rda``, 122 duplicate cells removed.
-    A perturblab repackaging: it must be in the data directory, file ``kang2018_ifnb_2710_counts.h5ad``.
-    The full data (24,673 cells) is pertpy's ``kang_2018``.
+    A perturblab repackaging: it must be in the data directory, file ``kang2018_ifnb_2710_counts.h5ad`` (its
+    sources are Seurat objects whose cell subsets and names cannot be rebuilt here exactly). The full data
+    (24,673 cells, the authors' 8 cell types) downloads with :func:`kang2018_full`.
     """
     return ad.read_h5ad(fetch("kang2018_ifnb_2710_counts.h5ad"))
 
@@ -69,8 +72,9 @@ def papalexi2021() -> ad.AnnData:
     Notes
     -----
     Licence: MIT (sceptredata). Source: Katsevich-Lab/sceptredata@ec722d5d ``data/lowmoi_example_data.rda``.
-    A perturblab repackaging: it must be in the data directory, file
-    ``papalexi2021_thp1_crisprko_299genes.h5ad``.
+    A perturblab repackaging, read from the data directory (file ``papalexi2021_thp1_crisprko_299genes.h5ad``)
+    or the cache; if absent it is rebuilt from the rda (guide assignment: the gRNA with most UMIs, low MOI)
+    and checked against the content checksum of the maintainers' file.
     """
     return ad.read_h5ad(fetch("papalexi2021_thp1_crisprko_299genes.h5ad"))
 
