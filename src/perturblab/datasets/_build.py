@@ -1,7 +1,8 @@
 """Rebuild perturblab's repackaged data files from their original public sources.
 
 A repackaged file (an R object converted to h5ad, a table written as csv.gz) exists nowhere else byte for
-byte. When it is neither in the data directory nor in the cache, :func:`build` downloads its public sources
+byte. When it is neither in the data directory nor in the cache, :func:`build_into` (through
+:func:`perturblab.datasets.fetch`) gets its public sources
 (each verified against its published checksum where one exists), converts them exactly as the maintainers
 did, checks the result against the registered content checksum (:func:`content_sha256`: writer-independent),
 and only then moves it into the cache. A source whose content differs in any way therefore fails loudly
@@ -24,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._fingerprint import content_sha256
-from ._rdata import r_data_frame, r_matrix, read_rda
+from ._rdata import r_data_frame, r_matrix, read_rda, seurat_layer, seurat_meta
 
 
 def _write_h5ad(adata, out: Path) -> None:
@@ -166,7 +167,140 @@ def build_pbmc3k(sources: dict[str, Path], out: Path) -> None:
     _write_h5ad(ad.AnnData(adata.X, obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), uns=adata.uns), out)
 
 
+def build_chetah_headneck_ref(sources: dict[str, Path], out: Path) -> None:
+    """CHETAH's ``headneck_ref`` SingleCellExperiment -> AnnData (cells x genes, dense float32).
+
+    X is the ``counts`` assay, which in CHETAH's reference holds log-normalised expression (CHETAH's
+    format); ``obs["celltypes"]`` from ``colData``. Gene and cell names from the assay's dimnames.
+    """
+    import anndata as ad
+
+    sce = _only_object(read_rda(sources["rda"]), "headneck_ref", "headneck_ref.rda")
+    try:
+        assay = sce.assays.data.listData["counts"]
+        celltypes = sce.colData.listData["celltypes"]
+    except (AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"headneck_ref.rda: not a SingleCellExperiment with a 'counts' assay and a "
+                         f"'celltypes' colData column ({err!r})") from err
+    values, genes, cells = r_matrix(assay, "headneck_ref counts assay")
+    if genes is None or cells is None:
+        raise ValueError("headneck_ref.rda: the counts assay needs gene and cell names")
+    x = values.toarray() if sp.issparse(values) else np.asarray(values)
+    obs = pd.DataFrame({"celltypes": pd.Categorical(np.asarray(celltypes, dtype=str))}, index=cells)
+    adata = ad.AnnData(x.T.astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
+    adata.uns["source"] = "CHETAH headneck_ref (Puram et al. 2017 HNSCC), jdekanter/CHETAH (AGPL-3), log-normalised"
+    _write_h5ad(adata, out)
+
+
+def _seurat_counts(seurat, what: str):
+    """(counts cells x genes CSR, genes, cells, meta.data) of a Seurat object. Where only the log-normalised
+    layer is stored, counts are recovered exactly: ``round(expm1(data) * nCount_RNA / 1e4)`` (Seurat's
+    LogNormalize with scale factor 1e4); anything not integral to 1e-3 is an error, never rounded away."""
+    meta = seurat_meta(seurat, what)
+    found = seurat_layer(seurat, "counts", what)
+    if found is None:
+        data = seurat_layer(seurat, "data", what)
+        if data is None:
+            raise ValueError(f"{what}: neither counts nor data is stored")
+        values, genes, cells = data
+        scale = meta.loc[cells, "nCount_RNA"].to_numpy(dtype=np.float64) / 1e4
+        recovered = sp.diags(scale) @ values.expm1()
+        counts = recovered.copy()
+        counts.data = np.rint(counts.data)
+        worst = float(np.abs(recovered.data - counts.data).max(initial=0.0))
+        if worst > 1e-3:
+            raise ValueError(f"{what}: log-normalised values do not give integer counts with nCount_RNA and scale "
+                             f"factor 1e4 (largest deviation {worst:.3g})")
+        found = (counts.tocsr(), genes, cells)
+    return (*found, meta)
+
+
+def build_kang2018(sources: dict[str, Path], out: Path) -> None:
+    """The 2,710-cell Kang 2018 subset: union of two Seurat ``ifnb`` subsets, de-duplicated.
+
+    scplotter's ``ifnb_sub`` comes first (its counts recovered from the log-normalised layer where it stores no
+    counts), then seuratTools' ``ifnb1k`` cells that ``ifnb_sub`` lacks, in their order. Genes: those of both
+    objects, in ``ifnb_sub``'s order. Cells present in both must have identical counts (on those genes) and
+    labels, else a ValueError. ``obs``: ``orig.ident``, ``nCount_RNA``, ``nFeature_RNA`` (the objects' own, over
+    all their genes), ``stim``, ``condition`` (CTRL -> control, STIM -> stimulated), ``cell_type`` (Seurat's
+    ``seurat_annotations``) and ``subset`` (which object).
+    """
+    import anndata as ad
+
+    parts = []
+    for key, name, tag in (("ifnb_sub", "ifnb_sub", "scplotter_ifnb_sub"), ("ifnb1k", "ifnb1k", "seuratTools_ifnb1k")):
+        seurat = _only_object(read_rda(sources[key]), name, f"{name}.rda")
+        counts, genes, cells, meta = _seurat_counts(seurat, name)
+        missing = {"orig.ident", "nCount_RNA", "nFeature_RNA", "stim", "seurat_annotations"} - set(meta.columns)
+        if missing:
+            raise ValueError(f"{name}.rda: meta.data columns {sorted(missing)} missing")
+        parts.append((counts, pd.Index(genes), pd.Index(cells), meta.loc[cells], tag))
+    (x1, g1, c1, m1, t1), (x2, g2, c2, m2, t2) = parts
+    genes = g1[g1.isin(g2)]
+    x1, x2 = x1[:, g1.get_indexer(genes)], x2[:, g2.get_indexer(genes)]
+    shared = c2.isin(c1)
+    if shared.any():
+        a, b = x1[c1.get_indexer(c2[shared])], x2[np.flatnonzero(shared)]
+        same_labels = (m1.loc[c2[shared], "seurat_annotations"].astype(str).to_numpy()
+                       == m2.loc[c2[shared], "seurat_annotations"].astype(str).to_numpy())
+        if (a != b).nnz or not same_labels.all():
+            raise ValueError(f"{int(shared.sum())} cells are in both objects but their counts or labels differ")
+    keep = np.flatnonzero(~shared)
+    x = sp.vstack([x1, x2[keep]]).tocsr().astype(np.float32)
+    meta = pd.concat([m1.assign(subset=t1), m2.iloc[keep].assign(subset=t2)])
+    stim = meta["stim"].astype(str)
+    unknown = sorted(set(stim) - {"CTRL", "STIM"})
+    if unknown:
+        raise ValueError(f"stim has values other than CTRL/STIM: {unknown}")
+    obs = pd.DataFrame({
+        "orig.ident": pd.Categorical(meta["orig.ident"].astype(str)),
+        "nCount_RNA": meta["nCount_RNA"].to_numpy(dtype=np.float64),
+        "nFeature_RNA": meta["nFeature_RNA"].to_numpy(dtype=np.int64),
+        "stim": pd.Categorical(stim),
+        "condition": pd.Categorical(stim.map({"CTRL": "control", "STIM": "stimulated"})),
+        "cell_type": pd.Categorical(meta["seurat_annotations"].astype(str)),
+        "subset": pd.Categorical(meta["subset"]),
+    }, index=meta.index.astype(str))
+    adata = ad.AnnData(x, obs=obs, var=pd.DataFrame(index=genes.astype(str)))
+    adata.uns["source"] = ("Kang et al. 2018 GSE96583 (SeuratData ifnb annotations); union of scplotter ifnb_sub and "
+                           "seuratTools ifnb1k, de-duplicated")
+    _write_h5ad(adata, out)
+
+
+STRING_GRAPH = "string.v12.Entrez.ntm.700.400.k3"
+
+
+def build_string(sources: dict[str, Path], out: Path) -> None:
+    """dmfind's STRING v12 igraph object -> an edge table (one row per undirected edge, in igraph's order).
+
+    Reads igraph's serialised form (a list: vertex count, directedness, the 0-based edge ends, ..., then the
+    graph / vertex / edge attributes): ``entrez_a`` / ``entrez_b`` are the vertex names (Entrez ids) with the
+    lower / higher vertex index (igraph's ``as_edgelist`` order for an undirected graph), ``symbol_a`` /
+    ``symbol_b`` the vertex attribute ``symbol``, then every edge attribute (STRING channel scores and
+    ``combined_score``) in the graph's order.
+    """
+    graph = _only_object(read_rda(sources["rda"]), STRING_GRAPH, f"{STRING_GRAPH}.rda")
+    try:
+        ends = np.asarray(graph[2], dtype=np.int64), np.asarray(graph[3], dtype=np.int64)
+        vertex_attrs, edge_attrs = graph[8][2], graph[8][3]
+        names, symbols = np.asarray(vertex_attrs["name"]), np.asarray(vertex_attrs["symbol"])
+    except (TypeError, IndexError, KeyError) as err:
+        raise ValueError(f"{STRING_GRAPH}.rda: not an igraph object with vertex attributes 'name' and 'symbol' "
+                         f"({err!r})") from err
+    low, high = np.minimum(*ends), np.maximum(*ends)
+    table = pd.DataFrame({"entrez_a": names[low].astype(np.int64), "entrez_b": names[high].astype(np.int64),
+                          "symbol_a": symbols[low], "symbol_b": symbols[high]})
+    for key, values in edge_attrs.items():
+        table[str(key)] = np.asarray(values, dtype=np.float64)
+    if "combined_score" not in table:
+        raise ValueError(f"{STRING_GRAPH}.rda: no 'combined_score' edge attribute")
+    _write_csv_gz(table, out)
+
+
 BUILDERS = {
+    "string": build_string,
+    "kang2018": build_kang2018,
+    "chetah_headneck_ref": build_chetah_headneck_ref,
     "collectri": build_collectri,
     "dorothea": build_dorothea,
     "papalexi2021": build_papalexi2021,

@@ -69,3 +69,48 @@ def r_data_frame(obj, what: str = "data.frame") -> pd.DataFrame:
     if not isinstance(obj, pd.DataFrame):
         raise TypeError(f"{what}: expected an R data.frame, got {type(obj).__name__}")
     return obj
+
+
+def seurat_meta(seurat, what: str) -> pd.DataFrame:
+    """A Seurat object's cell metadata (``meta.data``), cells as rows."""
+    return r_data_frame(getattr(seurat, "meta.data", None), f"{what} meta.data")
+
+
+def seurat_layer(seurat, layer: str, what: str, assay: str = "RNA"):
+    """One layer ("counts" or "data") of a Seurat object's assay as (cells x genes CSR, genes, cells), or
+    None if the object does not store it (an empty v3/v4 slot, or a v5 layer that is absent).
+
+    Handles SeuratObject 3/4 (``Assay``: one slot per layer, a dgCMatrix with dimnames) and 5 (``Assay5``:
+    ``layers`` without dimnames, names in the ``features``/``cells`` LogMaps, one column per layer).
+
+    Raises
+    ------
+    ValueError
+        If ``seurat`` is not a Seurat object with that assay.
+    """
+    assays = getattr(seurat, "assays", None)
+    if not isinstance(assays, dict) or assay not in assays:
+        raise ValueError(f"{what}: not a Seurat object with an {assay!r} assay")
+    obj = assays[assay]
+    if hasattr(obj, "layers"):  # Assay5
+        if layer not in obj.layers:
+            return None
+        values, _, _ = r_matrix(obj.layers[layer], f"{what} layer {layer}")
+        genes = _logmap_names(obj.features, layer, f"{what} features")
+        cells = _logmap_names(obj.cells, layer, f"{what} cells")
+    else:
+        values, genes, cells = r_matrix(getattr(obj, layer), f"{what} slot {layer}")
+        if values.shape[0] == 0 or values.shape[1] == 0:
+            return None
+    if genes is None or cells is None or values.shape != (len(genes), len(cells)):
+        raise ValueError(f"{what}: {layer} has shape {values.shape} but names for {len(genes or [])} genes "
+                         f"and {len(cells or [])} cells")
+    return sp.csr_matrix(values.T, dtype=np.float64), genes, cells
+
+
+def _logmap_names(logmap, layer: str, what: str) -> np.ndarray:
+    """Names (row names) present in ``layer`` (a column) of a SeuratObject 5 LogMap."""
+    flags, names, layers = r_matrix(logmap, what)
+    if names is None or layers is None or layer not in list(layers):
+        raise ValueError(f"{what}: no names for layer {layer!r}")
+    return names[np.asarray(flags, dtype=bool)[:, list(layers).index(layer)]]

@@ -1,6 +1,6 @@
 """Registry of perturblab's data files: public URL or public sources, checksum and provenance of each.
 
-``relpath`` is the file's path inside the data directory (and the cache). Three kinds of entries:
+``relpath`` is the file's path inside the data directory (and the cache). Two kinds of entries:
 
 - ``url`` set: the file is byte-identical to a public file; ``sha256`` (or the publisher's ``md5``) is that
   file's checksum (for ``compression="gzip"`` the URL serves a gzip of the file and the sha256 is checked on
@@ -9,8 +9,6 @@
   csv.gz), so no public file has its bytes. It is rebuilt from its public ``sources`` (each checked against
   the publisher's checksum where one is published) and the result is checked against ``content_sha256``, a
   writer-independent checksum of its content (:func:`perturblab.datasets.content_sha256`).
-- neither: the file must be placed in the data directory (``PERTURBLAB_DATA_DIR``); ``source`` says what it
-  was made from.
 
 ``sha256`` values are those of the files in perturblab's shared data folder; ``content_sha256`` values were
 computed from the same files, and the builders were checked to reproduce them (see
@@ -109,6 +107,12 @@ _FILES = (
         "Kang et al. 2018 (GEO GSE96583), Seurat ifnb annotations; union of pwwang/scplotter@95b91101 "
         "data/ifnb_sub.rda (GPL-3) and hjames1/seuratTools@43d0893c data/ifnb1k.rda (MIT), 122 duplicate "
         "cells removed; converted to h5ad by the perturblab maintainers",
+        sources=(
+            Source("ifnb_sub", _GHRAW.format(repo="pwwang/scplotter", commit="95b91101", path="data/ifnb_sub.rda")),
+            Source("ifnb1k", _GHRAW.format(repo="hjames1/seuratTools", commit="43d0893c", path="data/ifnb1k.rda")),
+        ),
+        builder="kang2018",
+        content_sha256="dd7d12ef63b30e96a08be4110e47e6f349f401fa934aa9ff4e01b29cb2929e32",
     ),
     DataFile(
         "papalexi2021_thp1_crisprko_299genes.h5ad",
@@ -125,6 +129,9 @@ _FILES = (
         "2eba9d9daddbd8aeef8552cc65311ca00ba417f115face5ff1f94758b71beca6",
         "CHETAH reference headneck_ref (Puram et al. 2017 HNSCC), jdekanter/CHETAH@c19cba29 "
         "data/headneck_ref.rda (AGPL-3); converted to h5ad by the perturblab maintainers",
+        sources=(Source("rda", _GHRAW.format(repo="jdekanter/CHETAH", commit="c19cba29", path="data/headneck_ref.rda")),),
+        builder="chetah_headneck_ref",
+        content_sha256="ec0807478aee9fa5dc227944be2fb23bd002a36007f52c4869ba275502ce5d6c",
     ),
     # --- byte-identical public files ------------------------------------------------------------------
     DataFile(
@@ -198,6 +205,10 @@ _FILES = (
         "caa4dc28c757f9e5c2a0f6a65627690ea9fea96fe21ff8247c3102cb414ac9e6",
         "STRING v12 human (Szklarczyk et al. 2023, CC BY 4.0), text-mining excluded, combined score >= 700 plus "
         "top-3 400-700 per node, emosca-cnr/dmfind@3e1c7fce, written as csv.gz by the perturblab maintainers",
+        sources=(Source("rda", _GHRAW.format(repo="emosca-cnr/dmfind", commit="3e1c7fce",
+                                             path="data/string.v12.Entrez.ntm.700.400.k3.rda")),),
+        builder="string",
+        content_sha256="2d48d7761cbb86d702599b7aecabdeb931e1d356e00c430cfadbc558e1b9cf51",
     ),
     # --- full public perturbation datasets (not in the shared data folder; downloaded on demand) ---------
     DataFile(

@@ -49,9 +49,10 @@ def kang2018() -> ad.AnnData:
     -----
     Licence: GPL-3 / MIT (the R packages it comes from). Source: union of pwwang/scplotter@95b91101
     ``data/ifnb_sub.rda`` and hjames1/seuratTools@43d0893c ``data/ifnb1k.rda``, 122 duplicate cells removed.
-    A perturblab repackaging: it must be in the data directory, file ``kang2018_ifnb_2710_counts.h5ad`` (its
-    sources are Seurat objects whose cell subsets and names cannot be rebuilt here exactly). The full data
-    (24,673 cells, the authors' 8 cell types) downloads with :func:`kang2018_full`.
+    A perturblab repackaging, read from the data directory (file ``kang2018_ifnb_2710_counts.h5ad``) or the
+    cache; if absent it is rebuilt from the two Seurat objects (counts of ``ifnb_sub`` recovered from its
+    log-normalised layer) and checked against the maintainers' content checksum. The full data (24,673 cells,
+    the authors' 8 cell types) downloads with :func:`kang2018_full`.
     """
     return ad.read_h5ad(fetch("kang2018_ifnb_2710_counts.h5ad"))
 
@@ -139,7 +140,8 @@ def chetah_headneck_ref() -> ad.AnnData:
 
     Notes
     -----
-    Licence: AGPL-3. Source: jdekanter/CHETAH@c19cba29 ``data/headneck_ref.rda``. A perturblab repackaging:
-    it must be in the data directory, file ``fixtures/chetah_headneck_ref.h5ad``.
+    Licence: AGPL-3. Source: jdekanter/CHETAH@c19cba29 ``data/headneck_ref.rda``. A perturblab repackaging,
+    read from the data directory (file ``fixtures/chetah_headneck_ref.h5ad``) or the cache; if absent it is
+    rebuilt from the rda (a SingleCellExperiment) and checked against the maintainers' content checksum.
     """
     return ad.read_h5ad(fetch("fixtures/chetah_headneck_ref.h5ad"))
