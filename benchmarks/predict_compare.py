@@ -10,6 +10,11 @@ Usage::
     PERTURBLAB_DATA_DIR=... python benchmarks/predict_compare.py --out /tmp/predict_compare \
         [--targets "CD14 Mono,CD4 Naive T,B"] [--device cuda] [--seed 0] [--with-pertpy]
 
+--with-pertpy creates (once) a separate venv with torch==<ours>, pertpy 1.0.3 and scvi-tools, and trains
+pertpy's Scgen on the same training cells in two settings (--pertpy-configs): "issue" (100 max epochs, batch
+32, early stopping: the setting of the reference numbers in issue 4) and "defaults" (pertpy's own defaults
+with early stopping). Peak memory of pertpy is its process's peak RSS (compare with our peak_rss_mb).
+
 A rerun with the same --out resumes (finished target/model units are reused).
 """
 

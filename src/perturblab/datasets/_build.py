@@ -1,12 +1,11 @@
 """Rebuild perturblab's repackaged data files from their original public sources.
 
 A repackaged file (an R object converted to h5ad, a table written as csv.gz) exists nowhere else byte for
-byte. When it is neither in the data directory nor in the cache, :func:`build_into` (through
-:func:`perturblab.datasets.fetch`) gets its public sources
-(each verified against its published checksum where one exists), converts them exactly as the maintainers
-did, checks the result against the registered content checksum (:func:`content_sha256`: writer-independent),
-and only then moves it into the cache. A source whose content differs in any way therefore fails loudly
-instead of giving other data.
+byte. When it is neither in the data directory nor in the cache, :func:`perturblab.datasets.fetch` downloads
+its public sources (each checked against its published checksum where one exists) and :func:`build_into`
+converts them exactly as the maintainers did, checks the result against the registered content checksum
+(:func:`content_sha256`, writer-independent) and only then moves it into the cache. Sources whose content
+differs in any way therefore fail loudly instead of giving other data.
 
 Each builder takes ``{source name: local path}`` and the output path, and writes the file.
 """
