@@ -103,6 +103,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-epochs", type=int, default=None, help="override the models' default max epochs")
+    p.add_argument("--hyperparameters", type=json.loads, default=None,
+                   help='model keyword arguments as JSON, e.g. \'{"scgen": {"decoder_batch_norm": false}}\'')
     p.add_argument("--n-bootstrap", type=int, default=30)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--with-pertpy", action="store_true", help="also run pertpy's Scgen in a separate venv")
@@ -127,7 +129,8 @@ def main(argv=None):
     adata = prepare(plab.datasets.kang2018(), n_top_genes=2000)
     train_kwargs = {m: {"max_epochs": args.max_epochs} for m in models} if args.max_epochs else {}
     t0 = time.perf_counter()
-    res = run_loco(adata, models, targets, train_kwargs=train_kwargs, random_state=args.seed, device=args.device,
+    res = run_loco(adata, models, targets, hyperparameters=args.hyperparameters, train_kwargs=train_kwargs,
+                   random_state=args.seed, device=args.device,
                    evaluate_kwargs={"n_bootstrap": args.n_bootstrap}, out_dir=args.out / "units_root",
                    progress=sys.stderr.isatty())
     rows = []
@@ -177,6 +180,7 @@ def main(argv=None):
     write_json(args.out / "compare.json", {
         "dataset": "kang2018", "preprocessing": "normalize_total + log1p, 2000 HVGs (scanpy seurat flavour)",
         "protocol": "leave-one-cell-type-out", "seed": args.seed, "device": args.device,
+        "hyperparameters": args.hyperparameters, "max_epochs": args.max_epochs,
         "torch_threads": torch.get_num_threads(), "n_bootstrap": args.n_bootstrap,
         "wall_time_s": time.perf_counter() - t0, "pertpy_note": pertpy_note,
         "spec_mean_delta_cd14_reference": SPEC_MEAN_DELTA_CD14, "versus_mean_delta": versus_baseline(res.metrics),

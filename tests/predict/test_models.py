@@ -61,6 +61,18 @@ def test_callback_stops_and_early_stopping(split):
     assert h2.stopped_by == "early_stopping" and len(h2.history) == 2 and h2.best_epoch == 1
 
 
+def test_scgen_decoder_without_batch_norm(tmp_path, split):
+    import torch
+
+    m = ScGen(split.train, n_layers=1, decoder_batch_norm=False, **TINY)
+    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.module.decoder.modules())
+    assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.module.encoder.modules())
+    m.train(max_epochs=2, batch_size=64, progress=False)
+    m.save(tmp_path / "m")
+    loaded = ScGen.load(tmp_path / "m", split.train, device="cpu")  # the layout travels with the checkpoint
+    np.testing.assert_array_equal(loaded.predict(split.target_ctrl).X, m.predict(split.target_ctrl).X)
+
+
 def test_save_load_round_trip(tmp_path, split, scgen):
     scgen.save(tmp_path / "m")
     with pytest.raises(FileExistsError):

@@ -17,12 +17,15 @@ def _kl_standard_normal(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     return kl_divergence(Normal(mu, var.sqrt()), Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(dim=1)
 
 
-def _fc_layers(n_in: int, n_hidden: int, n_layers: int, dropout: float) -> nn.Sequential:
-    """scvi-tools FCLayers as scGen uses them: Linear -> BatchNorm(momentum .01, eps 1e-3) -> LeakyReLU -> Dropout."""
+def _fc_layers(n_in: int, n_hidden: int, n_layers: int, dropout: float, batch_norm: bool = True) -> nn.Sequential:
+    """scvi-tools FCLayers as scGen uses them: Linear -> BatchNorm(momentum .01, eps 1e-3) -> LeakyReLU -> Dropout
+    (without the BatchNorm when ``batch_norm`` is False)."""
     layers: list[nn.Module] = []
     for i in range(n_layers):
-        layers += [nn.Linear(n_in if i == 0 else n_hidden, n_hidden),
-                   nn.BatchNorm1d(n_hidden, momentum=0.01, eps=1e-3), nn.LeakyReLU(), nn.Dropout(dropout)]
+        layers.append(nn.Linear(n_in if i == 0 else n_hidden, n_hidden))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(n_hidden, momentum=0.01, eps=1e-3))
+        layers += [nn.LeakyReLU(), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
 
 
@@ -33,16 +36,17 @@ class ScGenVAE(nn.Module):
     then linear heads for the posterior mean and ``var = exp(.) + 1e-4``. Decoder: the same
     stack from the latent space, ending in a plain Linear (outputs can be negative).
     Loss per batch: ``mean_cells(0.5 * sum_genes (x - x_hat)^2 + 0.5 * kl_weight * KL)``.
+    ``decoder_batch_norm=False`` drops the decoder's BatchNorm layers (the layout of pertpy's JAX port).
     """
 
     def __init__(self, n_genes: int, n_hidden: int = 800, n_latent: int = 100, n_layers: int = 2,
-                 dropout_rate: float = 0.2, kl_weight: float = 5e-5):
+                 dropout_rate: float = 0.2, kl_weight: float = 5e-5, decoder_batch_norm: bool = True):
         super().__init__()
         self.kl_weight = kl_weight
         self.encoder = _fc_layers(n_genes, n_hidden, n_layers, dropout_rate)
         self.mean_head = nn.Linear(n_hidden, n_latent)
         self.var_head = nn.Linear(n_hidden, n_latent)
-        self.decoder = nn.Sequential(_fc_layers(n_latent, n_hidden, n_layers, dropout_rate),
+        self.decoder = nn.Sequential(_fc_layers(n_latent, n_hidden, n_layers, dropout_rate, decoder_batch_norm),
                                      nn.Linear(n_hidden, n_genes))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
