@@ -176,11 +176,13 @@ save(`{STRING_GRAPH}`, file = "{tmp}/string.rda")
 """
     subprocess.run(["Rscript", "-e", script], check=True, capture_output=True)
     build_string({"rda": tmp / "string.rda"}, tmp / "out.csv.gz")
-    return datasets.content_sha256(tmp / "out.csv.gz") == datasets.content_sha256(
-        datasets.locate("references/string_v12_human_ntm700_400k3_dmfind.csv.gz"))
+    return datasets.content_sha256(tmp / "out.csv.gz") == datasets.REGISTRY[
+        "references/string_v12_human_ntm700_400k3_dmfind.csv.gz"].content_sha256
 
 
 def round_trip_pbmc3k(tmp: Path) -> bool:
+    """The shared PBMC3k written back into its three source formats (10x v1 tar.gz, adverSCarial's label tsv,
+    clustifyr's pbmc_meta data.frame) and rebuilt (also run by the test suite)."""
     import rdata
 
     from perturblab import datasets
