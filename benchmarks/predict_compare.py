@@ -15,7 +15,8 @@ pertpy's Scgen on the same training cells in two settings (--pertpy-configs): "i
 32, early stopping: the setting of the reference numbers in issue 4) and "defaults" (pertpy's own defaults
 with early stopping). Peak memory of pertpy is its process's peak RSS (compare with our peak_rss_mb).
 
-A rerun with the same --out resumes (finished target/model units are reused).
+A rerun with the same --out resumes (finished target/model units are reused). One --out per --seed;
+benchmarks/predict_compare_seeds.py then gives means and sds over seeds.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-epochs", type=int, default=None, help="override the models' default max epochs")
     p.add_argument("--hyperparameters", type=json.loads, default=None,
-                   help='model keyword arguments as JSON, e.g. \'{"scgen": {"decoder_batch_norm": false}}\'')
+                   help='model keyword arguments as JSON, e.g. \'{"scgen": {"decoder_batch_norm": true}}\'')
+    p.add_argument("--train-kwargs", type=json.loads, default=None,
+                   help='training keyword arguments as JSON, e.g. \'{"scgen": {"adam_eps": 1e-4}}\'')
     p.add_argument("--n-bootstrap", type=int, default=30)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--with-pertpy", action="store_true", help="also run pertpy's Scgen in a separate venv")
@@ -127,7 +130,10 @@ def main(argv=None):
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     models = list(dict.fromkeys([m.strip() for m in args.models.split(",") if m.strip()] + list(BASELINES)))
     adata = prepare(plab.datasets.kang2018(), n_top_genes=2000)
-    train_kwargs = {m: {"max_epochs": args.max_epochs} for m in models} if args.max_epochs else {}
+    train_kwargs = {m: dict((args.train_kwargs or {}).get(m, {})) for m in models}
+    if args.max_epochs:
+        for kwargs in train_kwargs.values():
+            kwargs["max_epochs"] = args.max_epochs
     t0 = time.perf_counter()
     res = run_loco(adata, models, targets, hyperparameters=args.hyperparameters, train_kwargs=train_kwargs,
                    random_state=args.seed, device=args.device,
@@ -180,7 +186,7 @@ def main(argv=None):
     write_json(args.out / "compare.json", {
         "dataset": "kang2018", "preprocessing": "normalize_total + log1p, 2000 HVGs (scanpy seurat flavour)",
         "protocol": "leave-one-cell-type-out", "seed": args.seed, "device": args.device,
-        "hyperparameters": args.hyperparameters, "max_epochs": args.max_epochs,
+        "hyperparameters": args.hyperparameters, "train_kwargs": args.train_kwargs, "max_epochs": args.max_epochs,
         "torch_threads": torch.get_num_threads(), "n_bootstrap": args.n_bootstrap,
         "wall_time_s": time.perf_counter() - t0, "pertpy_note": pertpy_note,
         "spec_mean_delta_cd14_reference": SPEC_MEAN_DELTA_CD14, "versus_mean_delta": versus_baseline(res.metrics),

@@ -61,16 +61,41 @@ def test_callback_stops_and_early_stopping(split):
     assert h2.stopped_by == "early_stopping" and len(h2.history) == 2 and h2.best_epoch == 1
 
 
-def test_scgen_decoder_without_batch_norm(tmp_path, split):
+def test_scgen_decoder_layouts(tmp_path, split):
+    import json
+
     import torch
 
-    m = ScGen(split.train, n_layers=1, decoder_batch_norm=False, **TINY)
-    assert not any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.module.decoder.modules())
-    assert any(isinstance(layer, torch.nn.BatchNorm1d) for layer in m.module.encoder.modules())
-    m.train(max_epochs=2, batch_size=64, progress=False)
-    m.save(tmp_path / "m")
+    def n_bn(module):
+        return sum(isinstance(layer, torch.nn.BatchNorm1d) for layer in module.modules())
+
+    def n_linear(module):
+        return sum(isinstance(layer, torch.nn.Linear) for layer in module.modules())
+
+    m = ScGen(split.train, n_layers=2, **TINY)  # default: pertpy's layout, no BatchNorm in the decoder
+    assert n_bn(m.module.decoder) == 0 and n_bn(m.module.encoder) == 2 and n_linear(m.module.decoder) == 3
+    spec = ScGen(split.train, n_layers=2, decoder_batch_norm=True, **TINY)
+    assert n_bn(spec.module.decoder) == 2
+    anchor_depth = ScGen(split.train, n_layers=2, decoder_hidden_layers=1, **TINY)
+    assert n_linear(anchor_depth.module.decoder) == 2 and anchor_depth.module.decoder[-1].out_features == split.train.n_vars
+    linear = ScGen(split.train, n_layers=2, decoder_hidden_layers=0, **TINY)
+    assert isinstance(linear.module.decoder[-1], torch.nn.Linear) and n_linear(linear.module.decoder) == 1
+    with pytest.raises(ValueError, match="decoder_hidden_layers must be >= 0"):
+        ScGen(split.train, decoder_hidden_layers=-1, **TINY)
+    anchor_depth.train(max_epochs=2, batch_size=64, progress=False)
+    anchor_depth.save(tmp_path / "m")
     loaded = ScGen.load(tmp_path / "m", split.train, device="cpu")  # the layout travels with the checkpoint
-    np.testing.assert_array_equal(loaded.predict(split.target_ctrl).X, m.predict(split.target_ctrl).X)
+    np.testing.assert_array_equal(loaded.predict(split.target_ctrl).X, anchor_depth.predict(split.target_ctrl).X)
+    # a checkpoint from before decoder_batch_norm existed was trained with decoder BatchNorm and loads so
+    spec.train(max_epochs=1, batch_size=64, progress=False)
+    spec.save(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("decoder_batch_norm", "decoder_hidden_layers"):
+        del cfg["module_kwargs"][key]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    old = ScGen.load(tmp_path / "old", split.train, device="cpu")
+    assert n_bn(old.module.decoder) == 2
+    np.testing.assert_array_equal(old.predict(split.target_ctrl).X, spec.predict(split.target_ctrl).X)
 
 
 def test_save_load_round_trip(tmp_path, split, scgen):

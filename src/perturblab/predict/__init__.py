@@ -6,7 +6,7 @@ Building blocks (all on log-normalised cells x genes after :func:`prepare`)::
     adata = plab.predict.prepare(plab.datasets.kang2018())          # 2,000 HVGs, log1p
     split = plab.predict.loco_split(adata, "CD14 Mono")            # train / target ctrl / target stim
     model = plab.predict.make_model("scgen", split.train, random_state=0)
-    history = model.train(max_epochs=100, callback=None)           # TrainingHistory
+    history = model.train(max_epochs=60, callback=None)           # TrainingHistory
     pred = model.predict(split.target_ctrl)                        # AnnData of predicted cells
     table = plab.predict.evaluate(pred, split.target_stim, split.target_ctrl)
 

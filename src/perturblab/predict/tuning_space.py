@@ -3,7 +3,8 @@
 Ranges follow the hyperparameters tuned in the ISMB/ECCB 2025 VT-8 tutorial (scGen: layers,
 latent size, hidden size, dropout, KL weight, learning rate; scPRAM: latent and hidden size,
 noise rate, KL weight, learning rate, attention ratio), centred on each anchor's defaults
-(scGen 800/100/2/0.2/5e-5/1e-3; scPRAM 1000/100/0.1/5e-4/5e-4, ratio 0.005-0.05).
+(scGen 800/100/2/0.2/5e-5/1e-3; scPRAM 1000/100/0.1/5e-4/5e-4, ratio 0.005-0.05). scGen's space
+also holds ``decoder_batch_norm`` (theislab/scgen's decoder has BatchNorm, pertpy's and ours by default not).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _SCGEN = {
     "dropout_rate": FloatDistribution(0.05, 0.3),
     "kl_weight": FloatDistribution(1e-6, 1e-2, log=True),
     "lr": FloatDistribution(1e-4, 1e-2, log=True),
+    "decoder_batch_norm": CategoricalDistribution([False, True]),
 }
 _SCPRAM = {
     "n_latent": CategoricalDistribution([10, 20, 50, 100]),

@@ -34,20 +34,27 @@ class ScGenVAE(nn.Module):
 
     Encoder: ``n_layers`` x [Linear -> BatchNorm -> LeakyReLU -> Dropout] of width ``n_hidden``,
     then linear heads for the posterior mean and ``var = exp(.) + 1e-4``. Decoder: the same
-    stack from the latent space, ending in a plain Linear (outputs can be negative).
+    stack from the latent space with ``decoder_hidden_layers`` layers (default ``n_layers``), ending
+    in a plain Linear (outputs can be negative).
     Loss per batch: ``mean_cells(0.5 * sum_genes (x - x_hat)^2 + 0.5 * kl_weight * KL)``.
     ``decoder_batch_norm=False`` drops the decoder's BatchNorm layers (the layout of pertpy's JAX port).
     """
 
     def __init__(self, n_genes: int, n_hidden: int = 800, n_latent: int = 100, n_layers: int = 2,
-                 dropout_rate: float = 0.2, kl_weight: float = 5e-5, decoder_batch_norm: bool = True):
+                 dropout_rate: float = 0.2, kl_weight: float = 5e-5, decoder_batch_norm: bool = True,
+                 decoder_hidden_layers: int | None = None):
         super().__init__()
+        if decoder_hidden_layers is None:
+            decoder_hidden_layers = n_layers
+        if decoder_hidden_layers < 0:
+            raise ValueError(f"decoder_hidden_layers must be >= 0, got {decoder_hidden_layers}")
         self.kl_weight = kl_weight
         self.encoder = _fc_layers(n_genes, n_hidden, n_layers, dropout_rate)
         self.mean_head = nn.Linear(n_hidden, n_latent)
         self.var_head = nn.Linear(n_hidden, n_latent)
-        self.decoder = nn.Sequential(_fc_layers(n_latent, n_hidden, n_layers, dropout_rate, decoder_batch_norm),
-                                     nn.Linear(n_hidden, n_genes))
+        self.decoder = nn.Sequential(
+            _fc_layers(n_latent, n_hidden, decoder_hidden_layers, dropout_rate, decoder_batch_norm),
+            nn.Linear(n_hidden if decoder_hidden_layers else n_latent, n_genes))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance (batch x n_latent each)."""

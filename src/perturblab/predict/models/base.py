@@ -192,6 +192,11 @@ class VAEModel(PerturbationModel):
         return path
 
     @classmethod
+    def _saved_module_kwargs(cls, kwargs: dict) -> dict:
+        """Constructor arguments of a saved model (subclasses fill in options newer than the checkpoint)."""
+        return kwargs
+
+    @classmethod
     def load(cls, path: str | Path, adata: ad.AnnData, device: str | None = None):
         """Load a model saved by :meth:`save`; ``adata`` is the training data (same genes, same order).
 
@@ -212,7 +217,7 @@ class VAEModel(PerturbationModel):
             raise ValueError("adata's genes differ from the saved model's genes (names or order)")
         cond, ct, ctrl, stim = cfg["keys"]
         model = cls(adata, cond, ct, ctrl, stim, random_state=cfg["random_state"], device=device,
-                    **cfg["module_kwargs"])
+                    **cls._saved_module_kwargs(cfg["module_kwargs"]))
         state = torch.load(path / "model.pt", map_location=model.device, weights_only=True)
         model.module.load_state_dict(state)
         model.module.eval()
