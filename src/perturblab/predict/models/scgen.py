@@ -70,7 +70,7 @@ class ScGen(VAEModel):
         super().__init__(adata, condition_key, cell_type_key, control, stimulated, random_state, device,
                          n_hidden=n_hidden, n_latent=n_latent, n_layers=n_layers, dropout_rate=dropout_rate,
                          kl_weight=kl_weight, decoder_batch_norm=decoder_batch_norm,
-                         decoder_hidden_layers=n_layers if decoder_hidden_layers is None else decoder_hidden_layers)
+                         decoder_hidden_layers=decoder_hidden_layers)
         self.balance = balance
         if balance is False:
             self.name = "scgen_unbalanced"
