@@ -10,7 +10,9 @@ Three parts over one shared core:
   models' attention encodes.
 
 Shared core: :mod:`perturblab.datasets`, :mod:`perturblab.classifiers`,
-:mod:`perturblab.report`.
+:mod:`perturblab.report`, :mod:`perturblab.runs` (the run contract: output folder,
+resume, executor), :mod:`perturblab.io`, :mod:`perturblab.exceptions` and
+:data:`perturblab.settings`.
 
 Usage::
 
@@ -25,12 +27,15 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("datasets", "classifiers", "attack", "predict", "interpret", "report", "audit")
+from . import exceptions, io
+from ._settings import settings
 
-__all__ = ["__version__", *_SUBMODULES]
+_SUBMODULES = ("datasets", "classifiers", "attack", "predict", "interpret", "report", "audit", "runs")
+
+__all__ = ["__version__", "exceptions", "io", "settings", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import attack, audit, classifiers, datasets, interpret, predict, report
+    from . import attack, audit, classifiers, datasets, interpret, predict, report, runs
 
 
 def __getattr__(name: str):

@@ -1,0 +1,1 @@
+"""The contract every perturblab run follows (placeholder, filled in by the runner redesign)."""
