@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(out, indent=2, default=str))
     if args.out:
-        from perturblab._io import write_json
+        from perturblab.io import write_json
 
         write_json(args.out, out)
     return out

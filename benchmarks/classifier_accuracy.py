@@ -18,7 +18,7 @@ import pandas as pd
 
 def main(argv=None) -> pd.DataFrame:
     from perturblab import datasets
-    from perturblab._io import write_json
+    from perturblab.io import write_json
     from perturblab.classifiers import CLASSIFIERS, PBMC3K_LABEL_MAP, evaluate_classifier, get_classifier
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

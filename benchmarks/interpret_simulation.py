@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from perturblab._io import write_json
+from perturblab.io import write_json
 from perturblab.interpret import (
     EdgeScores,
     Reference,

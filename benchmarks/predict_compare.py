@@ -120,7 +120,7 @@ def main(argv=None):
     import torch
 
     import perturblab as plab
-    from perturblab._io import write_json, write_table
+    from perturblab.io import write_json, write_table
     from perturblab.predict import BASELINES, evaluate, prepare
     from perturblab.predict.report import versus_baseline
     from perturblab.predict.run import run_loco

@@ -48,7 +48,7 @@ def main(argv=None):
     import pandas as pd
 
     import perturblab as plab
-    from perturblab._io import write_table
+    from perturblab.io import write_table
     from perturblab.predict import prepare
     from perturblab.predict.run import run_loco
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import perturblab as plab
-from perturblab._io import write_json
+from perturblab.io import write_json
 from perturblab.predict.tuning import prepare_without_target, tune
 
 ROWS = (("r2_pearson_mean", "all"), ("r2_pearson_mean", "top100_degs"), ("edistance", "pca"))

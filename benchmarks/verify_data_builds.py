@@ -226,7 +226,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = p.parse_args(argv)
     from perturblab import datasets
-    from perturblab._io import write_json
+    from perturblab.io import write_json
 
     results = []
     for relpath, entry in datasets.REGISTRY.items():

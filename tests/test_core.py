@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from perturblab._io import read_table, write_json, write_table
+from perturblab.io import read_table, write_json, write_table
 from perturblab.report import Report
 
 

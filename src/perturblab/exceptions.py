@@ -62,7 +62,11 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     if str(name).casefold() in folded:
         return folded[str(name).casefold()]
     close = difflib.get_close_matches(str(name).casefold(), list(folded), n=1, cutoff=0.6)
-    return folded[close[0]] if close else None
+    if close:
+        return folded[close[0]]
+    key = str(name).casefold()
+    contained = [c for f, c in folded.items() if f and (f in key or key in f)]
+    return contained[0] if len(contained) == 1 and key else None
 
 
 class UnknownNameError(InputError, KeyError):

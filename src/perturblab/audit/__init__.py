@@ -4,13 +4,13 @@
 :mod:`perturblab.classifiers` on a seeded stratified train half, evaluates them on the test
 half and runs the attacks of :mod:`perturblab.attack` on every cluster, as independent units of
 work that run in parallel (joblib or Dask), are persisted atomically and resume after an
-interruption. Results: tidy tables, a JSON summary and a self-contained HTML report.
+interruption (:mod:`perturblab.runs`). Results: tidy tables, a JSON summary and a self-contained
+HTML report.
 """
 
 from .config import ATTACKS, CLASSIFIERS, EVALUATIONS, SPACES, AuditConfig
-from .data import load_dataset, stratified_split
-from .pipeline import AuditResult, run_audit
-from .store import OutputExistsError
+from .data import stratified_split
+from .pipeline import AuditResult, plan_units, run_audit
 
 __all__ = [
     "ATTACKS",
@@ -19,8 +19,7 @@ __all__ = [
     "SPACES",
     "AuditConfig",
     "AuditResult",
-    "OutputExistsError",
-    "load_dataset",
+    "plan_units",
     "run_audit",
     "stratified_split",
 ]

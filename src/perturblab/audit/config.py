@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..exceptions import InputError, UnknownNameError
+
 __all__ = [
     "AuditConfig",
     "CLASSIFIERS",
@@ -39,8 +41,9 @@ class AuditConfig:
 
     Parameters
     ----------
-    dataset
-        ``"pbmc3k"`` (default), ``"kang2018"`` or a path to an ``.h5ad`` file of raw counts.
+    data
+        Dataset name (``"pbmc3k"``, default; ``"kang2018"``; see :data:`perturblab.datasets.DATASETS`) or the
+        path of an ``.h5ad`` file of raw counts. With ``run_audit(data=adata)`` it names the AnnData given.
     label_key
         ``obs`` column with the cell-type labels (clusters); ``"cell_type"`` by default.
     classifiers
@@ -76,9 +79,11 @@ class AuditConfig:
         Labels whose cells are removed before the split (PBMC3k's QC failures ``UNDETERMINED``).
     min_cells
         Keep genes detected in at least this many cells (3).
+    n_bootstrap
+        Resamples of the test cells for the 95% intervals of accuracy and macro-F1 (100; 0: none).
     """
 
-    dataset: str = "pbmc3k"
+    data: str = "pbmc3k"
     label_key: str = "cell_type"
     classifiers: tuple[str, ...] = CLASSIFIERS
     clusters: tuple[str, ...] | None = None
@@ -97,6 +102,7 @@ class AuditConfig:
     test_size: float = 0.5
     drop_labels: tuple[str, ...] = ("UNDETERMINED",)
     min_cells: int = 3
+    n_bootstrap: int = 100
 
     def __post_init__(self):
         for name in ("classifiers", "modifications", "attacks", "evaluations", "spaces", "drop_labels"):
@@ -110,7 +116,7 @@ class AuditConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming every unknown or empty setting."""
+        """Raise :class:`~perturblab.exceptions.InputError` naming the first unknown, empty or invalid setting."""
         from ..attack.modifications import get_modification
 
         _check_subset(self.classifiers, CLASSIFIERS, "classifier")
@@ -121,23 +127,36 @@ class AuditConfig:
         _check_subset(self.search_modes.keys(), self.classifiers, "classifier in search_modes")
         for what in ("classifiers", "attacks", "spaces"):
             if not getattr(self, what):
-                raise ValueError(f"{what} is empty: give at least one")
+                raise InputError(f"{what} is empty: give at least one")
         if any(a in _MODIFICATION_ATTACKS for a in self.attacks) and not self.modifications:
-            raise ValueError("modifications is empty but the attacks need at least one (e.g. perc1, perc99)")
+            raise InputError("modifications is empty but the attacks need at least one (e.g. perc1, perc99)")
         for m in self.modifications:
-            get_modification(m)  # raises a ValueError listing the valid names
+            get_modification(m)  # raises an error listing the valid names
         if not 0 < self.test_size < 1:
-            raise ValueError(f"test_size must be in (0, 1), got {self.test_size}")
-        if min(self.cgd_n_genes, self.grid_genes, self.walk_genes) < 1 or self.min_cells < 0:
-            raise ValueError("cgd_n_genes, grid_genes and walk_genes must be >= 1, min_cells >= 0")
+            raise InputError(f"test_size must be in (0, 1), got {self.test_size}")
+        for name in ("cgd_n_genes", "grid_genes", "walk_genes"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_bootstrap < 0:
+            raise InputError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        if self.min_cells < 0:
+            raise InputError(f"min_cells must be >= 0, got {self.min_cells}")
+        if not self.cgd_strength > 0:
+            raise InputError(f"cgd_strength must be > 0, got {self.cgd_strength}")
         if "defence" in self.evaluations and "single_gene" not in self.attacks:
-            raise ValueError("the defence evaluation augments training data with single-gene hits: add single_gene")
+            raise InputError("the defence evaluation augments training data with single-gene hits: add single_gene")
         if "transferability" in self.evaluations and len(self.classifiers) < 2:
-            raise ValueError("the transferability evaluation needs at least 2 classifiers")
+            raise InputError("the transferability evaluation needs at least 2 classifiers")
 
     def search_mode(self, classifier: str) -> str:
         """The single-gene search mode requested for ``classifier`` (``"auto"`` by default)."""
         return self.search_modes.get(classifier, "auto")
+
+    def classifier_kwargs(self, name: str) -> dict:
+        """Constructor arguments the audit sets for classifier ``name``: scType's PBMC3k label map on PBMC3k."""
+        from ..classifiers import PBMC3K_LABEL_MAP
+
+        return {"label_map": PBMC3K_LABEL_MAP} if name == "sctype" and self.data == "pbmc3k" else {}
 
     def to_dict(self) -> dict:
         """JSON-serialisable settings (stored in the output folder to guard resumed runs)."""
@@ -154,6 +173,6 @@ def _as_tuple(v) -> tuple:
 
 
 def _check_subset(values, allowed, what: str) -> None:
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise ValueError(f"unknown {what}(s) {unknown}; choose among: {', '.join(allowed)}")
+    for v in values:
+        if v not in allowed:
+            raise UnknownNameError(what, v, allowed)

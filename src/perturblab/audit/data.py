@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .._validation import check_counts, check_obs_key
+from .._validation import check_counts, check_labels
+from ..exceptions import InputError
 
-__all__ = ["load_dataset", "stratified_split"]
-
-
-def load_dataset(dataset: str):
-    """Raw-count AnnData of ``dataset``: ``"pbmc3k"``, ``"kang2018"`` or a path to an ``.h5ad`` file.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name that is not an existing ``.h5ad`` file.
-    """
-    from .. import datasets
-
-    loaders = {"pbmc3k": datasets.pbmc3k, "kang2018": datasets.kang2018}
-    if dataset in loaders:
-        return loaders[dataset]()
-    path = Path(dataset)
-    if path.suffix == ".h5ad" and path.is_file():
-        import anndata as ad
-
-        return ad.read_h5ad(path)
-    raise ValueError(f"unknown dataset {dataset!r}: use one of {sorted(loaders)} or the path of an existing .h5ad file")
+__all__ = ["stratified_split"]
 
 
 def stratified_split(adata, label_key: str = "cell_type", *, test_size: float = 0.5,
@@ -65,24 +43,22 @@ def stratified_split(adata, label_key: str = "cell_type", *, test_size: float = 
 
     Raises
     ------
-    KeyError
+    MissingKeyError
         If ``label_key`` is not in ``adata.obs``.
-    ValueError
+    InputError
         Negative / non-finite counts, missing labels, or a cell type with fewer than 2 cells.
     """
     from sklearn.model_selection import train_test_split
 
-    check_obs_key(adata, label_key, "label")
+    labels = check_labels(adata, label_key, "label")
     check_counts(adata.X, "adata.X")
-    labels = adata.obs[label_key]
-    if labels.isna().any():
-        raise ValueError(f"adata.obs[{label_key!r}] has {int(labels.isna().sum())} missing labels; drop those cells first")
-    keep = ~labels.astype(str).isin([str(d) for d in drop_labels]).to_numpy()
+    keep = ~np.isin(labels, [str(d) for d in drop_labels])
     adata = adata[keep]
     y = adata.obs[label_key].astype(str).to_numpy()
     values, counts = np.unique(y, return_counts=True)
     if (counts < 2).any():
-        raise ValueError(f"cell types with fewer than 2 cells cannot be split in a stratified way: {list(values[counts < 2])}")
+        raise InputError(f"cell types with fewer than 2 cells cannot be split in a stratified way: "
+                         f"{list(values[counts < 2])}; drop them or add them to drop_labels")
     detected = np.asarray((adata.X > 0).sum(axis=0)).ravel()
     adata = adata[:, detected >= min_cells]
     train_idx, test_idx = train_test_split(np.arange(adata.n_obs), test_size=test_size, stratify=y,

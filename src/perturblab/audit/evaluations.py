@@ -10,16 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
 from .units import Unit
 
 __all__ = ["transfer", "defence", "to_model_input"]
 
 
 def _cached(store, unit: Unit, compute) -> pd.DataFrame:
-    if store.done(unit.id):
-        return store.load(unit.id)["tables"]["table"]
+    if store.done(unit.key):
+        return store.load(unit.key).tables["table"]
     table = compute()
-    store.save({"unit": unit.to_dict(), "summary": {}, "tables": {"table": table}})
+    store.save(unit.key, tables={"table": table})
     return table
 
 
@@ -32,7 +33,7 @@ def to_model_input(L: np.ndarray, clf, gene_idx) -> np.ndarray:
 
         z = (L - clf.scaler_.mean[gene_idx]) / clf.scaler_.std[gene_idx]
         return np.clip(z, -CLIP, CLIP)
-    raise ValueError(f"cannot transfer to a classifier with representation {clf.representation!r}")
+    raise InputError(f"cannot transfer to a classifier with representation {clf.representation!r}")
 
 
 def _to_log1p(V: np.ndarray, clf, gene_idx) -> np.ndarray:
@@ -40,7 +41,7 @@ def _to_log1p(V: np.ndarray, clf, gene_idx) -> np.ndarray:
         return V
     if clf.representation == "scaled":
         return V * clf.scaler_.std[gene_idx] + clf.scaler_.mean[gene_idx]
-    raise ValueError(f"cannot transfer from a classifier with representation {clf.representation!r}")
+    raise InputError(f"cannot transfer from a classifier with representation {clf.representation!r}")
 
 
 def transfer(config, contexts: dict, tables: dict, results: list[dict], store) -> pd.DataFrame:
@@ -76,8 +77,8 @@ def _transfer_from(src, config, contexts, genes_t, results) -> pd.DataFrame:
     out = []
     hits = genes_t[(genes_t.get("classifier") == src) & (genes_t.get("attack") == "single_gene")
                    & (genes_t.get("space") == "model_input")] if len(genes_t) else pd.DataFrame()
-    cgd = [u for u in results if u["unit"]["kind"] == "attack" and u["unit"]["attack"] == "cgd"
-           and u["unit"]["classifier"] == src and u["unit"]["space"] == "model_input" and u["summary"].get("success")]
+    cgd = [u for u in results if u.key["kind"] == "attack" and u.key["attack"] == "cgd"
+           and u.key["classifier"] == src and u.key["space"] == "model_input" and u.summary.get("success")]
     sctx = contexts[src]
     for tgt_name, tctx in contexts.items():
         if tgt_name == src:
@@ -93,10 +94,10 @@ def _transfer_from(src, config, contexts, genes_t, results) -> pd.DataFrame:
                     "n_transferred": n_tr})
         n_cgd = 0
         for u in cgd:
-            V = u["tables"].get("cgd_values")
+            V = u.tables.get("cgd_values")
             if V is None or not len(V.columns):
                 continue
-            cluster = u["unit"]["cluster"]
+            cluster = u.key["cluster"]
             sgenes = np.asarray(sctx.classifier.genes_).astype(str)
             tgenes = np.asarray(clf.genes_).astype(str)
             si = np.flatnonzero(np.isin(sgenes, V.columns))
@@ -113,7 +114,7 @@ def _transfer_from(src, config, contexts, genes_t, results) -> pd.DataFrame:
     return df
 
 
-def defence(config, contexts: dict, train, test, tables: dict, store, prog=None) -> pd.DataFrame:
+def defence(config, contexts: dict, train, test, tables: dict, store) -> pd.DataFrame:
     """Adversarial training: augment the training half with attacked cells, retrain, measure the gain.
 
     For a classifier with single-gene hits (model input), every hit ``(cluster, modification,
@@ -135,13 +136,14 @@ def defence(config, contexts: dict, train, test, tables: dict, store, prog=None)
     genes_t = tables.get("genes", pd.DataFrame())
     attacks = tables.get("attacks", pd.DataFrame())
     acc = tables["accuracy"].set_index("classifier")
-    task = prog.add_task("defence (adversarial training)", total=len(config.classifiers)) if prog else None
-    for name in config.classifiers:
-        unit = Unit("defence", name, space="model_input")
-        rows.append(_cached(store, unit, lambda name=name: _defend(name, config, contexts, train, test, genes_t,
-                                                                    attacks, acc)))
-        if prog:
-            prog.advance(task)
+    from ..runs import progress
+
+    with progress.task("defence (adversarial training)", total=len(config.classifiers)) as bar:
+        for name in config.classifiers:
+            unit = Unit("defence", name, space="model_input")
+            rows.append(_cached(store, unit, lambda name=name: _defend(name, config, contexts, train, test, genes_t,
+                                                                        attacks, acc)))
+            bar.advance()
     return pd.concat(rows, ignore_index=True)
 
 
@@ -151,8 +153,7 @@ def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.Da
 
     from ..attack import single_gene_attack
     from ..attack.modifications import get_modification
-    from ..classifiers import evaluate_classifier
-    from .pipeline import fit_classifier
+    from ..classifiers import evaluate_classifier, fit_classifier
 
     sel = (attacks["classifier"] == name) & (attacks["attack"] == "single_gene") & (attacks["space"] == "model_input")
     sg = attacks[sel]
@@ -182,7 +183,7 @@ def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.Da
     aug = ad.AnnData(sp.csr_matrix(Xa), var=train.var[[]].copy())
     aug.obs[config.label_key] = ya
     aug.obs_names = [f"cell{i}" for i in range(aug.n_obs)]
-    clf = fit_classifier(name, aug, config.label_key, dataset=config.dataset, random_state=config.seed)
+    clf, _ = fit_classifier(name, aug, config.label_key, random_state=config.seed, **config.classifier_kwargs(name))
     ev = evaluate_classifier(clf, test, config.label_key, name=name).iloc[0]
     X = clf.preprocess(test)
     y = contexts[name].clusters

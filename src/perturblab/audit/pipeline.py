@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import inspect
-import resource
-import sys
+import logging
 import tempfile
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._io import write_json, write_table
+from ..exceptions import InputError
+from ..io import TABLE_FORMATS, write_json, write_table
 from .config import AuditConfig
-from .data import load_dataset, stratified_split
-from .execute import execute_units
-from .store import UnitStore, prepare_out_dir
-from .units import Context, Unit, choose_mode
+from .data import stratified_split
+from .units import Context, Unit, choose_mode, run_unit
 
-__all__ = ["AuditResult", "run_audit", "fit_classifier", "peak_rss_mb"]
+__all__ = ["AuditResult", "run_audit", "plan_units"]
+
+log = logging.getLogger(__name__)
 
 TABLES = ("accuracy", "attacks", "genes", "overview", "max_change_genes", "cgd_path", "robustness",
           "detectability", "embedding", "transfer", "defence")
@@ -53,42 +51,8 @@ class AuditResult:
         raise AttributeError(name)
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory (MiB) of this process and of its finished child processes."""
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
-    return float(max(own, children))
-
-
-def fit_classifier(name: str, train, label_key: str, *, dataset: str = "pbmc3k", random_state: int = 0,
-                   device: str | None = None):
-    """A registry classifier fitted on raw-count ``train`` (seeded; the random forest single-threaded,
-    scType with :data:`~perturblab.classifiers.sctype.PBMC3K_LABEL_MAP` on PBMC3k, the MLP on
-    ``device``: ``None`` = CUDA when present, else CPU)."""
-    from ..classifiers import CLASSIFIERS, PBMC3K_LABEL_MAP, get_classifier
-
-    params = inspect.signature(CLASSIFIERS[name].__init__).parameters
-    kw = {}
-    if "random_state" in params:
-        kw["random_state"] = random_state
-    if "n_jobs" in params:
-        kw["n_jobs"] = 1
-    if "device" in params:
-        kw["device"] = device
-    if name == "sctype" and dataset == "pbmc3k":
-        kw["label_map"] = PBMC3K_LABEL_MAP
-    clf = get_classifier(name, **kw)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*marker genes are absent.*")
-        warnings.filterwarnings("ignore", message=".*have no ScTypeDB name.*")
-        return clf.fit(train, label_key)
-
-
-def run_audit(config: AuditConfig | None = None, out=None, *, resume: bool = False, overwrite: bool = False,
-              n_jobs: int = 1, scheduler=None, table_format: str = "parquet", progress: bool = False,
+def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume: bool = False,
+              overwrite: bool = False, n_jobs: int = 1, scheduler=None, table_format: str = "parquet",
               device: str | None = None, **settings) -> AuditResult:
     """Robustness audit of cell-type classifiers (perturblab's main job).
 
@@ -97,6 +61,8 @@ def run_audit(config: AuditConfig | None = None, out=None, *, resume: bool = Fal
     (raw counts), evaluates it on the test half (accuracy, macro-F1, one-vs-rest AUROC), runs the
     attacks on every cluster of the test half (each a persisted unit of work), then the optional
     evaluations, and writes tidy tables, ``summary.json`` and a self-contained ``report.html``.
+    Follows the run contract of :mod:`perturblab.runs`: a rerun into the same ``out`` needs
+    ``resume`` (same settings and the same input data, checked by content checksum) or ``overwrite``.
 
     Parameters
     ----------
@@ -105,17 +71,16 @@ def run_audit(config: AuditConfig | None = None, out=None, *, resume: bool = Fal
         (e.g. ``classifiers=["svm", "mlp"], clusters=["NK"], seed=0``).
     out
         Output folder (``None``: a temporary folder, nothing kept on disk).
+    data
+        An AnnData of raw counts to audit instead of the dataset ``config.data`` names.
     resume, overwrite
-        What to do when ``out`` is not empty (else :class:`~perturblab.audit.store.OutputExistsError`):
-        continue (units already persisted are not run again; settings must match) or start over.
+        What to do when ``out`` is not empty (see :func:`perturblab.runs.open_run`).
     n_jobs
-        Local worker processes for the units (joblib; -1 = all cores).
+        Local worker processes (joblib; -1 = all cores; 1 = in this process).
     scheduler
         Dask distributed scheduler address or ``distributed.Client`` (overrides ``n_jobs``).
     table_format
         ``"parquet"`` or ``"csv"``.
-    progress
-        Show rich progress bars (stderr).
     device
         torch device of the MLP (``None``: CUDA when present, else CPU). Not part of the settings
         checked on resume.
@@ -126,63 +91,69 @@ def run_audit(config: AuditConfig | None = None, out=None, *, resume: bool = Fal
 
     Raises
     ------
-    ValueError
-        Unknown settings, clusters absent from the test half, bad table format, ...
+    InputError
+        Unknown settings, clusters absent from the test half (with "did you mean"), bad table format, ...
+    RunFolderError, SettingsMismatchError
+        ``out`` cannot be used as asked (see :func:`perturblab.runs.open_run`).
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> res = plab.audit.run_audit(classifiers=["sctype"], clusters=["NK"], modifications=["perc99"])  # doctest: +SKIP
+    >>> res.attacks[["classifier", "cluster", "modification", "n_found"]]  # doctest: +SKIP
     """
+    from .. import datasets
+    from .._device import check_device
+    from ..runs import UnitStore, data_checksum, execute, open_run, peak_rss_mb, progress
+
     t0 = time.perf_counter()
     if config is None:
-        config = AuditConfig(**settings)
+        config = AuditConfig(**settings) if data is None else AuditConfig(**{"data": "<AnnData>", **settings})
     elif settings:
-        raise ValueError("give either config or keyword settings, not both")
-    if table_format not in ("parquet", "csv"):
-        raise ValueError(f"table_format must be 'parquet' or 'csv', got {table_format!r}")
-    train, test = stratified_split(load_dataset(config.dataset), config.label_key, test_size=config.test_size,
+        raise InputError("give either config or keyword settings, not both")
+    if table_format not in TABLE_FORMATS:
+        raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+    check_device(device)
+    adata = datasets.load(config.data if data is None else data)
+    train, test = stratified_split(adata, config.label_key, test_size=config.test_size,
                                    drop_labels=config.drop_labels, min_cells=config.min_cells, random_state=config.seed)
     y = test.obs[config.label_key].astype(str).to_numpy()
     clusters = _clusters(config, y)  # bad input fails before anything is written
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-audit-") if out is None else None
-    out_dir = prepare_out_dir(tmp.name if tmp else out, config.to_dict(), resume=resume, overwrite=overwrite)
-    store = UnitStore(out_dir)
-    prog = _progress(progress)
-    with prog or nullcontext():
-        fitted, accuracy = _fit_all(config, train, test, prog, 1 if scheduler is not None else n_jobs, device)
-        contexts = _contexts(config, fitted, test, y, clusters)
-        units = plan_units(config, contexts, clusters)
-        task = prog.add_task("attacks and curves", total=len(units)) if prog else None
-        if prog:
-            prog.update(task, completed=sum(store.done(u.id) for u in units))
-        n_run = execute_units(units, contexts, store, n_jobs=n_jobs, scheduler=scheduler,
-                              on_done=(lambda r: prog.advance(task)) if prog else None)
-        results = [store.load(u.id) for u in units]
-        tables = _collect(results)
-        tables["accuracy"] = accuracy
-        tables["overview"] = _overview(tables.get("attacks", pd.DataFrame()))
-        from .evaluations import defence, transfer
+    run = open_run(tmp.name if tmp else out, "audit", config.to_dict(), data_checksum(adata),
+                   resume=resume, overwrite=overwrite)
+    store = UnitStore(run)
+    log.info("audit: %d test cells, %d clusters attacked, %d classifiers", len(y), len(clusters),
+             len(config.classifiers))
+    fitted, accuracy = _fit_all(config, train, test, store, n_jobs if scheduler is None else 1, device)
+    contexts = _contexts(config, fitted, test, y, clusters)
+    units = plan_units(config, contexts, clusters)
+    todo = [u for u in units if not store.done(u.key)]
+    with progress.task("attacks and curves", total=len(units), completed=len(units) - len(todo)) as bar:
+        for unit, res in execute(run_unit, todo, shared=contexts, group=lambda u: u.classifier, n_jobs=n_jobs,
+                                 scheduler=scheduler, batch_size=2):
+            store.save(unit.key, summary=res.summary, tables=res.tables)
+            bar.advance()
+    results = [store.load(u.key) for u in units]
+    tables = _collect(results)
+    tables["accuracy"] = accuracy
+    tables["overview"] = _overview(tables.get("attacks", pd.DataFrame()))
+    from .evaluations import defence, transfer
 
-        if "transferability" in config.evaluations:
-            tables["transfer"] = transfer(config, contexts, tables, results, store)
-        if "defence" in config.evaluations:
-            tables["defence"] = defence(config, contexts, train, test, tables, store, prog)
+    if "transferability" in config.evaluations:
+        tables["transfer"] = transfer(config, contexts, tables, results, store)
+    if "defence" in config.evaluations:
+        tables["defence"] = defence(config, contexts, train, test, tables, store)
     background = {n: c.embedding.background() for n, c in contexts.items() if c.embedding is not None}
     wall = time.perf_counter() - t0
-    summary = _summary(config, tables, units, n_run, wall, out_dir if tmp is None else None)
-    result = AuditResult(config=config, tables=tables, summary=summary, out=None if tmp else out_dir,
+    summary = _summary(config, tables, units, len(todo), wall, run.path if tmp is None else None, peak_rss_mb())
+    result = AuditResult(config=config, tables=tables, summary=summary, out=None if tmp else run.path,
                          background=background)
     if tmp is None:
-        _write(result, out_dir, table_format)
+        _write(result, run.path, table_format)
     else:
         tmp.cleanup()
     return result
-
-
-def _progress(show: bool):
-    if not show:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True))
 
 
 def _clusters(config: AuditConfig, y: np.ndarray) -> list[str]:
@@ -195,35 +166,36 @@ def _clusters(config: AuditConfig, y: np.ndarray) -> list[str]:
     return list(config.clusters)
 
 
-def _fit_eval(name, config, train, test, device):
-    from ..classifiers import evaluate_classifier
+def _fit_eval(inputs, name: str):
+    """Fit and evaluate one classifier (the unit function of the training step)."""
+    from ..classifiers import evaluate_classifier, fit_classifier
 
+    config, train, test, device = inputs
     t = time.perf_counter()
-    clf = fit_classifier(name, train, config.label_key, dataset=config.dataset, random_state=config.seed,
-                         device=device)
+    clf, notes = fit_classifier(name, train, config.label_key, random_state=config.seed, device=device,
+                                **config.classifier_kwargs(name))
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
-    row = evaluate_classifier(clf, test, config.label_key, name=name)
+    row = evaluate_classifier(clf, test, config.label_key, name=name, n_bootstrap=config.n_bootstrap,
+                              random_state=config.seed)
     row["fit_time_s"], row["evaluate_time_s"] = fit_s, time.perf_counter() - t
     row["representation"] = clf.representation
-    return name, clf, row
+    row["notes"] = "; ".join(notes)
+    return clf, row
 
 
-def _fit_all(config, train, test, prog, n_jobs: int = 1, device: str | None = None):
+def _fit_all(config, train, test, store, n_jobs: int = 1, device: str | None = None):
     """Fit and evaluate every classifier (in ``n_jobs`` processes; seeded, so the same models)."""
-    task = prog.add_task("training + evaluation", total=len(config.classifiers)) if prog else None
-    if n_jobs == 1:
-        gen = (_fit_eval(name, config, train, test, device) for name in config.classifiers)
-    else:
-        from joblib import Parallel, delayed
+    from ..runs import execute, progress
 
-        gen = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_fit_eval)(name, config, train, test, device) for name in config.classifiers)
     fitted, rows = {}, {}
-    for name, clf, row in gen:
-        fitted[name], rows[name] = clf, row
-        if prog:
-            prog.advance(task)
+    with progress.task("training + evaluation", total=len(config.classifiers)) as bar:
+        for name, (clf, row) in execute(_fit_eval, list(config.classifiers),
+                                        shared={"inputs": (config, train, test, device)}, n_jobs=n_jobs):
+            fitted[name], rows[name] = clf, row
+            for note in row["notes"].iloc[0].split("; ") if row["notes"].iloc[0] else []:
+                log.warning("%s: %s", name, note)
+            bar.advance()
     order = list(config.classifiers)
     return {n: fitted[n] for n in order}, pd.concat([rows[n] for n in order], ignore_index=True)
 
@@ -243,9 +215,6 @@ def _contexts(config, fitted, test, y, clusters) -> dict[str, Context]:
         from .robustness import marker_ranking
 
         markers = marker_ranking(L, y, var_names, n_top=max(*config.gene_counts, config.grid_genes, config.walk_genes))
-    settings = {"seed": config.seed, "cgd_strength": config.cgd_strength, "cgd_n_genes": config.cgd_n_genes,
-                "grid_genes": config.grid_genes, "walk_genes": config.walk_genes,
-                "clusters": clusters, "keep_cgd_values": "transferability" in config.evaluations}
     contexts = {}
     for name, clf in fitted.items():
         X = clf.preprocess(test)
@@ -256,7 +225,8 @@ def _contexts(config, fitted, test, y, clusters) -> dict[str, Context]:
             emb = Embedding(X, y, umap=True, random_state=config.seed)
         contexts[name] = Context(name=name, classifier=clf, X=X, clusters=y, counts=counts if need_counts else None,
                                  var_names=var_names, cgd_genes=cgd_genes, embedding=emb, markers=markers,
-                                 settings=settings)
+                                 config=config, attacked=list(clusters),
+                                 keep_cgd_values="transferability" in config.evaluations)
     return contexts
 
 
@@ -299,11 +269,11 @@ def plan_units(config: AuditConfig, contexts: dict, clusters: list[str]) -> list
     return units
 
 
-def _collect(results: list[dict]) -> dict[str, pd.DataFrame]:
-    attacks = [r["summary"] for r in results if r["unit"]["kind"] == "attack"]
+def _collect(results) -> dict[str, pd.DataFrame]:
+    attacks = [r.summary for r in results if r.key["kind"] == "attack"]
     tables: dict[str, list] = {}
     for r in results:
-        for k, df in r["tables"].items():
+        for k, df in r.tables.items():
             if k != "cgd_values" and len(df) and not df.isna().all().all():
                 tables.setdefault(k, []).append(df)
     out = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
@@ -319,7 +289,7 @@ def _overview(attacks: pd.DataFrame) -> pd.DataFrame:
     return attacks[cols].sort_values(cols[:6], kind="stable").reset_index(drop=True)
 
 
-def _summary(config, tables, units, n_run, wall, out) -> dict:
+def _summary(config, tables, units, n_run, wall, out, peak_mb) -> dict:
     acc = tables["accuracy"]
     att = tables.get("attacks", pd.DataFrame())
     modes = {}
@@ -329,14 +299,28 @@ def _summary(config, tables, units, n_run, wall, out) -> dict:
     return {
         "config": config.to_dict(),
         "n_units": len(units), "n_units_run": n_run, "n_units_resumed": len(units) - n_run,
-        "wall_time_s": wall, "peak_rss_mb": peak_rss_mb(),
+        "wall_time_s": wall, "peak_rss_mb": peak_mb,
         "accuracy": acc.to_dict(orient="records"),
         "single_gene_modes": modes,
         "n_found": ({f"{k[0]}/{k[1]}": int(v) for k, v in att.groupby(["classifier", "attack"])["n_found"].sum().items()}
                     if not att.empty else {}),
         "n_classifier_calls": int(att["n_classifier_calls"].sum()) if not att.empty else 0,
+        "headline": _headline(att, tables.get("genes", pd.DataFrame())),
         "out": str(out) if out else None,
     }
+
+
+def _headline(attacks: pd.DataFrame, genes: pd.DataFrame) -> str:
+    """One sentence per attack: how many units changed their cluster's label, with how many distinct genes."""
+    if attacks.empty:
+        return "no attack unit ran"
+    parts = []
+    for attack, g in attacks.groupby("attack", sort=False):
+        hits = genes[genes["attack"] == attack]["gene"].astype(str).nunique() if len(genes) else 0
+        what = "classifier x cluster" if attack == "cgd" else "classifier x cluster x modification"
+        parts.append(f"{attack}: {int(g['success'].sum())} of {len(g)} {what} units changed the cluster's label "
+                     f"({hits} distinct genes)")
+    return "; ".join(parts)
 
 
 def _write(result: AuditResult, out: Path, table_format: str) -> None:

@@ -23,9 +23,9 @@ def build_report(result) -> Report:
     matplotlib.use("Agg")
     cfg, t, s = result.config, result.tables, result.summary
     rep = Report("Robustness audit of cell-type classifiers",
-                 subtitle=f"dataset {cfg.dataset}, seed {cfg.seed}, {len(cfg.classifiers)} classifiers")
+                 subtitle=f"dataset {cfg.data}, seed {cfg.seed}, {len(cfg.classifiers)} classifiers")
     sec = rep.section("Settings", id="settings")
-    sec.text(f"Seeded stratified half split of {cfg.dataset} (labels {cfg.label_key!r}, dropped: "
+    sec.text(f"Seeded stratified half split of {cfg.data} (labels {cfg.label_key!r}, dropped: "
              f"{', '.join(cfg.drop_labels) or 'none'}; genes detected in >= {cfg.min_cells} cells): classifiers "
              "are fitted on the train half and evaluated and attacked on the test half.")
     sec.items([f"classifiers: {', '.join(cfg.classifiers)}", f"attacks: {', '.join(cfg.attacks)}",

@@ -97,7 +97,7 @@ def robustness_unit(ctx, unit) -> tuple[dict, dict]:
     clf, X = ctx.classifier, ctx.X
     genes = np.asarray(clf.genes_).astype(str)
     pos = {g: i for i, g in enumerate(genes)}
-    clusters = list(ctx.settings["clusters"])
+    clusters = list(ctx.attacked)
     Xa = X.copy()
     n_calls = 0
     s = unit.strength
@@ -112,7 +112,7 @@ def robustness_unit(ctx, unit) -> tuple[dict, dict]:
                 if sel.any():
                     Xa[np.ix_(rows, idx[sel])] = get_modification(mod).values(X, mask, idx[sel])
         elif unit.axis == "cgd" and s > 0:
-            res = cgd_attack(clf, X, ctx.clusters, c, ctx.cgd_genes[: ctx.settings.get("cgd_n_genes", 100)],
+            res = cgd_attack(clf, X, ctx.clusters, c, ctx.cgd_genes[: ctx.config.cgd_n_genes],
                              alpha=s, epsilon=s, gene_names=genes)
             Xa[rows] = res.X[rows]
             n_calls += res.n_classifier_calls

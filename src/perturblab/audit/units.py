@@ -3,23 +3,24 @@
 A :class:`Unit` names one independent piece of work (e.g. "single-gene attack, perc99,
 classifier mlp, cluster NK, model input, exhaustive search"); :func:`run_unit` runs it on a
 :class:`Context` (one fitted classifier and its test-half data) and returns a
-JSON-serialisable result ``{"unit", "summary", "tables"}`` that
-:class:`~perturblab.audit.store.UnitStore` persists. Units do not depend on each other, so
-they run in any order, in parallel (joblib) or on a Dask cluster, and a resumed audit skips
-the units already persisted.
+:class:`UnitResult` (summary and tables) that :class:`~perturblab.runs.UnitStore` persists under the
+unit's :attr:`Unit.key`. Units do not depend on each other, so they run in any order, in parallel
+(joblib) or on a Dask cluster (:func:`perturblab.runs.execute`), and a resumed audit skips the units
+already persisted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Unit", "Context", "run_unit", "choose_mode", "ROW_BUDGETS", "DEFAULT_ROW_BUDGET"]
+from ..exceptions import InputError
+from .config import AuditConfig
+
+__all__ = ["Unit", "UnitResult", "Context", "run_unit", "choose_mode", "ROW_BUDGETS", "DEFAULT_ROW_BUDGET"]
 
 #: ``"auto"`` single-gene search: the largest number of stacked rows (genes to evaluate x cluster
 #: cells) scored exhaustively, per classifier type (from measured per-row costs on PBMC3k: scType's
@@ -56,16 +57,22 @@ class Unit:
     strength: float | None = None
 
     @property
-    def id(self) -> str:
-        """Stable, file-name-safe identifier (readable prefix + hash of all fields)."""
-        fields = asdict(self)
-        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-        parts = [self.kind, self.classifier, self.attack or self.axis, self.cluster, self.modification]
-        slug = "_".join("".join(c if c.isalnum() else "-" for c in p) for p in parts if p)
-        return f"{slug}_{digest}"
+    def key(self) -> dict:
+        """The unit's fields: its identity in the run's :class:`~perturblab.runs.UnitStore`."""
+        return asdict(self)
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "id": self.id}
+    def __str__(self) -> str:
+        parts = [self.kind, self.classifier, self.attack or self.axis, self.cluster, self.modification, self.space,
+                 self.mode, "" if self.strength is None else f"strength {self.strength:g}"]
+        return " / ".join(p for p in parts if p)
+
+
+@dataclass
+class UnitResult:
+    """What a unit produced: a one-row ``summary`` (JSON values) and tidy ``tables``."""
+
+    summary: dict
+    tables: dict[str, pd.DataFrame]
 
 
 @dataclass
@@ -93,8 +100,12 @@ class Context:
         :class:`~perturblab.audit.detectability.Embedding` fitted on ``X`` (detectability), or ``None``.
     markers
         ``{cluster: (gene indices, signs)}`` one-vs-rest marker ranking (robustness curves).
-    settings
-        Attack parameters (seed, CGD step, ...), see :func:`perturblab.audit.pipeline.run_audit`.
+    config
+        The audit's settings (seed, CGD step, genes combined by grid and random walk, ...).
+    attacked
+        The clusters the audit attacks.
+    keep_cgd_values
+        Keep CGD's attacked values (the transferability evaluation replays them on other classifiers).
     """
 
     name: str
@@ -106,14 +117,16 @@ class Context:
     cgd_genes: list = field(default_factory=list)
     embedding: object = None
     markers: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
+    config: AuditConfig = field(default_factory=AuditConfig)
+    attacked: list = field(default_factory=list)
+    keep_cgd_values: bool = False
 
     def space(self, space: str):
         """(model, matrix, gene names) of an attack ``space``."""
         if space == "model_input":
             return self.classifier, self.X, np.asarray(self.classifier.genes_).astype(str)
         if self.counts is None:
-            raise ValueError("raw-count attacks need the test counts in the context (counts=None)")
+            raise InputError("raw-count attacks need the test counts in the context (counts=None)")
         from .space import RawCountsModel
 
         return RawCountsModel(self.classifier, self.var_names), self.counts, np.asarray(self.var_names).astype(str)
@@ -143,8 +156,8 @@ def choose_mode(classifier, n_genes_evaluated: int, n_cells: int, requested: str
     return "exhaustive" if n_genes_evaluated * n_cells <= budget else "dichotomic"
 
 
-def run_unit(ctx: Context, unit: Unit) -> dict:
-    """Run ``unit`` on ``ctx``; returns ``{"unit": dict, "summary": dict, "tables": {name: DataFrame}}``."""
+def run_unit(ctx: Context, unit: Unit) -> UnitResult:
+    """Run ``unit`` on ``ctx`` (the unit function of :func:`perturblab.runs.execute`)."""
     t0 = time.perf_counter()
     if unit.kind == "attack":
         summary, tables = _ATTACKS[unit.attack](ctx, unit)
@@ -153,9 +166,9 @@ def run_unit(ctx: Context, unit: Unit) -> dict:
 
         summary, tables = robustness_unit(ctx, unit)
     else:
-        raise ValueError(f"unknown unit kind {unit.kind!r}")
+        raise InputError(f"unknown unit kind {unit.kind!r}")
     summary = {**_keys(unit), **summary, "unit_wall_time_s": time.perf_counter() - t0}
-    return {"unit": unit.to_dict(), "summary": summary, "tables": tables}
+    return UnitResult(summary, tables)
 
 
 def _keys(unit: Unit) -> dict:
@@ -181,7 +194,7 @@ def _modified_rows(ctx: Context, unit: Unit, X, gene_idx) -> tuple[np.ndarray, n
     mask = ctx.clusters == unit.cluster
     before = X[mask]
     after = before.copy()
-    after[:, gene_idx] = get_modification(unit.modification, random_state=ctx.settings.get("seed", 0)).values(
+    after[:, gene_idx] = get_modification(unit.modification, random_state=ctx.config.seed).values(
         X, mask, gene_idx)
     return before, after
 
@@ -205,7 +218,7 @@ def _single_gene(ctx: Context, unit: Unit):
     from ..attack import single_gene_attack
 
     model, X, genes = ctx.space(unit.space)
-    seed = ctx.settings.get("seed", 0)
+    seed = ctx.config.seed
     res = single_gene_attack(model, X, ctx.clusters, unit.cluster, unit.modification, mode=unit.mode,
                              gene_names=genes, random_state=seed)
     t = res.table
@@ -230,7 +243,7 @@ def _max_change(ctx: Context, unit: Unit):
     from ..attack.max_change import max_change_attack
 
     model, X, genes = ctx.space(unit.space)
-    seed = ctx.settings.get("seed", 0)
+    seed = ctx.config.seed
     res = max_change_attack(model, X, ctx.clusters, unit.cluster, unit.modification, gene_names=genes,
                             max_split_size=MAX_CHANGE_SPLIT_SIZE, random_state=seed)
     summary = {"original_label": res.baseline_label, "original_label_mapped": _mapped(ctx, res.baseline_label),
@@ -250,8 +263,8 @@ def _cgd(ctx: Context, unit: Unit):
     from ..attack.cgd import cgd_attack
 
     model, X, genes = ctx.space(unit.space)
-    step = ctx.settings.get("cgd_strength", 1.0)
-    n_genes = ctx.settings.get("cgd_n_genes", 100)
+    step = ctx.config.cgd_strength
+    n_genes = ctx.config.cgd_n_genes
     res = cgd_attack(model, X, ctx.clusters, unit.cluster, ctx.cgd_genes[:n_genes], alpha=step, epsilon=step,
                      gene_names=genes)
     rows = np.flatnonzero(ctx.clusters == unit.cluster)
@@ -268,7 +281,7 @@ def _cgd(ctx: Context, unit: Unit):
         "cgd_path": path,
     }
     idx = np.flatnonzero(np.isin(genes, res.modified_genes))
-    if ctx.settings.get("keep_cgd_values") and len(idx):
+    if ctx.keep_cgd_values and len(idx):
         # the attacked values of the modified genes (cluster cells x genes), for transfer to other classifiers
         tables["cgd_values"] = pd.DataFrame(res.X[np.ix_(rows, idx)], columns=genes[idx])
     if ctx.embedding is not None:
@@ -281,7 +294,7 @@ def _cgd(ctx: Context, unit: Unit):
 
 def _combination_genes(ctx: Context, unit: Unit) -> list[str]:
     """The cluster's top one-vs-rest marker genes (``markers``) that grid / random-walk combine."""
-    n = ctx.settings.get("grid_genes" if unit.attack == "grid" else "walk_genes", 4)
+    n = ctx.config.grid_genes if unit.attack == "grid" else ctx.config.walk_genes
     return ctx.markers[unit.cluster][0][:n]
 
 
@@ -291,7 +304,7 @@ def _grid(ctx: Context, unit: Unit):
     model, X, genes = ctx.space(unit.space)
     names = _combination_genes(ctx, unit)
     res = grid_attack(model, X, ctx.clusters, unit.cluster, names, unit.modification.split("+"), gene_names=genes,
-                      random_state=ctx.settings.get("seed", 0))
+                      random_state=ctx.config.seed)
     combos = [("__".join(g for g in names if r[g]), " + ".join(f"{g}:{r[g]}" for g in names if r[g]), r["new_label"],
                r["score"]) for _, r in res.table.iterrows()]
     found = _genes_table(unit, [c[0] for c in combos], combination=[c[1] for c in combos],
@@ -312,7 +325,7 @@ def _random_walk(ctx: Context, unit: Unit):
     model, X, genes = ctx.space(unit.space)
     names = _combination_genes(ctx, unit)
     res = random_walk_attack(model, X, ctx.clusters, unit.cluster, unit.modification.split("+"), genes=names,
-                             gene_names=genes, random_state=ctx.settings.get("seed", 0))
+                             gene_names=genes, random_state=ctx.config.seed)
     ok = res.new_label is not None
     found = _genes_table(unit, ["__".join(res.genes)] if ok else [],
                          combination=[" + ".join(f"{g}:{m}" for g, m in zip(res.genes, res.modifications))] if ok else [],

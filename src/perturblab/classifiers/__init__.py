@@ -1,7 +1,8 @@
 """Cell-type classifiers under a common protocol (see :mod:`perturblab.classifiers.base`).
 
 Six classifiers of the adverSCarial paper and CellTypist, one module each, plus
-:func:`get_classifier` (by name) and :func:`evaluate_classifier` (accuracy, macro-F1, AUROC).
+:func:`get_classifier` / :func:`fit_classifier` (by name) and :func:`evaluate_classifier`
+(accuracy, macro-F1, AUROC).
 """
 
 from __future__ import annotations
@@ -12,38 +13,9 @@ from .chetah import ChetahClassifier
 from .evaluation import evaluate_classifier
 from .mlp import MLPClassifier
 from .random_forest import RandomForestClassifier
+from .registry import CLASSIFIERS, fit_classifier, get_classifier
 from .sctype import PBMC3K_LABEL_MAP, ScTypeClassifier
 from .svm import SVMClassifier
-
-CLASSIFIERS: dict[str, type[CellTypeClassifier]] = {
-    "sctype": ScTypeClassifier,
-    "chetah": ChetahClassifier,
-    "svm": SVMClassifier,
-    "random_forest": RandomForestClassifier,
-    "mlp": MLPClassifier,
-    "celltypist": CellTypistClassifier,
-}
-
-
-def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
-    """A new, unfitted classifier by name.
-
-    Parameters
-    ----------
-    name
-        One of ``"sctype"``, ``"chetah"``, ``"svm"``, ``"random_forest"``, ``"mlp"``, ``"celltypist"``.
-    **kwargs
-        Passed to the classifier's constructor (e.g. ``random_state``, ``n_estimators``).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is unknown.
-    """
-    if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; available: {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[name](**kwargs)
-
 
 __all__ = [
     "CLASSIFIERS",
@@ -58,6 +30,7 @@ __all__ = [
     "SVMClassifier",
     "ScTypeClassifier",
     "evaluate_classifier",
+    "fit_classifier",
     "get_classifier",
     "majority_vote",
 ]

@@ -32,13 +32,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._validation import check_finite, check_obs_key
+from .._validation import check_finite, check_labels
+from ..exceptions import InputError, NotFittedError, UnknownNameError
 
 __all__ = ["CellTypeClassifier", "ClusterCall", "NotFittedError"]
-
-
-class NotFittedError(RuntimeError):
-    """Raised when a classifier is used before :meth:`CellTypeClassifier.fit`."""
 
 
 @dataclass(frozen=True)
@@ -89,15 +86,13 @@ class CellTypeClassifier(ABC):
 
         Raises
         ------
-        ValueError
+        UnknownNameError
             If ``target`` is not among ``clusters`` (empty cluster).
         """
         clusters = np.asarray(clusters).astype(str)
         mask = clusters == str(target)
         if not mask.any():
-            raise ValueError(
-                f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}"
-            )
+            raise UnknownNameError("cluster", target, set(clusters))
         labels = self.predict(np.asarray(X)[mask])
         return majority_vote(labels)
 
@@ -118,7 +113,7 @@ class CellTypeClassifier(ABC):
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self.genes_):
-            raise ValueError(
+            raise InputError(
                 f"X must be cells x genes with {len(self.genes_)} columns in genes_ order "
                 f"(the output of preprocess); got shape {X.shape}"
             )
@@ -127,11 +122,7 @@ class CellTypeClassifier(ABC):
 
     @staticmethod
     def _labels(adata, label_key: str) -> np.ndarray:
-        check_obs_key(adata, label_key, "label")
-        y = adata.obs[label_key]
-        if y.isna().any():
-            raise ValueError(f"adata.obs[{label_key!r}] has {int(y.isna().sum())} missing labels; drop those cells first")
-        return y.astype(str).to_numpy()
+        return check_labels(adata, label_key, "label")
 
 
 def majority_vote(labels) -> ClusterCall:

@@ -1,7 +1,9 @@
 """The ``perturblab`` command line (typer).
 
-Each sub-command lives in its own module of this package and registers itself
-on :data:`app` here; heavy imports happen inside the commands.
+Each command lives in its own module of this package and registers itself on :data:`app`; heavy imports
+happen inside the commands. Every command follows the same contract (see the README's "Run contract"):
+``--out`` is refused when not empty unless ``--resume`` (identical settings and data) or ``--overwrite``;
+errors print one line; ``--quiet`` / ``--verbose`` set how much is printed.
 """
 
 from __future__ import annotations
@@ -10,23 +12,35 @@ import importlib
 
 import typer
 
+from .. import __version__
+
 app = typer.Typer(
     name="perturblab",
     help="Put single-cell models under controlled perturbation: attack, predict, interpret.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"perturblab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
     """Put single-cell models under controlled perturbation: attack, predict, interpret."""
-    # A callback keeps typer in group mode, so commands are always named (even when only one exists).
 
 
 # Modules that define commands on `app` (one per command family).
-_COMMAND_MODULES = ("datasets", "audit", "predict", "interpret", "benchmark", "tune")
+_COMMAND_MODULES = ("datasets", "audit", "predict", "benchmark", "tune", "interpret")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f".{_name}", __name__)

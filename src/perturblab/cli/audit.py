@@ -2,68 +2,88 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from ..audit.config import ATTACKS, CLASSIFIERS, EVALUATIONS, SEARCH_MODES, SPACES
 from . import app
+from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Scheduler, Seed, \
+    TableFormat, Verbose, choices, command, echo, str_enum
+
+Classifier = str_enum("Classifier", CLASSIFIERS)
+Attack = str_enum("Attack", ATTACKS)
+Evaluation = str_enum("Evaluation", EVALUATIONS)
+Space = str_enum("Space", SPACES)
 
 
-def _search_modes(value: str, classifiers: tuple[str, ...]) -> dict[str, str]:
+def _search_modes(value: str, classifiers: list[str]) -> dict[str, str]:
     """``"auto"`` / ``"exhaustive"`` (every classifier) or ``"mlp=dichotomic,svm=exhaustive"``."""
+    from ..exceptions import InputError
+
     value = value.strip()
     if "=" not in value:
         return {c: value for c in classifiers}
     out = {}
     for part in value.split(","):
-        name, _, mode = part.partition("=")
+        name, sep, mode = part.partition("=")
+        if not sep:
+            raise InputError(f"--search-mode part {part!r} is not CLASSIFIER=MODE; e.g. mlp=dichotomic")
         out[name.strip()] = mode.strip()
     return out
 
 
 @app.command("audit")
+@command
 def audit_cmd(
-    out: Path = typer.Option(..., "--out", help="Output folder (tables, summary.json, report.html, units/)."),
-    dataset: str = typer.Option("pbmc3k", help="pbmc3k, kang2018 or the path of an .h5ad file of raw counts."),
-    label_key: str = typer.Option("cell_type", help="obs column with the cell-type labels (clusters)."),
-    classifiers: str = typer.Option("sctype,chetah,svm,random_forest,mlp,celltypist", help="Comma-separated."),
-    clusters: str = typer.Option("", help="Clusters to attack, comma-separated (default: all)."),
-    modifications: str = typer.Option("perc1,perc99", help="e.g. perc1,perc99,decile+5"),
-    attacks: str = typer.Option("single_gene", help="single_gene,max_change,cgd,grid,random_walk"),
-    evaluations: str = typer.Option("", help="robustness,detectability,transferability,defence (default none)."),
-    spaces: str = typer.Option("model_input", help="model_input and/or raw_counts (attack the counts through preprocess)."),
-    search_mode: str = typer.Option("auto", help="Single-gene search: auto|exhaustive|dichotomic, or per classifier "
-                                    "e.g. 'mlp=dichotomic,svm=exhaustive'."),
-    seed: int = typer.Option(0, help="Seed of the split, the classifiers and the attacks."),
-    cgd_strength: float = typer.Option(1.0, help="CGD step alpha = epsilon."),
-    cgd_genes: int = typer.Option(100, help="Signature genes CGD walks through."),
-    table_format: str = typer.Option("parquet", "--format", help="Table format: parquet or csv."),
-    n_jobs: int = typer.Option(-1, help="Local worker processes for training and attacks (-1 = all cores, 1 = none)."),
-    scheduler: str = typer.Option("", help="Dask distributed scheduler address (tcp://host:port)."),
-    resume: bool = typer.Option(False, help="Continue the audit in a non-empty --out (finished units are kept)."),
-    overwrite: bool = typer.Option(False, help="Replace the audit in a non-empty --out."),
+    out: Out,
+    data: Data = "pbmc3k",
+    label_key: Annotated[str, typer.Option(help="obs column with the cell-type labels (clusters).")] = "cell_type",
+    classifier: Annotated[list[Classifier], typer.Option(  # type: ignore[valid-type]
+        "--classifier", help="Classifier to audit (repeat; default all six).")] = list(Classifier),  # noqa: B008
+    cluster: Annotated[list[str], typer.Option("--cluster", help="Cluster to attack (repeat; default all).")] = [],  # noqa: B006
+    modification: Annotated[list[str], typer.Option(
+        "--modification", help="Modification (repeat): perc1, perc99, aberrant, decile+N / decile-N (N 1-9), "
+        "random, fixed:VALUE.")] = ["perc1", "perc99"],  # noqa: B006
+    attack: Annotated[list[Attack], typer.Option(  # type: ignore[valid-type]
+        "--attack", help="Attack (repeat).")] = [Attack("single_gene")],  # noqa: B006,B008
+    evaluation: Annotated[list[Evaluation], typer.Option(  # type: ignore[valid-type]
+        "--evaluation", help="Extra evaluation (repeat; default none).")] = [],  # noqa: B006
+    space: Annotated[list[Space], typer.Option(  # type: ignore[valid-type]
+        "--space", help="Where attacks modify the cells (repeat): model_input, or raw_counts through each "
+        "classifier's own preprocessing.")] = [Space("model_input")],  # noqa: B006,B008
+    search_mode: Annotated[str, typer.Option(help=f"Single-gene search: {', '.join(SEARCH_MODES)}, or per "
+                                             "classifier, e.g. 'mlp=dichotomic,svm=exhaustive'.")] = "auto",
+    cgd_strength: Annotated[float, typer.Option(help="CGD step alpha = epsilon.")] = 1.0,
+    cgd_genes: Annotated[int, typer.Option(help="Signature genes CGD walks through.")] = 100,
+    n_bootstrap: NBootstrap = 100,
+    seed: Seed = 0,
+    device: Device = "auto",
+    n_jobs: NJobs = 1,
+    scheduler: Scheduler = "",
+    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Train, evaluate and attack cell-type classifiers; write tables, a JSON summary and an HTML report."""
-    from rich.console import Console
+    """Train, evaluate and attack cell-type classifiers; write tables, a JSON summary and an HTML report.
 
-    from ..audit import AuditConfig, OutputExistsError, run_audit
+    Example: perturblab audit --out results/audit --classifier sctype --classifier mlp --cluster NK
+    """
+    from ..audit import AuditConfig, run_audit
 
-    console = Console(stderr=True)
-    clf_list = tuple(c.strip() for c in classifiers.split(",") if c.strip())
-    try:
-        config = AuditConfig(
-            dataset=dataset, label_key=label_key, classifiers=clf_list, clusters=clusters or None,
-            modifications=modifications, attacks=attacks, evaluations=evaluations, spaces=spaces,
-            search_modes=_search_modes(search_mode, clf_list), seed=seed, cgd_strength=cgd_strength,
-            cgd_n_genes=cgd_genes,
-        )
-        result = run_audit(config, out, resume=resume, overwrite=overwrite, n_jobs=n_jobs,
-                           scheduler=scheduler or None, table_format=table_format, progress=True)
-    except (OutputExistsError, ValueError, KeyError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(code=2) from None
+    clfs = choices(classifier)
+    config = AuditConfig(data=data, label_key=label_key, classifiers=clfs, clusters=cluster or None,
+                         modifications=modification, attacks=choices(attack), evaluations=choices(evaluation),
+                         spaces=choices(space), search_modes=_search_modes(search_mode, clfs), seed=seed,
+                         cgd_strength=cgd_strength, cgd_n_genes=cgd_genes, n_bootstrap=n_bootstrap)
+    result = run_audit(config, out, resume=resume, overwrite=overwrite, n_jobs=n_jobs, scheduler=scheduler or None,
+                       table_format=choices([table_format])[0], device=device)
     s = result.summary
-    console.print(result.accuracy[["classifier", "accuracy", "macro_f1", "macro_auroc"]].to_string(index=False))
-    console.print(f"{s['n_units']} units ({s['n_units_resumed']} resumed), {s['wall_time_s']:.1f} s, "
-                  f"peak memory {s['peak_rss_mb']:.0f} MiB")
-    console.print(f"report: {Path(out) / 'report.html'}")
+    acc = result.accuracy
+    if not quiet:
+        echo(acc[["classifier", "accuracy", "macro_f1", "macro_auroc"]].to_string(index=False))
+        echo(f"{s['n_units']} units ({s['n_units_resumed']} resumed), {s['wall_time_s']:.1f} s, "
+             f"peak memory {s['peak_rss_mb']:.0f} MiB")
+    echo(f"audit: {s['headline']}; report {out / 'report.html'}")

@@ -2,123 +2,87 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from . import app
+from ._common import Data, Device, Format, NBootstrap, Out, Overwrite, Quiet, Resume, Seed, TableFormat, Verbose, \
+    choices, command, echo, str_enum
 
-_MODELS = ("own", "geneformer", "scgpt")
-
-
-def _parse_ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{what} must be comma-separated integers, got {text!r}") from None
+ModelKind = str_enum("ModelKind", ("own", "geneformer", "scgpt"))
+Reference = str_enum("Reference", ("trrust", "dorothea", "collectri", "string"))
+Intervention = str_enum("Intervention", ("top", "bottom", "random", "layer", "uniform", "mlp"))
 
 
 @app.command("interpret")
+@command
 def interpret_cmd(
-    model: str = typer.Option("own", help="Model: 'own' (trained here on the control cells), 'geneformer' or 'scgpt'."),
-    model_path: Path | None = typer.Option(None, help="Checkpoint directory for geneformer / scgpt; for 'own', "
-                                           "a saved model to reuse (default: OUT/own_model.pt, trained if absent)."),
-    data: str = typer.Option("papalexi2021", help="'papalexi2021' or a path to an .h5ad file with raw counts."),
-    out: Path = typer.Option(..., help="Output folder (finished stages there are reused)."),
-    perturbation_key: str = typer.Option("perturbation", help="obs column of the knocked-out gene."),
-    control: str = typer.Option("control", help="Control label in the perturbation column."),
-    cells_per_group: int | None = typer.Option(None, help="Subsample at most this many cells per perturbation "
-                                               "(control included; seeded) for a quick run."),
-    n_cells: int = typer.Option(2000, help="Control cells for attention extraction."),
-    n_genes: int = typer.Option(2000, help="Highly variable genes (perturbed genes forced in)."),
-    references: str = typer.Option("trrust,dorothea,collectri,string", help="Reference networks, comma-separated."),
-    strata_key: str | None = typer.Option(None, help="obs column for CSSI strata (default: Leiden on cell embeddings)."),
-    n_label_null: int = typer.Option(1000),
-    n_degree_null: int = typer.Option(200),
-    n_boot: int = typer.Option(1000),
-    ablation_ks: str = typer.Option("5,10,20,50", help="Numbers of heads to ablate."),
-    ablation_seeds: int = typer.Option(3),
-    ablation_interventions: str = typer.Option("top,bottom,random,layer,uniform,mlp", help="Ablation interventions."),
-    cssi_null_repeats: int = typer.Option(10),
-    cssi_min_cells: int = typer.Option(20, help="Strata with fewer cells are left out of CSSI."),
-    epochs: int = typer.Option(5, help="Own model: training epochs."),
-    d_model: int = typer.Option(64, help="Own model: width."),
-    n_layers: int = typer.Option(4, help="Own model: layers."),
-    n_heads: int = typer.Option(4, help="Own model: heads per layer."),
-    max_length: int | None = typer.Option(None, help="Own model: at most this many gene tokens per cell."),
-    batch_size: int = typer.Option(16),
-    device: str = typer.Option("auto", help="'auto', 'cpu' or 'cuda'."),
-    seed: int = typer.Option(0, help="Seed of every random choice."),
+    out: Out,
+    data: Data = "papalexi2021",
+    model: Annotated[ModelKind, typer.Option(  # type: ignore[valid-type]
+        "--model", "-m", help="'own' (trained here on the control cells), 'geneformer' or 'scgpt'.")]
+    = ModelKind("own"),  # type: ignore[assignment]  # noqa: B008
+    model_path: Annotated[str, typer.Option(help="Checkpoint directory for geneformer / scgpt; for 'own', a model "
+                                            "saved with OwnGeneTransformer.save to use instead of training one.",
+                                            show_default=False)] = "",
+    perturbation_key: Annotated[str, typer.Option(help="obs column of the knocked-out gene.")] = "perturbation",
+    control: Annotated[str, typer.Option(help="Control label in the perturbation column.")] = "control",
+    cells_per_group: Annotated[int | None, typer.Option(help="Subsample at most this many cells per perturbation "
+                                                        "(control included; seeded) for a quick run.",
+                                                        show_default=False)] = None,
+    n_cells: Annotated[int, typer.Option(help="Control cells for attention extraction (>= 20).")] = 2000,
+    n_genes: Annotated[int, typer.Option(help="Highly variable genes (perturbed genes forced in).")] = 2000,
+    reference: Annotated[list[Reference], typer.Option(  # type: ignore[valid-type]
+        "--reference", help="Reference network (repeat).")] = list(Reference),  # noqa: B008
+    strata_key: Annotated[str, typer.Option(help="obs column for CSSI strata (default: Leiden on cell "
+                                            "embeddings).", show_default=False)] = "",
+    n_label_null: Annotated[int, typer.Option(help="Label-shuffle null size.")] = 1000,
+    n_degree_null: Annotated[int, typer.Option(help="Degree-preserving (curveball) null size.")] = 200,
+    n_bootstrap: NBootstrap = 1000,
+    ablation_k: Annotated[list[int], typer.Option("--ablation-k", help="Number of heads to ablate (repeat).")]
+    = [5, 10, 20, 50],  # noqa: B006
+    ablation_seeds: Annotated[int, typer.Option(help="Random-head draws per k.")] = 3,
+    ablation_intervention: Annotated[list[Intervention], typer.Option(  # type: ignore[valid-type]
+        "--ablation-intervention", help="Ablation intervention (repeat).")] = list(Intervention),  # noqa: B008
+    cssi_null_repeats: Annotated[int, typer.Option(help="CSSI null repeats.")] = 10,
+    cssi_min_cells: Annotated[int, typer.Option(help="Strata with fewer cells are left out of CSSI.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Own model: training epochs.")] = 5,
+    d_model: Annotated[int, typer.Option(help="Own model: width.")] = 64,
+    n_layers: Annotated[int, typer.Option(help="Own model: layers.")] = 4,
+    n_heads: Annotated[int, typer.Option(help="Own model: heads per layer.")] = 4,
+    max_length: Annotated[int | None, typer.Option(help="Own model: at most this many gene tokens per cell.",
+                                                   show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(help="Extraction batch size.")] = 16,
+    seed: Seed = 0,
+    device: Device = "auto",
+    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Run every interpretability analysis and write tables, summary.json and report.html into OUT.
 
     Example: perturblab interpret --model own --data papalexi2021 --out results/own
     """
-    import numpy as np
-    from rich.console import Console
-
-    from ..interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel
     from ..interpret.pipeline import InterpretConfig, run_interpretation
-    from ..interpret.training import train_masked_expression
 
-    console = Console()
-    if model not in _MODELS:
-        raise typer.BadParameter(f"--model must be one of {', '.join(_MODELS)}, got {model!r}")
-    if model != "own" and model_path is None:
-        raise typer.BadParameter(f"--model {model} needs --model-path (the checkpoint directory)")
-    adata = _load_data(data)
-    if perturbation_key not in adata.obs.columns:
-        raise typer.BadParameter(f"obs column {perturbation_key!r} not in the data (have: {', '.join(adata.obs.columns)})")
-    if cells_per_group is not None:
-        rng = np.random.default_rng(seed)
-        labels = adata.obs[perturbation_key].astype(str).to_numpy()
-        keep = [rng.choice(np.flatnonzero(labels == g), min(cells_per_group, int((labels == g).sum())), replace=False)
-                for g in sorted(set(labels))]
-        adata = adata[np.sort(np.concatenate(keep))].copy()
-    out.mkdir(parents=True, exist_ok=True)
-    if model == "own":
-        path = model_path or out / "own_model.pt"
-        if path.exists():
-            console.print(f"loading own model from {path}")
-            net = OwnGeneTransformer.load(path, device=device)
-        else:
-            ctrl = adata[adata.obs[perturbation_key].astype(str).to_numpy() == control]
-            console.print(f"training own model on {ctrl.n_obs} control cells x {ctrl.n_vars} genes ({epochs} epochs)")
-            net = OwnGeneTransformer(adata.var_names, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
-                                     d_ff=2 * d_model, max_length=max_length, random_state=seed, device=device)
-            res = train_masked_expression(net, ctrl, epochs=epochs, batch_size=64, random_state=seed, save_path=path)
-            console.print(res.history.to_string(index=False))
-    elif model == "geneformer":
-        net = GeneformerModel.from_pretrained(model_path, device=device)
-    else:
-        net = ScGPTModel.from_pretrained(model_path, device=device)
     cfg = InterpretConfig(
-        perturbation_key=perturbation_key, control=control, n_cells=n_cells, n_genes=n_genes,
-        references=tuple(r.strip() for r in references.split(",") if r.strip()), batch_size=batch_size, device=device,
-        n_label_null=n_label_null, n_degree_null=n_degree_null, n_boot=n_boot,
-        ablation_ks=_parse_ints(ablation_ks, "--ablation-ks"), ablation_seeds=ablation_seeds,
-        ablation_interventions=tuple(x.strip() for x in ablation_interventions.split(",") if x.strip()), strata_key=strata_key,
-        cssi_null_repeats=cssi_null_repeats, cssi_min_cells=cssi_min_cells, random_state=seed,
-    )
-    def log(msg: str) -> None:  # plain text: gene names and brackets are not rich markup
-        console.print(msg, markup=False, highlight=False)
-
-    result = run_interpretation(net, adata, out, cfg, log=log)
+        model=choices([model])[0], model_path=model_path or None, epochs=epochs, d_model=d_model, n_layers=n_layers,
+        n_heads=n_heads, max_length=max_length, perturbation_key=perturbation_key, control=control,
+        cells_per_group=cells_per_group, n_cells=n_cells, n_genes=n_genes, references=tuple(choices(reference)),
+        batch_size=batch_size, device=device, n_label_null=n_label_null, n_degree_null=n_degree_null,
+        n_bootstrap=n_bootstrap, ablation_ks=tuple(ablation_k), ablation_seeds=ablation_seeds,
+        ablation_interventions=tuple(choices(ablation_intervention)), strata_key=strata_key or None,
+        cssi_null_repeats=cssi_null_repeats, cssi_min_cells=cssi_min_cells, random_state=seed)
+    result = run_interpretation(data, out, cfg, resume=resume, overwrite=overwrite,
+                                table_format=choices([table_format])[0])
     v = result.summary["verdict"]
-    log(f"verdict: {'PASS' if v['passed'] else 'FAIL'}")
-    for c in v["criteria"]:
-        status = {True: "pass", False: "fail", None: "not evaluable"}[c["passed"]]
-        log(f"  {status}: {c['name']}: {c['evidence']}")
-
-
-def _load_data(data: str):
-    import anndata as ad
-
-    from .. import datasets
-
-    if data == "papalexi2021":
-        return datasets.papalexi2021()
-    path = Path(data)
-    if path.suffix == ".h5ad" and path.is_file():
-        return ad.read_h5ad(path)
-    raise typer.BadParameter(f"--data must be 'papalexi2021' or an existing .h5ad file, got {data!r}")
+    if not quiet:
+        for c in v["criteria"]:
+            status = {True: "pass", False: "fail", None: "not evaluable"}[c["passed"]]
+            echo(f"  {status}: {c['name']}: {c['evidence']}")
+    n_pass = sum(c["passed"] is True for c in v["criteria"])
+    echo(f"interpret: verdict {'PASS' if v['passed'] else 'FAIL'} ({n_pass} of {len(v['criteria'])} criteria pass; "
+         f"attention score tested {result.summary['attention_score_tested']}); report {out / 'report.html'}")

@@ -2,60 +2,62 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import typer
-
 from . import app
-
-_DATASETS = ("kang2018",)
+from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Scheduler, Seed, \
+    TableFormat, Verbose, choices, command, echo
+from ._predict_options import CellTypeKey, ConditionKey, Control, MaxEpochs, MinCells, Model, NTopGenes, \
+    Stimulated, Target, settings
 
 
 @app.command("predict")
+@command
 def predict_cmd(
-    dataset: str = typer.Option("kang2018", help="Dataset with control and stimulated cells (kang2018)."),
-    model: str = typer.Option("scgen", help="scgen, scpram, baselines, or a comma-separated list of model names."),
-    target: str = typer.Option("CD14 Mono", help='Cell type to hold out, or "all" (>= min-cells per condition).'),
-    out: Path = typer.Option(..., help="Output folder (tables, JSON, report.html); a rerun resumes."),
-    n_top_genes: int = typer.Option(2000, help="Highly variable genes kept."),
-    max_epochs: int = typer.Option(None, help="Maximum training epochs (default: the model's)."),
-    n_bootstrap: int = typer.Option(100, help="Bootstrap resamples for the confidence intervals."),
-    min_cells: int = typer.Option(30, help='Minimum cells per condition of a target for --target all.'),
-    seed: int = typer.Option(0, help="Random seed (models, splits, bootstraps)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    out: Out,
+    data: Data = "kang2018",
+    model: Model = ["scgen"],  # noqa: B006
+    target: Target = ["CD14 Mono"],  # noqa: B006
+    n_top_genes: NTopGenes = 2000,
+    max_epochs: MaxEpochs = None,
+    n_bootstrap: NBootstrap = 100,
+    min_cells: MinCells = 30,
+    cell_type_key: CellTypeKey = "cell_type",
+    condition_key: ConditionKey = "condition",
+    control: Control = "control",
+    stimulated: Stimulated = "stimulated",
+    seed: Seed = 0,
+    device: Device = "auto",
+    n_jobs: NJobs = 1,
+    scheduler: Scheduler = "",
+    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Train, predict and evaluate perturbation-response models; baselines are always run beside them."""
-    from rich.console import Console
+    """Train, predict and evaluate perturbation-response models (baselines always beside them); write tables,
+    summary.json and report.html.
 
-    import perturblab as plab
+    Example: perturblab predict --data kang2018 --model scgen --target "CD14 Mono" --out results/predict
+    """
+    from ..predict import BASELINES, run_loco
 
-    from .._io import write_json, write_table
-    from ..predict import BASELINES, MODELS, loco_targets, prepare
-    from ..predict.report import build_report, summary_table
-    from ..predict.run import run_loco
+    models = [m for m in model if m != "baselines"]
+    cfg = settings(cell_type_key=cell_type_key, condition_key=condition_key, control=control, stimulated=stimulated,
+                   n_top_genes=n_top_genes, max_epochs=max_epochs, n_bootstrap=n_bootstrap, min_cells=min_cells,
+                   device=device, parallel=n_jobs != 1 or bool(scheduler), models=[*models, *BASELINES])
+    res = run_loco(data, models or list(BASELINES), target, out=out, settings=cfg, random_state=seed,
+                   n_jobs=n_jobs, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
+                   table_format=choices([table_format])[0])
+    echo(f"predict: {_found(res.metrics)}; report {out / 'report.html'}")
 
-    console = Console()
-    if dataset not in _DATASETS:
-        raise typer.BadParameter(f"unknown dataset {dataset!r}; available: {', '.join(_DATASETS)}")
-    requested = [] if model == "baselines" else [m.strip() for m in model.split(",") if m.strip()]
-    unknown = [m for m in requested if m not in MODELS]
-    if unknown:
-        raise typer.BadParameter(f"unknown model(s) {unknown}; choose from baselines, {', '.join(MODELS)}")
-    names = list(dict.fromkeys([*requested, *BASELINES]))
-    adata = prepare(getattr(plab.datasets, dataset)(), n_top_genes=n_top_genes)
-    targets = loco_targets(adata, min_cells=min_cells) if target == "all" else [target]
-    console.print(f"[bold]{dataset}[/]: {adata.n_obs} cells x {adata.n_vars} genes; targets {targets}; "
-                  f"models {names}")
-    train_kwargs = {m: {"max_epochs": max_epochs} for m in names} if max_epochs else {}
-    result = run_loco(adata, names, targets, train_kwargs=train_kwargs, evaluate_kwargs={"n_bootstrap": n_bootstrap},
-                      random_state=seed, device=device, out_dir=out, log=console.print)
-    write_table(out / "metrics.parquet", result.metrics)
-    write_table(out / "metrics.csv", result.metrics)
-    write_table(out / "training.csv", result.training)
-    summary = summary_table(result.metrics, result.training)
-    write_table(out / "summary.csv", summary)
-    write_json(out / "summary.json", {"dataset": dataset, "targets": targets, "models": names, "seed": seed,
-                                      "n_top_genes": n_top_genes, "n_bootstrap": n_bootstrap,
-                                      "rows": summary.to_dict(orient="records")})
-    build_report(result, title=f"perturblab predict: {dataset}").write(out / "report.html")
-    console.print(f"wrote {out / 'report.html'}, metrics.parquet/csv, training.csv, summary.json")
+
+def _found(metrics) -> str:
+    """Per target, the best model by R2 of the gene means (all genes) and the mean-delta baseline's value."""
+    r2 = metrics[(metrics["metric"] == "r2_pearson_mean") & (metrics["gene_set"] == "all")]
+    parts = []
+    for target, g in r2.groupby("target", sort=False):
+        best = g.loc[g["value"].idxmax()]
+        ref = g[g["model"] == "mean_delta"]["value"]
+        extra = f", mean_delta {ref.iloc[0]:.3f}" if len(ref) and best["model"] != "mean_delta" else ""
+        parts.append(f"{target}: best R2 {best['value']:.3f} by {best['model']}{extra}")
+    return "; ".join(parts)

@@ -2,56 +2,64 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from . import app
+from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Seed, TableFormat, \
+    Verbose, choices, command, echo
+from ._predict_options import CellTypeKey, ConditionKey, Control, MinCells, NTopGenes, Stimulated
 
 
 @app.command("tune")
+@command
 def tune_cmd(
-    out: Path = typer.Option(..., help="Output folder (study.db by default, tables, report.html)."),
-    model: str = typer.Option("scgen", help="Model to tune (scgen, scpram, ...)."),
-    target: str = typer.Option("CD14 Mono", help="Held-out cell type; its stimulated cells never reach the objective."),
-    dataset: str = typer.Option(None, help="Dataset with control and stimulated cells (kang2018)."),
-    input: Path = typer.Option(None, help="Or: an .h5ad file of raw counts."),
-    n_trials: int = typer.Option(20, help="Finished trials the study must hold (a rerun resumes)."),
-    storage: str = typer.Option(None, help="SQLAlchemy URL shared by workers/machines (default: out/study.db)."),
-    study_name: str = typer.Option(None, help="Study name (default: MODEL-TARGET)."),
-    metric: str = typer.Option("r2_pearson_mean", help="Score of an inner fold (a metric of evaluate)."),
-    gene_set: str = typer.Option("all", help="Gene set of the metric."),
-    n_inner: int = typer.Option(3, help="Inner held-out training cell types per trial."),
-    max_epochs: int = typer.Option(100, help="Maximum training epochs per model."),
-    n_top_genes: int = typer.Option(2000, help="HVGs, chosen without the target's stimulated cells."),
-    n_workers: int = typer.Option(1, help="Local worker processes on the same study."),
-    timeout: float = typer.Option(None, help="Seconds after which workers stop starting trials."),
-    n_bootstrap: int = typer.Option(100, help="Bootstrap resamples of the final comparison."),
-    seed: int = typer.Option(0, help="Seed of the sampler (TPE) and of every model."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    condition_key: str = typer.Option("condition", help="obs column of the condition."),
-    cell_type_key: str = typer.Option("cell_type", help="obs column of the cell type."),
-    control: str = typer.Option("control", help="Control value of the condition column."),
-    stimulated: str = typer.Option("stimulated", help="Stimulated value of the condition column."),
+    out: Out,
+    data: Data = "kang2018",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune: scgen, scpram or scpram_first_cell.")]
+    = "scgen",
+    target: Annotated[str, typer.Option("--target", "-t", help="Held-out cell type; its stimulated cells never "
+                                        "reach the objective.")] = "CD14 Mono",
+    n_trials: Annotated[int, typer.Option(help="Finished trials the study must hold (a resumed study runs the "
+                                          "missing ones).")] = 20,
+    storage: Annotated[str, typer.Option(help="SQLAlchemy URL shared by workers/machines (default: OUT/study.db), "
+                                         "e.g. postgresql://user:password@host/db.", show_default=False)] = "",
+    study_name: Annotated[str, typer.Option(help="Study name (default: MODEL-TARGET).", show_default=False)] = "",
+    metric: Annotated[str, typer.Option(help="Score of an inner fold (a metric of evaluate).")] = "r2_pearson_mean",
+    gene_set: Annotated[str, typer.Option(help="Gene set of the metric.")] = "all",
+    n_inner: Annotated[int, typer.Option(help="Inner held-out training cell types per trial.")] = 3,
+    max_epochs: Annotated[int, typer.Option(help="Maximum training epochs per trial model.")] = 100,
+    timeout: Annotated[float | None, typer.Option(help="Seconds after which workers stop starting trials.",
+                                                  show_default=False)] = None,
+    n_top_genes: NTopGenes = 2000,
+    n_bootstrap: NBootstrap = 100,
+    min_cells: MinCells = 30,
+    cell_type_key: CellTypeKey = "cell_type",
+    condition_key: ConditionKey = "condition",
+    control: Control = "control",
+    stimulated: Stimulated = "stimulated",
+    seed: Seed = 0,
+    device: Device = "auto",
+    n_jobs: NJobs = 1,
+    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Tune a model with Optuna (TPE, median pruning) by nested leave-one-cell-type-out, then compare
-    the tuned model with the default model and the baselines on the held-out target."""
-    from rich.console import Console
+    """Tune a model with Optuna (TPE, median pruning) by nested leave-one-cell-type-out, then compare the tuned
+    model with the default model and the baselines on the held-out target.
 
-    from ..predict.tuning import prepare_without_target, tune
-    from .benchmark import load_counts
+    Example: perturblab tune --model scgen --target "CD14 Mono" --n-trials 20 --out results/tune
+    """
+    from ..predict.tuning import tune
 
-    console = Console()
-    if dataset is None and input is None:
-        dataset = "kang2018"
-    keys = dict(condition_key=condition_key, cell_type_key=cell_type_key, control=control, stimulated=stimulated)
-    try:
-        adata = prepare_without_target(load_counts(dataset, input), target, n_top_genes=n_top_genes, **keys)
-        res = tune(adata, model, target, out_dir=out, n_trials=n_trials, storage=storage, study_name=study_name,
-                   metric=metric, gene_set=gene_set, n_inner=n_inner, max_epochs=max_epochs, n_workers=n_workers,
-                   timeout=timeout, random_state=seed, device=device, n_bootstrap=n_bootstrap, **keys)
-    except (KeyError, ValueError) as err:
-        console.print(f"[red]error:[/] {err}")
-        raise typer.Exit(2) from err
-    console.print(f"best inner score {res.best_value:.4g} with {res.best_params}")
-    console.print(f"{len(res.trials)} trials in {res.wall_time_s:.0f} s; wrote {out / 'report.html'}")
+    res = tune(data, model, target, out, n_trials=n_trials, storage=storage or None, study_name=study_name or None,
+               metric=metric, gene_set=gene_set, n_inner=n_inner, min_cells=min_cells, max_epochs=max_epochs,
+               n_jobs=n_jobs, timeout=timeout, random_state=seed, device=device, n_bootstrap=n_bootstrap,
+               n_top_genes=n_top_genes, condition_key=condition_key, cell_type_key=cell_type_key, control=control,
+               stimulated=stimulated, resume=resume, overwrite=overwrite, table_format=choices([table_format])[0])
+    n_done = int((res.trials["state"].astype(str) == "COMPLETE").sum()) if len(res.trials) else 0
+    echo(f"tune: {len(res.trials)} trials ({n_done} complete) in {res.wall_time_s:.0f} s; best inner {metric} "
+         f"{res.best_value:.4g} with {res.best_params}; report {out / 'report.html'}")

@@ -5,6 +5,7 @@ Where files are looked up (:func:`fetch`), in this order:
 1. the data directory named by the environment variable ``PERTURBLAB_DATA_DIR``; files keep their
    relative paths there (e.g. ``$PERTURBLAB_DATA_DIR/markers/ScTypeDB_full.xlsx``);
 2. the user cache, ``pooch.os_cache("perturblab")`` or the folder named by ``PERTURBLAB_CACHE_DIR``;
+   a local copy is checked against its registered checksum on first use (the verdict is cached);
 3. a download from the file's original public URL (see :data:`REGISTRY`) with pooch into the cache,
    verified against the registered sha256; a file that fails the check is never left in the cache.
 
@@ -31,10 +32,12 @@ from ._fetch import (
     fetch,
     locate,
     sha256sum,
+    verify,
 )
 from ._markers import lambert_tfs, panglaodb_markers, sctype_markers
 from ._networks import collectri, dorothea, string_ppi, trrust
 from ._fingerprint import anndata_sha256, content_sha256
+from ._load import DATASETS, load
 from ._perturbation import adamson2016, add_kang_condition, kang2018_full, norman2019, replogle2022
 from ._registry import REGISTRY, DataFile, Source
 from ._singlecell import (
@@ -48,6 +51,7 @@ from ._singlecell import (
 from ._splits import pbmc3k_split
 
 __all__ = [
+    "DATASETS",
     "CACHE_DIR_ENV",
     "DATA_DIR_ENV",
     "REGISTRY",
@@ -68,6 +72,7 @@ __all__ = [
     "kang2018",
     "kang2018_full",
     "lambert_tfs",
+    "load",
     "locate",
     "norman2019",
     "panglaodb_markers",
@@ -80,4 +85,5 @@ __all__ = [
     "sha256sum",
     "string_ppi",
     "trrust",
+    "verify",
 ]

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pooch
 
+from ..exceptions import ChecksumError, DataFileNotFoundError, MissingKeyError
 from ._registry import REGISTRY, DataFile
 
 DATA_DIR_ENV = "PERTURBLAB_DATA_DIR"
 CACHE_DIR_ENV = "PERTURBLAB_CACHE_DIR"
-
-
-class DataFileNotFoundError(FileNotFoundError):
-    """A data file is neither in the data directory nor in the cache, and could not be downloaded."""
+_VERDICTS = "verified.json"
 
 
 def data_dir() -> Path | None:
@@ -39,7 +37,7 @@ def _entry(file: str | DataFile) -> DataFile:
     try:
         return REGISTRY[file]
     except KeyError:
-        raise KeyError(f"unknown data file {file!r}; registered files: {sorted(REGISTRY)}") from None
+        raise MissingKeyError(f"unknown data file {file!r}; registered files: {sorted(REGISTRY)}") from None
 
 
 def locate(file: str | DataFile) -> Path | None:
@@ -62,6 +60,69 @@ def sha256sum(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _md5sum(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _matches(entry: DataFile, path: Path) -> bool:
+    """True if the file at ``path`` has ``entry``'s bytes (sha256 or md5) or, for a rebuilt file, its content."""
+    if entry.sha256 is not None and sha256sum(path) == entry.sha256:
+        return True
+    if entry.sha256 is None and entry.md5 is not None and _md5sum(path) == entry.md5:
+        return True
+    if entry.content_sha256 is not None:
+        from ._fingerprint import content_sha256
+
+        try:
+            return content_sha256(path) == entry.content_sha256
+        except Exception:  # an unreadable file does not have the content
+            return False
+    return False
+
+
+def _verdict_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+def verify(file: str | DataFile, path: str | os.PathLike) -> Path:
+    """Check a local copy of a registered data file against its registered checksum, once.
+
+    The verdict is cached in the user cache (``verified.json``, keyed by path, size, modification time and
+    inode), so a file is hashed again only after it changed.
+
+    Raises
+    ------
+    ChecksumError
+        If the file's bytes (and, for a file perturblab rebuilds, its content) differ from the registered ones.
+    """
+    from ..io import read_json, write_json
+
+    entry, path = _entry(file), Path(path)
+    store = cache_dir() / _VERDICTS
+    try:
+        verdicts = read_json(store) if store.is_file() else {}
+    except Exception:
+        verdicts = {}
+    key = _verdict_key(path)
+    if verdicts.get(key) == entry.relpath:
+        return path
+    if not _matches(entry, path):
+        raise ChecksumError(
+            f"data file {entry.relpath!r} at {path} does not match its registered checksum (edited, truncated or "
+            f"another version); restore the original file or delete it so that perturblab fetches it again")
+    verdicts[key] = entry.relpath
+    try:
+        write_json(store, verdicts)
+    except OSError:  # a read-only cache only costs a new check next time
+        pass
+    return path
+
+
 def _missing_message(entry: DataFile, reason: str) -> str:
     if entry.url:
         where = f"download URL: {entry.url}"
@@ -69,10 +130,12 @@ def _missing_message(entry: DataFile, reason: str) -> str:
         where = "rebuilt from its public sources: " + ", ".join(src.url for src in entry.sources)
     else:
         where = f"no public download; source: {entry.source}"
+    d = data_dir()
+    current = "<unset>" if d is None else f"{d}" + ("" if d.is_dir() else ", which does not exist")
     return (
-        f"data file {entry.relpath!r} not found ({reason}). Put it at <{DATA_DIR_ENV}>/{entry.relpath} "
-        f"(currently {DATA_DIR_ENV}={os.environ.get(DATA_DIR_ENV, '<unset>')}) or let perturblab download it "
-        f"into {cache_dir()} ({CACHE_DIR_ENV} overrides). {where}"
+        f"data file {entry.relpath!r} not found ({reason}); put it at <{DATA_DIR_ENV}>/{entry.relpath} "
+        f"(currently {DATA_DIR_ENV}={current}) or go online so that perturblab downloads it "
+        f"into {cache_dir()} ({CACHE_DIR_ENV} overrides); {where}"
     )
 
 
@@ -84,11 +147,12 @@ def _retrieve(url: str, known_hash: str | None, folder: str, entry: DataFile) ->
         return Path(pooch.retrieve(url, known_hash=known_hash, fname=Path(url.split("?")[0]).name, path=folder,
                                    progressbar=False))
     except requests.exceptions.RequestException as err:
-        raise DataFileNotFoundError(_missing_message(entry, f"download of {url} failed: {err}")) from err
+        reason = f"download of {url} failed: {type(err).__name__}, offline or unreachable"
+        raise DataFileNotFoundError(_missing_message(entry, reason)) from None
     except ValueError as err:
         if "hash" not in str(err):
             raise
-        raise ValueError(
+        raise ChecksumError(
             f"checksum mismatch for {entry.relpath!r} downloaded from {url}: {err}. Nothing was written to the cache."
         ) from err
 
@@ -111,7 +175,7 @@ def _download(entry: DataFile) -> Path:
                 shutil.copyfileobj(src, dst)
             digest = sha256sum(plain)
             if digest != entry.sha256:
-                raise ValueError(
+                raise ChecksumError(
                     f"checksum mismatch for {entry.relpath!r} decompressed from {entry.url}: expected sha256 "
                     f"{entry.sha256}, got {digest}. Nothing was written to the cache."
                 )
@@ -161,6 +225,9 @@ def fetch(file: str | DataFile) -> Path:
     DataFileNotFoundError
         (a ``FileNotFoundError``) if the file is not local and has no public download or the download
         failed (offline); the message names the file, ``PERTURBLAB_DATA_DIR`` and the URL or source.
+    ChecksumError
+        If a local copy (data directory or cache) does not have the registered checksum; it is checked on first
+        use and the verdict cached (see :func:`verify`).
     ValueError
         If the downloaded bytes do not have the registered checksum, or a rebuilt file not its registered
         content checksum.
@@ -168,7 +235,7 @@ def fetch(file: str | DataFile) -> Path:
     entry = _entry(file)
     path = locate(entry)
     if path is not None:
-        return path
+        return verify(entry, path)
     if entry.url is not None:
         return _download(entry)
     if entry.builder is not None:

@@ -29,6 +29,9 @@ from .models.base import GeneTokenModel
 
 __all__ = ["zero_heads", "zero_layer_attention", "uniform_attention", "zero_mlp", "fidelity", "ablation_experiment"]
 
+#: Ablation interventions of :func:`ablation_experiment`.
+INTERVENTIONS = ("top", "bottom", "random", "layer", "uniform", "mlp")
+
 
 def _check_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
     by_layer: dict[int, list[int]] = {}
@@ -209,9 +212,11 @@ def ablation_experiment(
         heads per layer), ``seed`` (random-k; else -1), ``layer`` (layer-level; else -1), ``heads``
         ("L0H1;L2H3"), ``score``, ``fidelity_hidden``, ``fidelity_output``. Paired tests are done by the caller.
     """
-    known = {"top", "bottom", "random", "layer", "uniform", "mlp"}
-    if unknown := set(interventions) - known:
-        raise ValueError(f"unknown interventions {sorted(unknown)}; choose from {sorted(known)}")
+    for name in interventions:
+        if name not in INTERVENTIONS:
+            from ..exceptions import UnknownNameError
+
+            raise UnknownNameError("ablation intervention", name, INTERVENTIONS)
     ranking = _ranking_list(model, head_ranking)
     layer_list = model.check_layers(layers)
     if too_big := [k for k in ks if k > len(ranking) or k < 1]:

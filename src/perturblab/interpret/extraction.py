@@ -183,22 +183,23 @@ def cell_embeddings(
 
 
 class _progress:
-    """Context manager giving an ``advance()`` callable; a rich progress bar when enabled."""
+    """Context manager giving an ``advance()`` callable that reports to :mod:`perturblab.runs.progress` (shown
+    only where the command line installs a reporter); ``enabled=False`` reports nothing."""
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self._bar = enabled, total, None
+    def __init__(self, enabled: bool, total: int, description: str = "attention extraction"):
+        self.enabled, self.total, self.description = enabled, total, description
+        self._ctx = None
 
     def __enter__(self):
         if not self.enabled:
             return lambda: None
-        from rich.progress import Progress
+        from ..runs import progress
 
-        self._bar = Progress()
-        self._bar.start()
-        task = self._bar.add_task("attention extraction", total=self.total)
-        return lambda: self._bar.advance(task)
+        self._ctx = progress.task(self.description, total=self.total)
+        task = self._ctx.__enter__()
+        return task.advance
 
     def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
         return False

@@ -1,15 +1,17 @@
 """The main interpretability run: every analysis on one model and one perturbation dataset, resumable.
 
-:func:`run_interpretation` extracts attention from control cells, runs the registered analyses
-(reference recovery, perturbation-first evaluation, gene baselines, incremental value, confounds
-and nulls, causal head ablation, CSSI), fills the statistics registry, applies the four-criterion
-verdict and writes tables (Parquet), JSON and the HTML report into ``out_dir``. Each finished stage
-is persisted atomically; a rerun with the same ``out_dir`` loads finished stages instead of
-recomputing them (delete a file to recompute that stage).
+:func:`run_interpretation` loads (or trains) the model, extracts attention from control cells, runs the
+registered analyses (reference recovery, perturbation-first evaluation, gene baselines, incremental value,
+confounds and nulls, causal head ablation, CSSI), fills the statistics registry, applies the four-criterion
+verdict and writes tables, JSON and the HTML report into ``out``. It follows the run contract of
+:mod:`perturblab.runs`: each finished stage (the trained own model included) is a unit persisted atomically
+with the run's fingerprint, and a rerun needs ``resume`` (identical settings and data) or ``overwrite``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import _atomic_target, read_table, write_json, write_table
+from .._validation import check_labels, check_obs_key, check_positive
+from ..exceptions import InputError, UnknownNameError
+from ..io import TABLE_FORMATS, write_json, write_table
 from .baselines import baseline_scores, gene_features
 from .confounds import confound_r2, degree_preserving_null, label_shuffle_null, residualise
 from .cssi import cssi_null_stress, cssi_scores, leiden_strata, stratified_matrices
@@ -26,7 +30,12 @@ from .incremental import build_pairs, incremental_value
 from .perturbation import compare_scores, de_targets, perturbation_auroc
 from .references import Reference, load_reference, load_tf_list, reference_recovery
 
-__all__ = ["InterpretConfig", "InterpretResult", "run_interpretation", "select_genes"]
+__all__ = ["InterpretConfig", "InterpretResult", "run_interpretation", "select_genes", "MODEL_KINDS"]
+
+log = logging.getLogger(__name__)
+
+#: Models :func:`run_interpretation` can load or train by name.
+MODEL_KINDS = ("own", "geneformer", "scgpt")
 
 
 @dataclass
@@ -35,16 +44,28 @@ class InterpretConfig:
 
     Attributes
     ----------
+    model
+        ``"own"`` (perturblab's gene-token transformer, trained here by masked expression modelling on the
+        control cells), ``"geneformer"`` or ``"scgpt"`` (a checkpoint directory in ``model_path``).
+    model_path
+        Checkpoint directory (Geneformer / scGPT), or for ``"own"`` a model saved by
+        :meth:`~perturblab.interpret.models.OwnGeneTransformer.save` to use instead of training one.
+    epochs, d_model, n_layers, n_heads, max_length, train_batch_size
+        The own model: training epochs, width, layers, heads per layer, gene tokens per cell (None: all),
+        training batch size.
     perturbation_key, control
         ``obs`` column of the knocked-out gene and its control value.
+    cells_per_group
+        Subsample at most this many cells per perturbation (control included; seeded) for a quick run (None:
+        all cells).
     n_cells, n_genes
-        Control cells used for extraction (sampled with ``random_state``) and genes (highly variable genes
-        of the control cells, perturbed genes forced in; all genes when there are fewer).
+        Control cells used for extraction (sampled with ``random_state``) and genes (highly variable genes of
+        the control cells, perturbed genes forced in; all genes when there are fewer).
     references
         Reference networks (:data:`~perturblab.interpret.references.REFERENCE_NAMES`).
     batch_size, device
-        Extraction batch size and torch device.
-    n_label_null, n_degree_null, n_boot
+        Extraction batch size and torch device (the device is not part of the fingerprint).
+    n_label_null, n_degree_null, n_bootstrap
         Label-shuffle and curveball null sizes, bootstrap resamples.
     ablation_ks, ablation_seeds, ablation_interventions
         Head counts ablated (capped at the number of heads), random-head seeds and the interventions run
@@ -53,10 +74,24 @@ class InterpretConfig:
         CSSI strata: an ``obs`` column, else Leiden on the model's cell embeddings.
     random_state
         Seed of every random choice.
+
+    Raises
+    ------
+    InputError, UnknownNameError
+        For an invalid value (e.g. ``n_cells < 20``, an unknown model).
     """
 
+    model: str = "own"
+    model_path: str | None = None
+    epochs: int = 5
+    d_model: int = 64
+    n_layers: int = 4
+    n_heads: int = 4
+    max_length: int | None = None
+    train_batch_size: int = 64
     perturbation_key: str = "perturbation"
     control: str = "control"
+    cells_per_group: int | None = None
     n_cells: int = 2000
     n_genes: int = 2000
     references: tuple[str, ...] = ("trrust", "dorothea", "collectri", "string")
@@ -64,7 +99,7 @@ class InterpretConfig:
     device: str | None = None
     n_label_null: int = 1000
     n_degree_null: int = 200
-    n_boot: int = 1000
+    n_bootstrap: int = 1000
     ablation_ks: tuple[int, ...] = (5, 10, 20, 50)
     ablation_seeds: int = 3
     ablation_interventions: tuple[str, ...] = ("top", "bottom", "random", "layer", "uniform", "mlp")
@@ -74,6 +109,48 @@ class InterpretConfig:
     cssi_min_cells: int = 20
     cssi_null_repeats: int = 10
     random_state: int = 0
+
+    def __post_init__(self) -> None:
+        from .ablation import INTERVENTIONS
+        from .references import REFERENCE_NAMES
+
+        self.references = tuple(str(r) for r in self.references)
+        self.ablation_ks = tuple(int(k) for k in self.ablation_ks)
+        self.ablation_interventions = tuple(str(i) for i in self.ablation_interventions)
+        if self.model not in MODEL_KINDS:
+            raise UnknownNameError("model", self.model, MODEL_KINDS)
+        if self.model != "own" and not self.model_path:
+            raise InputError(f"model {self.model!r} needs model_path (--model-path): the checkpoint directory")
+        for name in ("epochs", "d_model", "n_layers", "n_heads", "train_batch_size", "batch_size", "n_genes",
+                     "n_neighbors", "cssi_min_cells", "ablation_seeds"):
+            check_positive(getattr(self, name), name)
+        check_positive(self.n_cells, "n_cells", minimum=20)
+        check_positive(self.cells_per_group, "cells_per_group", allow_none=True)
+        check_positive(self.max_length, "max_length", minimum=2, allow_none=True)
+        for name in ("n_label_null", "n_degree_null", "n_bootstrap", "cssi_null_repeats"):
+            check_positive(getattr(self, name), name, minimum=0)
+        check_positive(self.leiden_resolution, "leiden_resolution", minimum=1e-9)
+        if self.d_model % self.n_heads:
+            raise InputError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if not self.references:
+            raise InputError("references is empty: give at least one reference network")
+        for r in self.references:
+            if r not in REFERENCE_NAMES:
+                raise UnknownNameError("reference network", r, REFERENCE_NAMES)
+        for i in self.ablation_interventions:
+            if i not in INTERVENTIONS:
+                raise UnknownNameError("ablation intervention", i, INTERVENTIONS)
+        for k in self.ablation_ks:
+            check_positive(k, "ablation k")
+
+    def fingerprint(self) -> dict:
+        """The settings that change results (not the device)."""
+        d = asdict(self)
+        d.pop("device")
+        if self.model != "own":  # the own model's training settings do not apply
+            for name in ("epochs", "d_model", "n_layers", "n_heads", "max_length", "train_batch_size"):
+                d.pop(name)
+        return d
 
 
 @dataclass
@@ -102,37 +179,29 @@ def select_genes(adata_ctrl, n_genes: int, forced=()) -> np.ndarray:
 
 
 class _Stages:
-    """Load a finished stage from ``out_dir`` or compute and persist it atomically."""
+    """Load a finished stage from the run's unit store, or compute and persist it."""
 
-    def __init__(self, out_dir: Path, log=print):
-        self.dir = out_dir
-        self.log = log
+    def __init__(self, store):
+        self.store = store
 
     def table(self, name: str, compute) -> pd.DataFrame:
-        path = self.dir / f"{name}.parquet"
-        if path.exists():
-            self.log(f"[resume] {name}: loaded {path.name}")
-            return read_table(path)
-        self.log(f"[stage] {name}")
+        key = {"stage": name}
+        if self.store.done(key):
+            log.info("[resume] %s", name)
+            return self.store.load(key).tables["table"]
+        log.info("[stage] %s", name)
         df = compute()
-        write_table(path, df)
+        self.store.save(key, tables={"table": df})
         return df
 
     def arrays(self, name: str, compute) -> dict[str, np.ndarray]:
-        path = self.dir / f"{name}.npz"
-        if path.exists():
-            self.log(f"[resume] {name}: loaded {path.name}")
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        self.log(f"[stage] {name}")
+        key = {"stage": name}
+        if self.store.done(key):
+            log.info("[resume] %s", name)
+            return self.store.load(key).arrays()
+        log.info("[stage] %s", name)
         arrays = compute()
-        path, tmp = _atomic_target(path)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        self.store.save(key, arrays=arrays)
         return arrays
 
 
@@ -157,45 +226,157 @@ def _perturbation_mean(per_pert: pd.DataFrame) -> pd.Series:
     return per_pert.groupby("score")["auroc"].mean()
 
 
-def run_interpretation(model, adata, out_dir: str | os.PathLike, config: InterpretConfig | None = None,
-                       references: dict[str, Reference] | None = None, tfs=None, log=print) -> InterpretResult:
+def _subsample(adata, cfg: InterpretConfig):
+    """At most ``cfg.cells_per_group`` cells per perturbation (seeded), in their original order."""
+    if cfg.cells_per_group is None:
+        return adata
+    rng = np.random.default_rng(cfg.random_state)
+    labels = adata.obs[cfg.perturbation_key].astype(str).to_numpy()
+    keep = [rng.choice(np.flatnonzero(labels == g), min(cfg.cells_per_group, int((labels == g).sum())), replace=False)
+            for g in sorted(set(labels))]
+    return adata[np.sort(np.concatenate(keep))].copy()
+
+
+def _files_checksum(path: str | os.PathLike) -> str:
+    """sha256 over the names and bytes of a checkpoint file or of every file in a checkpoint directory."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"model path {path} does not exist; give the checkpoint file or directory")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _model_checksum(model) -> str:
+    """sha256 of a model object's weights (for a model given in Python)."""
+    h = hashlib.sha256(type(model).__name__.encode())
+    for name, tensor in sorted(model.network.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _own_model(store, ctrl, genes_all, cfg: InterpretConfig):
+    """The own model: loaded from ``cfg.model_path``, or the run's stored trained model, or trained now."""
+    from .models import OwnGeneTransformer
+    from .training import train_masked_expression
+
+    if cfg.model_path is not None:
+        log.info("loading own model from %s", cfg.model_path)
+        return OwnGeneTransformer.load(cfg.model_path, device=cfg.device)
+    key = {"stage": "own_model"}
+    if store.done(key):
+        log.info("[resume] own_model")
+        return OwnGeneTransformer.from_checkpoint(store.load(key).checkpoint(map_location="cpu"), device=cfg.device)
+    log.info("[stage] own_model: training on %d control cells x %d genes (%d epochs)", ctrl.n_obs, len(genes_all),
+             cfg.epochs)
+    net = OwnGeneTransformer(genes_all, d_model=cfg.d_model, n_heads=cfg.n_heads, n_layers=cfg.n_layers,
+                             d_ff=2 * cfg.d_model, max_length=cfg.max_length, random_state=cfg.random_state,
+                             device=cfg.device)
+    res = train_masked_expression(net, ctrl, epochs=cfg.epochs, batch_size=cfg.train_batch_size,
+                                  random_state=cfg.random_state)
+    store.save(key, checkpoint=net.checkpoint(), tables={"history": res.history})
+    return net
+
+
+def _load_model(cfg: InterpretConfig):
+    from .models import GeneformerModel, ScGPTModel
+
+    cls = GeneformerModel if cfg.model == "geneformer" else ScGPTModel
+    return cls.from_pretrained(cfg.model_path, device=cfg.device)
+
+
+def run_interpretation(data, out: str | os.PathLike | None = None, config: InterpretConfig | None = None, *,
+                       model=None, references: dict[str, Reference] | None = None, tfs=None, resume: bool = False,
+                       overwrite: bool = False, table_format: str = "parquet") -> InterpretResult:
     """Run every registered analysis and write tables, ``summary.json`` and ``report.html``.
 
     Parameters
     ----------
+    data
+        Cells x genes **raw counts** of a perturbation screen with ``obs[config.perturbation_key]`` (control
+        cells labelled ``config.control``): an AnnData, a dataset name (``"papalexi2021"``) or an ``.h5ad`` path.
+    out
+        Output folder (``None``: a temporary folder, nothing kept); follows the run contract of
+        :func:`perturblab.runs.open_run`.
+    config
+        :class:`InterpretConfig` (model, data keys, analysis settings).
     model
-        A :class:`~perturblab.interpret.models.GeneTokenModel` adapter (own / Geneformer / scGPT).
-    adata
-        Cells x genes **raw counts** of a perturbation screen with ``obs[config.perturbation_key]``
-        (control cells labelled ``config.control``), e.g. :func:`perturblab.datasets.papalexi2021`.
-    out_dir
-        Output folder (created); finished stages there are reused.
+        A :class:`~perturblab.interpret.models.GeneTokenModel` adapter to use instead of ``config.model`` (its
+        weights' checksum enters the fingerprint).
     references, tfs
         Reference networks and the TF list; default: loaded through :mod:`perturblab.datasets`
         (``config.references`` and Lambert 2018).
+    resume, overwrite, table_format
+        Run contract and table format (``"parquet"`` or ``"csv"``).
 
     Returns
     -------
     InterpretResult
+
+    Raises
+    ------
+    MissingKeyError, UnknownNameError, InputError
+        Missing columns, NaN perturbation labels, too few control cells, invalid settings, negative counts.
+    RunFolderError, SettingsMismatchError
+        ``out`` cannot be used as asked.
+
+    Examples
+    --------
+    >>> from perturblab import interpret
+    >>> cfg = interpret.InterpretConfig(cells_per_group=60, n_cells=200, epochs=1, d_model=32, n_layers=2)
+    >>> res = interpret.run_interpretation("papalexi2021", "results/interpret", cfg)  # doctest: +SKIP
+    >>> res.summary["verdict"]["passed"]  # doctest: +SKIP
     """
-    from .._validation import check_counts, check_obs_key
+    import tempfile
+
+    from .. import datasets
+    from .._device import check_device
+    from .._validation import check_counts
+    from ..runs import UnitStore, data_checksum, open_run
     from .report import build_report
     from .stats import Registry, verdict
 
     cfg = config or InterpretConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    st = _Stages(out, log)
-    check_obs_key(adata, cfg.perturbation_key, "perturbation")
+    check_device(cfg.device)
+    if table_format not in TABLE_FORMATS:
+        raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+    adata = datasets.load(data)
+    labels = check_labels(adata, cfg.perturbation_key, "perturbation")
     if cfg.strata_key is not None:
         check_obs_key(adata, cfg.strata_key, "CSSI stratum")
     check_counts(adata.X, "adata.X")
+    n_ctrl = int((labels == cfg.control).sum())
+    if n_ctrl < 20:
+        from .._validation import check_values_present
+
+        check_values_present([cfg.control], set(labels), f"control (in adata.obs[{cfg.perturbation_key!r}])")
+        raise InputError(f"{n_ctrl} control cells labelled {cfg.control!r} in obs[{cfg.perturbation_key!r}]; "
+                         "need >= 20")
+    settings = cfg.fingerprint()
+    if model is not None:
+        settings["model"] = f"{type(model).__name__} given in Python"
+        settings["model_weights"] = _model_checksum(model)
+    elif cfg.model_path is not None:
+        settings["model_files"] = _files_checksum(cfg.model_path)
+    tmp = tempfile.TemporaryDirectory(prefix="perturblab-interpret-") if out is None else None
+    run = open_run(tmp.name if tmp else out, "interpret", settings, data_checksum(adata), resume=resume,
+                   overwrite=overwrite)
+    store = UnitStore(run)
+    st = _Stages(store)
+    adata = _subsample(adata, cfg)
     labels = adata.obs[cfg.perturbation_key].astype(str).to_numpy()
     is_ctrl = labels == cfg.control
-    if is_ctrl.sum() < 20:
-        raise ValueError(f"{int(is_ctrl.sum())} control cells labelled {cfg.control!r} in obs[{cfg.perturbation_key!r}]; need >= 20")
     rng = np.random.default_rng(cfg.random_state)
     ctrl_idx = np.flatnonzero(is_ctrl)
+    if model is None:
+        model = (_own_model(store, adata[ctrl_idx].copy(), np.asarray(adata.var_names).astype(str), cfg)
+                 if cfg.model == "own" else _load_model(cfg))
     if ctrl_idx.size > cfg.n_cells:
         ctrl_idx = np.sort(rng.choice(ctrl_idx, cfg.n_cells, replace=False))
     ctrl = adata[ctrl_idx].copy()
@@ -209,8 +390,9 @@ def run_interpretation(model, adata, out_dir: str | os.PathLike, config: Interpr
         tfs = load_tf_list()
     refs = list(references.values())
     directed = [r for r in refs if r.directed]
-    write_json(out / "config.json", {**asdict(cfg), "n_control_cells_used": int(ctrl.n_obs), "n_genes_used": int(genes.size),
-                                     "model": type(model).__name__, "n_layers": model.n_layers, "n_heads": model.n_heads})
+    write_json(run.file("config.json"), {**asdict(cfg), "n_control_cells_used": int(ctrl.n_obs),
+                                         "n_genes_used": int(genes.size), "model_class": type(model).__name__,
+                                         "n_layers_used": model.n_layers, "n_heads_used": model.n_heads})
 
     # 1-2. attention (persisted) and edge scores
     arrays = st.arrays("attention", lambda: _attention_arrays(model, ctrl, genes, cfg))
@@ -237,16 +419,16 @@ def run_interpretation(model, adata, out_dir: str | os.PathLike, config: Interpr
         r = rec[rec["kind"].eq("attention") & rec["head"].isin(["mean", "max"])]
         best = r.groupby("score")["auroc"].mean().idxmax()
     best_att = next(s for s in att_summary if s.name == best)
-    log(f"attention score under test: {best} (best mean perturbation AUROC; selection favours attention)")
+    log.info("attention score under test: %s (best mean perturbation AUROC; selection favours attention)", best)
 
     def _comparisons():
         rows = []
         if per_pert.empty:
             return pd.DataFrame(columns=["a", "b", "n", "delta", "ci_low", "ci_high", "p"])
         for b in [corr.name, *[s.name for s in base]]:
-            rows.append(compare_scores(per_pert, best, b, n_boot=cfg.n_boot, random_state=cfg.random_state))
+            rows.append(compare_scores(per_pert, best, b, n_boot=cfg.n_bootstrap, random_state=cfg.random_state))
         for b in [s.name for s in base]:
-            rows.append(compare_scores(per_pert, corr.name, b, n_boot=cfg.n_boot, random_state=cfg.random_state))
+            rows.append(compare_scores(per_pert, corr.name, b, n_boot=cfg.n_bootstrap, random_state=cfg.random_state))
         return pd.DataFrame(rows)
 
     comps = st.table("perturbation_comparisons", _comparisons)
@@ -255,9 +437,10 @@ def run_interpretation(model, adata, out_dir: str | os.PathLike, config: Interpr
     pairs = build_pairs(de, feats, {"attention": best_att, "correlation": corr})
     rankable = pairs["perturbation"].nunique()
     if rankable >= 2 and pairs["is_target"].any() and not pairs["is_target"].all():
-        inc = st.table("incremental", lambda: incremental_value(pairs, n_boot=cfg.n_boot, random_state=cfg.random_state))
+        inc = st.table("incremental", lambda: incremental_value(pairs, n_boot=cfg.n_bootstrap,
+                                                                random_state=cfg.random_state))
     else:
-        log(f"incremental value skipped: {rankable} rankable perturbation(s) with DE targets (need >= 2)")
+        log.info("incremental value skipped: %d rankable perturbation(s) with DE targets (need >= 2)", rankable)
         inc = pd.DataFrame()
 
     # 7. confounds and nulls
@@ -292,10 +475,7 @@ def run_interpretation(model, adata, out_dir: str | os.PathLike, config: Interpr
     reg = Registry()
     _register(reg, rec, comps, inc, nulls, abl, cssi_null, best, corr.name)
     registry, claims = reg.table(), reg.claims()
-    write_table(out / "registry.parquet", registry)
-    write_table(out / "claims.parquet", claims)
     verd = _verdict(verdict, comps, inc, resid, nulls, abl, best)
-    write_table(out / "verdict.parquet", verd.table())
     summary = {
         "model": type(model).__name__, "attention_score_tested": best, "n_control_cells": int(ctrl.n_obs),
         "n_genes": int(genes.size), "n_rankable_perturbations": int(per_pert["perturbation"].nunique()) if len(per_pert) else 0,
@@ -303,14 +483,20 @@ def run_interpretation(model, adata, out_dir: str | os.PathLike, config: Interpr
         "n_tests": int(len(registry)), "n_confirmatory": int(registry["confirmatory"].sum()) if len(registry) else 0,
         "verdict": verd.to_dict(),
     }
-    write_json(out / "summary.json", summary)
     tables = {"reference_recovery": rec, "de_targets": de, "perturbation_auroc": per_pert, "perturbation_comparisons": comps,
               "incremental": inc, "confound_r2": conf, "residualisation": resid, "nulls": nulls, "ablation": abl,
               "cssi_recovery": cssi_rec, "cssi_null_stress": cssi_null, "registry": registry, "claims": claims,
               "verdict": verd.table()}
-    build_report(tables, summary).write(out / "report.html")
-    log(f"report: {out / 'report.html'}")
-    return InterpretResult(out, tables, summary)
+    if tmp is not None:
+        tmp.cleanup()
+        return InterpretResult(Path(), tables, summary)
+    for name, df in tables.items():
+        if len(df):
+            write_table(run.file(f"{name}.{table_format}"), df)
+    write_json(run.file("summary.json"), summary)
+    build_report(tables, summary).write(run.file("report.html"))
+    log.info("report: %s", run.file("report.html"))
+    return InterpretResult(run.path, tables, summary)
 
 
 def _n_pos(rec: pd.DataFrame, ref: str, score: str) -> int:
@@ -353,7 +539,7 @@ def _cssi(st: _Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, t
     lab = strata_tab["stratum"].astype(str).to_numpy()
     sizes = pd.Series(lab).value_counts()
     if (sizes >= cfg.cssi_min_cells).sum() == 0:
-        log(f"CSSI skipped: no stratum has {cfg.cssi_min_cells} cells (sizes {sizes.to_dict()})")
+        log.info("CSSI skipped: no stratum has %d cells (sizes %s)", cfg.cssi_min_cells, sizes.to_dict())
         return pd.DataFrame(), pd.DataFrame()
 
     def recovery():

@@ -80,7 +80,7 @@ def train_masked_expression(
     random_state
         Seeds the cell order, the masks and dropout; the same seed gives identical weights on CPU.
     progress
-        Show a rich progress bar.
+        Report progress (:mod:`perturblab.runs.progress`; shown by the command line).
     save_path
         If given, the trained model is saved there (atomically).
 
@@ -90,7 +90,7 @@ def train_masked_expression(
 
     Raises
     ------
-    ValueError
+    InputError
         If ``epochs < 1`` or ``mask_fraction`` is not in (0, 1).
     """
     import torch
@@ -98,10 +98,12 @@ def train_masked_expression(
     from .._device import seed_everything
     from .extraction import _progress
 
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    from ..exceptions import InputError
+
+    if not isinstance(epochs, int | np.integer) or epochs < 1:
+        raise InputError(f"epochs must be an integer >= 1, got {epochs!r}")
     if not 0 < mask_fraction < 1:
-        raise ValueError(f"mask_fraction must be in (0, 1), got {mask_fraction}")
+        raise InputError(f"mask_fraction must be in (0, 1), got {mask_fraction}")
     genes = model.genes if genes is None else np.asarray(genes, dtype=str)
     seed_everything(random_state)
     rng = np.random.default_rng(random_state)
@@ -112,7 +114,7 @@ def train_masked_expression(
     rows = []
     net.train()
     try:
-        with _progress(progress, epochs * n_batches) as advance:
+        with _progress(progress, epochs * n_batches, "masked-expression training") as advance:
             for epoch in range(epochs):
                 order = rng.permutation(adata.n_obs)
                 losses = []

@@ -1,8 +1,12 @@
 """Perturbation-response prediction: scGen, scPRAM, baselines, metrics and the LOCO protocol.
 
-Building blocks (all on log-normalised cells x genes after :func:`prepare`)::
+The whole protocol in one call (raw counts in; tables, summary and report out)::
 
     import perturblab as plab
+    res = plab.predict.run_loco("kang2018", ["scgen"], ["CD14 Mono"], out="results/predict")
+
+Building blocks (all on log-normalised cells x genes after :func:`prepare`)::
+
     adata = plab.predict.prepare(plab.datasets.kang2018())          # 2,000 HVGs, log1p
     split = plab.predict.loco_split(adata, "CD14 Mono")            # train / target ctrl / target stim
     model = plab.predict.make_model("scgen", split.train, random_state=0)
@@ -16,13 +20,13 @@ Spec: ``perturbation-models.md`` (scGen v2.1.1, scPRAM, pertpy, cell-eval, ECCB 
 from __future__ import annotations
 
 from . import metrics
-from .data import LocoSplit, loco_split, loco_targets, prepare
+from .data import LocoSplit, Preprocessing, loco_split, loco_targets, prepare
 from .evaluate import METRIC_DEFINITIONS, evaluate, rank_degs
 from .models import BASELINES, MODELS, IdentityBaseline, MeanDeltaBaseline, PCAMeanDeltaBaseline, ScGen, \
     ScPRAM, make_model
 from .run import LocoResult, run_loco
 from .training import TrainingHistory
 
-__all__ = ["prepare", "loco_split", "loco_targets", "LocoSplit", "make_model", "MODELS", "BASELINES", "ScGen",
+__all__ = ["prepare", "Preprocessing", "loco_split", "loco_targets", "LocoSplit", "make_model", "MODELS", "BASELINES", "ScGen",
            "ScPRAM", "IdentityBaseline", "MeanDeltaBaseline", "PCAMeanDeltaBaseline", "TrainingHistory",
            "evaluate", "rank_degs", "METRIC_DEFINITIONS", "metrics", "run_loco", "LocoResult"]

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 
-from .._validation import check_counts, check_finite, check_obs_key, check_values_present, to_dense, \
-    warn_representation
+from .._validation import check_counts, check_finite, check_labels, check_positive, check_values_present, \
+    to_dense, warn_representation
+from ..exceptions import InputError
 
-__all__ = ["prepare", "loco_split", "loco_targets", "LocoSplit", "check_conditions", "balanced_indices"]
+__all__ = ["prepare", "Preprocessing", "loco_split", "loco_targets", "LocoSplit", "check_conditions",
+           "balanced_indices"]
 
 
 def check_conditions(adata, condition_key: str, cell_type_key: str | None, control: str, stimulated: str) -> None:
@@ -23,19 +25,17 @@ def check_conditions(adata, condition_key: str, cell_type_key: str | None, contr
 
     Raises
     ------
-    KeyError
+    MissingKeyError
         If ``condition_key`` or ``cell_type_key`` is not a column of ``adata.obs``.
-    ValueError
-        If ``control`` or ``stimulated`` does not occur in ``adata.obs[condition_key]``.
+    InputError
+        If some cells have no condition or cell type (NaN), or ``control`` / ``stimulated`` does not occur in
+        ``adata.obs[condition_key]`` (with the closest value).
     """
-    check_obs_key(adata, condition_key, "condition")
+    present = set(check_labels(adata, condition_key, "condition"))
     if cell_type_key is not None:
-        check_obs_key(adata, cell_type_key, "cell type")
-    present = set(map(str, adata.obs[condition_key].unique()))
+        check_labels(adata, cell_type_key, "cell type")
     for what, value in (("control", control), ("stimulated", stimulated)):
-        if str(value) not in present:
-            raise ValueError(f"{what} condition {value!r} not found in adata.obs[{condition_key!r}] "
-                             f"(values: {sorted(present)})")
+        check_values_present([value], present, f"{what} condition (in adata.obs[{condition_key!r}])")
 
 
 def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: str = "condition",
@@ -68,12 +68,14 @@ def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: st
 
     Raises
     ------
-    KeyError, ValueError
-        Missing keys, an absent condition value, NaN/inf or negative values in ``X``.
+    MissingKeyError, InputError
+        Missing keys, an absent condition value, NaN labels, ``n_top_genes < 1``, NaN/inf or negative values
+        in ``X``.
     """
     import scanpy as sc
 
     check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    check_positive(n_top_genes, "n_top_genes", allow_none=True)
     check_counts(adata.X, "adata.X")
     warn_representation(adata.X, "counts", "adata.X")
     out = adata.copy()
@@ -88,6 +90,42 @@ def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: st
     out.uns["perturblab_predict"] = {"n_top_genes": n_top_genes, "target_sum": target_sum, "flavor": flavor,
                                      "representation": "log1p"}
     return out
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How :func:`prepare` turns raw counts into the models' input; a setting of every predict run.
+
+    Attributes
+    ----------
+    n_top_genes
+        Highly variable genes kept (``None``: all genes).
+    target_sum
+        Counts per cell after ``normalize_total`` (``None``: the median of the cells' totals, scanpy's default).
+    flavor
+        scanpy HVG flavour.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> adata = plab.predict.Preprocessing(n_top_genes=500).apply(plab.datasets.kang2018())
+    >>> adata.n_vars
+    500
+    """
+
+    n_top_genes: int | None = 2000
+    target_sum: float | None = None
+    flavor: str = "seurat"
+
+    def __post_init__(self) -> None:
+        check_positive(self.n_top_genes, "n_top_genes", allow_none=True)
+        check_positive(self.target_sum, "target_sum", minimum=1e-9, allow_none=True)
+
+    def apply(self, adata: ad.AnnData, condition_key: str = "condition", cell_type_key: str = "cell_type",
+              control: str = "control", stimulated: str = "stimulated") -> ad.AnnData:
+        """:func:`prepare` with these settings (raw counts in, log-normalised copy out)."""
+        return prepare(adata, self.n_top_genes, condition_key, cell_type_key, control, stimulated,
+                       target_sum=self.target_sum, flavor=self.flavor)
 
 
 @dataclass
@@ -130,9 +168,9 @@ def loco_split(adata: ad.AnnData, target: str, condition_key: str = "condition",
 
     Raises
     ------
-    KeyError, ValueError
-        Missing keys or conditions, an unknown target, a target with no control or no
-        stimulated cells, NaN/inf values.
+    MissingKeyError, UnknownNameError, InputError
+        Missing keys or conditions, an unknown target (with "did you mean"), a target with no control or no
+        stimulated cells, NaN labels or NaN/inf values.
     """
     check_conditions(adata, condition_key, cell_type_key, control, stimulated)
     check_values_present([target], adata.obs[cell_type_key].astype(str).unique(), "cell type")
@@ -143,11 +181,11 @@ def loco_split(adata: ad.AnnData, target: str, condition_key: str = "condition",
     ctrl_mask = is_t & (cond == str(control))
     stim_mask = is_t & (cond == str(stimulated))
     if not ctrl_mask.any():
-        raise ValueError(f"cell type {target!r} has no control cells ({condition_key} == {control!r}); "
-                         "nothing to predict from")
+        raise InputError(f"cell type {target!r} has no control cells ({condition_key} == {control!r}); "
+                         "nothing to predict from: choose another target")
     if not stim_mask.any():
-        raise ValueError(f"cell type {target!r} has no stimulated cells ({condition_key} == {stimulated!r}); "
-                         "nothing to compare the prediction with")
+        raise InputError(f"cell type {target!r} has no stimulated cells ({condition_key} == {stimulated!r}); "
+                         "nothing to compare the prediction with: choose another target")
     return LocoSplit(str(target), adata[~stim_mask].copy(), adata[ctrl_mask].copy(), adata[stim_mask].copy())
 
 
@@ -155,11 +193,21 @@ def loco_targets(adata: ad.AnnData, min_cells: int = 30, condition_key: str = "c
                  cell_type_key: str = "cell_type", control: str = "control",
                  stimulated: str = "stimulated") -> list[str]:
     """Cell types with at least ``min_cells`` cells in each condition (the LOCO protocol's targets),
-    largest first."""
+    largest first.
+
+    Raises
+    ------
+    InputError
+        When no cell type qualifies.
+    """
     check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    check_positive(min_cells, "min_cells")
     tab = adata.obs.groupby([adata.obs[cell_type_key].astype(str), adata.obs[condition_key].astype(str)],
                             observed=True).size().unstack(fill_value=0)
     ok = tab[(tab.get(str(control), 0) >= min_cells) & (tab.get(str(stimulated), 0) >= min_cells)]
+    if ok.empty:
+        raise InputError(f"no cell type has >= {min_cells} cells in both conditions ({control!r} and "
+                         f"{stimulated!r}); lower --min-cells or name the targets")
     return list(ok.sum(axis=1).sort_values(ascending=False, kind="stable").index)
 
 

@@ -1,30 +1,32 @@
-"""The leave-one-cell-type-out (LOCO) protocol: train, predict and evaluate models x targets.
+"""The leave-one-cell-type-out (LOCO) protocol: train, predict and evaluate models x targets, write the report.
 
-Each finished (target, model) unit is written atomically under ``out_dir/units/`` so an
-interrupted run resumes where it stopped.
+:func:`run_loco` is the one-variant ("balanced"), one-seed case of the benchmark runner
+(:func:`perturblab.predict.benchmark.run_benchmark`), keeping the predicted cells for the report.
+``perturblab predict`` calls it.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import threading
+import logging
+import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import anndata as ad
 import pandas as pd
 
-from .._io import read_table, write_h5ad, write_json, write_table
-from .data import LocoSplit, loco_split
-from .evaluate import evaluate
-from .models import MODELS, VAEModel, make_model
+from ..exceptions import InputError
+from ..io import TABLE_FORMATS, write_json, write_table
+from .benchmark.runner import _collect, _targets, benchmark_units, execute_benchmark, prepare_input
+from .benchmark.units import BenchmarkSettings
+from .data import loco_split
+from .models import BASELINES
 from .training import TrainingHistory
 
-__all__ = ["LocoResult", "run_loco", "peak_memory"]
+__all__ = ["LocoResult", "run_loco"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,18 +36,22 @@ class LocoResult:
     Attributes
     ----------
     metrics
-        Tidy table: ``target, model`` + the columns of :func:`evaluate`.
+        Tidy table: ``target, model`` + the columns of :func:`~perturblab.predict.evaluate`.
     training
         One row per (target, model): ``train_seconds`` (wall, model construction + training),
-        ``train_cpu_seconds`` (process CPU time; less sensitive to a busy machine), ``peak_memory_mb`` and
-        ``peak_rss_mb`` (see :func:`peak_memory`),
-        ``epochs``, ``best_epoch``, ``stopped_by``. ``scgen_unbalanced`` reusing ``scgen`` has NaN times.
+        ``train_cpu_seconds`` (process CPU time; less sensitive to a busy machine), ``peak_memory_mb`` (above
+        the start of the unit) and ``peak_rss_mb`` (see :func:`perturblab.runs.peak_memory`), ``epochs``,
+        ``best_epoch``, ``stopped_by``, ``n_train_stimulated``.
     predictions
         ``{(target, model): AnnData}`` of predicted cells.
     splits
         ``{target: LocoSplit}``.
     histories
         ``{(target, model): TrainingHistory}``.
+    summary
+        The JSON summary (also ``OUT/summary.json``).
+    out_dir
+        Output folder (``None`` when nothing was kept).
     """
 
     metrics: pd.DataFrame
@@ -53,156 +59,123 @@ class LocoResult:
     predictions: dict = field(default_factory=dict)
     splits: dict = field(default_factory=dict)
     histories: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    out_dir: Path | None = None
 
 
-@contextmanager
-def peak_memory(device=None, interval: float = 0.05):
-    """Measure memory while the block runs (MB).
-
-    Yields a dict filled at exit: ``"peak_mb"``, the peak above the level at the start (CPU: resident
-    set size sampled every ``interval`` s with psutil; CUDA: ``torch.cuda.max_memory_allocated``), and
-    ``"peak_rss_mb"``, the absolute peak resident set size of the process. On CPU the increase
-    underestimates a model's need when memory freed by earlier work in the same process is reused:
-    compare models in fresh processes for exact figures.
-    """
-    import psutil
-
-    out = {"peak_mb": float("nan"), "peak_rss_mb": float("nan")}
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-    cuda = device is not None and str(device).startswith("cuda")
-    if cuda:
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
-        base_cuda = torch.cuda.memory_allocated()
-
-    def sample():
-        while not stop.wait(interval):
-            peak[0] = max(peak[0], proc.memory_info().rss)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield out
-    finally:
-        stop.set()
-        thread.join()
-        peak[0] = max(peak[0], proc.memory_info().rss)
-        out["peak_rss_mb"] = peak[0] / 2**20
-        if cuda:
-            out["peak_mb"] = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
-        else:
-            out["peak_mb"] = (peak[0] - base) / 2**20
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
-
-
-def _unit_dir(out_dir, target, model) -> Path | None:
-    return None if out_dir is None else Path(out_dir) / "units" / f"{_slug(target)}__{_slug(model)}"
-
-
-def _load_unit(d: Path):
-    info = json.loads((d / "training.json").read_text())
-    hist = TrainingHistory(read_table(d / "history.csv"), info["best_epoch"], info["stopped_by"],
-                           info["train_seconds"])
-    return read_table(d / "metrics.parquet"), info, ad.read_h5ad(d / "pred.h5ad"), hist
-
-
-def _save_unit(d: Path, metrics: pd.DataFrame, info: dict, pred: ad.AnnData, hist: TrainingHistory) -> None:
-    d.mkdir(parents=True, exist_ok=True)
-    write_h5ad(d / "pred.h5ad", pred)
-    write_table(d / "history.csv", hist.history)
-    write_table(d / "metrics.parquet", metrics)
-    write_json(d / "training.json", info)  # written last: marks the unit as finished
-
-
-def run_loco(adata: ad.AnnData, models: Sequence[str], targets: Sequence[str], *, hyperparameters: dict | None = None,
-             train_kwargs: dict | None = None, evaluate_kwargs: dict | None = None, random_state: int = 0,
-             device: str | None = None, out_dir=None, progress: bool = True, keys: dict | None = None,
-             log=print) -> LocoResult:
-    """Run the LOCO protocol: for each target, train each model without the target's stimulated
-    cells, predict them from its controls and evaluate.
+def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
+             out=None, settings: BenchmarkSettings | None = None, random_state: int = 0, n_jobs: int = 1,
+             scheduler=None, resume: bool = False, overwrite: bool = False, table_format: str = "parquet",
+             report: bool = True) -> LocoResult:
+    """Leave one cell type out: for each target, train each model without the target's stimulated cells,
+    predict them from the target's control cells, evaluate, and write tables, summary and report.
 
     Parameters
     ----------
-    adata
-        Log-normalised cells x genes (see :func:`prepare`).
+    data
+        Raw UMI counts (cells x genes) with condition and cell-type columns: an AnnData, a dataset name
+        (``"kang2018"``) or an ``.h5ad`` path; already log-normalised cells when ``settings.preprocessing`` is
+        None.
     models
-        Names accepted by :func:`make_model`. ``"scgen_unbalanced"`` reuses this run's trained
-        ``"scgen"`` of the same target when there is one (same network, delta without balancing);
-        otherwise it trains its own (identical, seeded) network.
+        Names of :data:`perturblab.predict.MODELS`; the baselines (:data:`perturblab.predict.BASELINES`) are
+        always added.
     targets
-        Cell types to hold out.
-    hyperparameters
-        ``{model name: kwargs}`` for :func:`make_model`.
-    train_kwargs
-        ``{model name: kwargs}`` for ``model.train``.
-    evaluate_kwargs
-        Passed to :func:`evaluate` (e.g. ``n_bootstrap``).
-    random_state, device
-        Seed of models and bootstraps; torch device.
-    out_dir
-        When given, finished units are saved there and reused on a rerun (resume).
-    keys
-        ``condition_key, cell_type_key, control, stimulated`` if not Kang's defaults.
-    log
-        Function receiving one line per finished unit.
+        Cell types to hold out (``None`` or ``["all"]``: those with ``settings.min_cells`` cells per condition).
+    out
+        Output folder (``metrics``, ``training``, ``summary.json``, ``report.html``, ``units/``); ``None``: a
+        temporary folder, nothing kept. Follows :func:`perturblab.runs.open_run`'s contract.
+    settings
+        Keys, preprocessing, hyperparameters (``model_params``), training (``train_params``), evaluation
+        (``evaluate_params``, e.g. ``{"n_bootstrap": 100}``), device (:class:`BenchmarkSettings`).
+    random_state
+        Seed of the models and the bootstraps.
+    n_jobs, scheduler
+        Parallel units (joblib processes, or a Dask scheduler).
+    resume, overwrite
+        What to do when ``out`` already holds a ``predict`` run.
+    table_format
+        ``"parquet"`` or ``"csv"``.
+    report
+        Write ``report.html``.
 
     Returns
     -------
     LocoResult
+
+    Raises
+    ------
+    UnknownNameError, InputError, MissingKeyError
+        Unknown model or target (with "did you mean"), missing keys or conditions, invalid settings.
+    RunFolderError, SettingsMismatchError
+        ``out`` cannot be used as asked.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> res = plab.predict.run_loco("kang2018", ["scgen"], ["CD14 Mono"], out="results/predict")  # doctest: +SKIP
+    >>> res.metrics.query("metric == 'r2_pearson_mean'")  # doctest: +SKIP
     """
-    hyperparameters, train_kwargs = hyperparameters or {}, train_kwargs or {}
-    evaluate_kwargs = {"random_state": random_state, **(evaluate_kwargs or {})}
-    keys = keys or {}
-    metric_tables, train_rows = [], []
-    result = LocoResult(pd.DataFrame(), pd.DataFrame())
-    for target in targets:
-        split: LocoSplit = loco_split(adata, target, **keys)
-        result.splits[target] = split
-        trained = {}
-        for name in models:
-            d = _unit_dir(out_dir, target, name)
-            if d is not None and (d / "training.json").exists():
-                table, info, pred, hist = _load_unit(d)
-                log(f"{target} / {name}: reused finished result from {d}")
-            else:
-                t0, c0 = time.perf_counter(), time.process_time()
-                if name == "scgen_unbalanced" and "scgen" in trained:
-                    model, hist = trained["scgen"], trained["scgen"].history
-                    mem = {"peak_mb": float("nan"), "peak_rss_mb": float("nan")}
-                    pred = model.predict(split.target_ctrl, balance=False)
-                    train_s = cpu_s = float("nan")  # no training of its own: shares scgen's
-                else:
-                    params = {**keys, "random_state": random_state, **hyperparameters.get(name, {})}
-                    if issubclass(MODELS[name][0], VAEModel):
-                        params.setdefault("device", device)
-                    with peak_memory(device) as mem:
-                        model = make_model(name, split.train, **params)
-                        hist = model.train(**{"progress": progress, **train_kwargs.get(name, {})})
-                    train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-                    pred = model.predict(split.target_ctrl)
-                    trained[name] = model
-                pred.uns["perturblab_model"] = name
-                table = evaluate(pred, split.target_stim, split.target_ctrl, **evaluate_kwargs)
-                info = {"target": target, "model": name, "train_seconds": train_s, "train_cpu_seconds": cpu_s,
-                        "peak_memory_mb": mem["peak_mb"], "peak_rss_mb": mem["peak_rss_mb"],
-                        "epochs": int(len(hist.history)), "best_epoch": int(hist.best_epoch),
-                        "stopped_by": hist.stopped_by}
-                if d is not None:
-                    _save_unit(d, table, info, pred, hist)
-                v = table.set_index(["metric", "gene_set"])["value"]
-                log(f"{target} / {name}: R2 {v[('r2_pearson_mean', 'all')]:.3f}, E-distance "
-                    f"{v[('edistance', 'pca')]:.2f}, training {train_s:.1f} s")
-            metric_tables.append(table.assign(target=target, model=name))
-            train_rows.append(info)
-            result.predictions[(target, name)] = pred
-            result.histories[(target, name)] = hist
-    result.metrics = pd.concat(metric_tables, ignore_index=True)[["target", "model", *metric_tables[0].columns[:-2]]]
-    result.training = pd.DataFrame(train_rows)
+    from .. import datasets
+    from ..runs import UnitStore, data_checksum, open_run
+
+    t0 = time.perf_counter()
+    settings = settings or BenchmarkSettings()
+    if table_format not in TABLE_FORMATS:
+        raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+    raw = datasets.load(data)
+    adata = prepare_input(raw, settings)
+    targets = _targets(adata, targets, settings)
+    units = benchmark_units(models, targets, [random_state], ["balanced"])
+    names = list(dict.fromkeys(u.model for u in units))
+    tmp = tempfile.TemporaryDirectory(prefix="perturblab-predict-") if out is None else None
+    run_settings = {"models": names, "targets": targets, "seed": int(random_state), **settings.fingerprint()}
+    run = open_run(tmp.name if tmp else out, "predict", run_settings, data_checksum(raw), resume=resume,
+                   overwrite=overwrite)
+    log.info("%d cells x %d genes; targets %s; models %s", adata.n_obs, adata.n_vars, targets, names)
+    store = UnitStore(run)
+    n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler,
+                              keep_predictions=True)
+    table, training, preds, hists = _collect(store, units, keep_predictions=True)
+    result = LocoResult(
+        metrics=table.drop(columns=["variant", "seed"]),
+        training=training.drop(columns=["variant", "seed"]),
+        predictions={(u.target, u.model): preds[u] for u in units},
+        splits={t: loco_split(adata, t, **settings.keys) for t in targets},
+        histories={(u.target, u.model): _history(hists[u], info)
+                   for u, info in zip(units, training.to_dict(orient="records"))},
+        out_dir=None if tmp else run.path,
+    )
+    result.summary = _summary(result, data, adata, names, targets, settings, random_state, n_run, len(units),
+                              time.perf_counter() - t0)
+    if tmp is not None:
+        tmp.cleanup()
+    else:
+        _write(result, run, table_format, report)
     return result
+
+
+def _history(table: pd.DataFrame, info: dict) -> TrainingHistory:
+    return TrainingHistory(table, int(info.get("best_epoch", 0)), str(info.get("stopped_by", "none")),
+                           float(info.get("train_seconds", float("nan"))))
+
+
+def _summary(result: LocoResult, data, adata, names, targets, settings, seed, n_run, n_units, wall) -> dict:
+    from .report import summary_table
+
+    rows = summary_table(result.metrics, result.training)
+    return {"data": data if isinstance(data, str) else "AnnData given in Python", "n_cells": int(adata.n_obs),
+            "n_genes": int(adata.n_vars), "targets": targets, "models": names, "baselines": list(BASELINES),
+            "seed": int(seed), "preprocessing": settings.fingerprint()["preprocessing"],
+            "n_bootstrap": settings.evaluate_params.get("n_bootstrap"), "n_units": n_units, "n_units_run": n_run,
+            "wall_time_s": wall, "rows": rows.to_dict(orient="records")}
+
+
+def _write(result: LocoResult, run, table_format: str, report: bool) -> None:
+    from .report import build_report, summary_table
+
+    write_table(run.file(f"metrics.{table_format}"), result.metrics)
+    write_table(run.file(f"training.{table_format}"), result.training)
+    write_table(run.file(f"summary.{table_format}"), summary_table(result.metrics, result.training))
+    write_json(run.file("summary.json"), result.summary)
+    if report:
+        build_report(result, title=f"perturblab predict: {result.summary['data']}").write(run.file("report.html"))

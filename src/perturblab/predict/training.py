@@ -50,7 +50,7 @@ def fit_module(module: torch.nn.Module, X: np.ndarray, *, max_epochs: int, batch
                weight_decay: float, adam_eps: float = 1e-8, grad_clip: float | None = None,
                validation_fraction: float = 0.1, early_stopping: bool = True, patience: int = 25,
                min_delta: float = 0.0, callback: EpochCallback | None = None, random_state: int = 0,
-               device=None, progress: bool = True, description: str = "training") -> TrainingHistory:
+               device=None, description: str = "training") -> TrainingHistory:
     """Train ``module`` (with a ``loss(x) -> scalar`` method) on the rows of ``X``.
 
     Parameters
@@ -71,17 +71,22 @@ def fit_module(module: torch.nn.Module, X: np.ndarray, *, max_epochs: int, batch
         Called after each epoch as ``callback(epoch, train_loss, val_loss)``; True stops.
     random_state
         Seeds the split, the batch order, the weights' noise (dropout, sampling).
+    device
+        Device of ``X`` (default: the module's).
+    description
+        Name of the step in progress reports (:mod:`perturblab.runs.progress`).
 
     Returns
     -------
     TrainingHistory
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from ..exceptions import InputError
+    from ..runs import progress
 
-    if max_epochs < 1:
-        raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+    if not isinstance(max_epochs, int | np.integer) or max_epochs < 1:
+        raise InputError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
     if not 0 <= validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        raise InputError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     torch.manual_seed(random_state)
     device = next(module.parameters()).device if device is None else device
     rng = np.random.default_rng(random_state)
@@ -94,10 +99,7 @@ def fit_module(module: torch.nn.Module, X: np.ndarray, *, max_epochs: int, batch
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay, eps=adam_eps)
     rows, best, best_state, best_epoch, bad, stopped = [], np.inf, None, 0, 0, "max_epochs"
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), disable=not progress,
-                  transient=True) as bar:
-        task = bar.add_task(description, total=max_epochs, loss="")
+    with progress.task(description, total=max_epochs) as bar:
         for epoch in range(1, max_epochs + 1):
             module.train()
             order = train_idx[rng.permutation(n_train)]
@@ -121,7 +123,7 @@ def fit_module(module: torch.nn.Module, X: np.ndarray, *, max_epochs: int, batch
                 with torch.no_grad():
                     val_loss = float(module.loss(val))
             rows.append((epoch, train_loss, val_loss, time.perf_counter() - t0))
-            bar.update(task, advance=1, loss=f"train {train_loss:.4g} val {val_loss:.4g}")
+            bar.advance(info=f"train {train_loss:.4g} val {val_loss:.4g}")
             if val is not None and val_loss < best - min_delta:
                 best, best_epoch, bad = val_loss, epoch, 0
                 best_state = copy.deepcopy(module.state_dict()) if early_stopping else None

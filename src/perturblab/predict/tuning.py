@@ -27,19 +27,21 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .benchmark_stats import higher_is_better
+from .._validation import check_positive
+from ..exceptions import InputError, SettingsMismatchError
+from .benchmark.stats import higher_is_better
 from .data import check_conditions, loco_split, loco_targets, prepare
 from .evaluate import evaluate
 from .models import MODELS, VAEModel, make_model
 from .tuning_space import search_space, split_params, suggest
+from .tuning_storage import default_storage_url, open_storage, safe_url
 
-__all__ = ["NestedLocoObjective", "tune", "TuningResult", "prepare_without_target", "open_storage",
-           "default_storage_url"]
+__all__ = ["NestedLocoObjective", "tune", "TuningResult", "prepare_without_target", "final_comparison"]
 
 _KEY_NAMES = ("condition_key", "cell_type_key", "control", "stimulated")
 
 
-def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int = 2000, condition_key: str = "condition",
+def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | None = 2000, condition_key: str = "condition",
                            cell_type_key: str = "cell_type", control: str = "control",
                            stimulated: str = "stimulated", flavor: str = "seurat") -> ad.AnnData:
     """Like :func:`perturblab.predict.prepare`, but the HVGs are chosen without the target's stimulated cells.
@@ -165,36 +167,12 @@ class NestedLocoObjective:
                              random_state=self.random_state)
             row = table[(table["metric"] == self.metric) & (table["gene_set"] == self.gene_set)]
             if row.empty:
-                raise ValueError(f"metric {self.metric!r} with gene set {self.gene_set!r} is not computed by evaluate")
+                raise InputError(f"metric {self.metric!r} with gene set {self.gene_set!r} is not computed by "
+                                 "evaluate; see perturblab.predict.METRIC_DEFINITIONS")
             score = float(row["value"].iloc[0])
             trial.set_user_attr(f"score[{inner}]", score)
             scores.append(score)
         return float(np.mean(scores))
-
-
-def default_storage_url(out_dir: str | Path) -> str:
-    """SQLite file ``out_dir/study.db`` as an SQLAlchemy URL."""
-    path = Path(out_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path / 'study.db'}"
-
-
-def open_storage(url: str):
-    """An Optuna RDB storage for any SQLAlchemy URL (SQLite file, PostgreSQL, MySQL...).
-
-    Heartbeats mark trials of a killed worker as failed (after 2 minutes without a beat) and
-    retry their parameters once, so a study resumes cleanly after an interruption.
-    """
-    import warnings
-
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    with warnings.catch_warnings():  # heartbeats are marked experimental in optuna
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def _finished(study) -> int:
@@ -211,6 +189,7 @@ def _optimize(url, study_name, objective, n_trials, sampler_seed, pruner, timeou
 
     study = optuna.load_study(study_name=study_name, storage=open_storage(url),
                               sampler=optuna.samplers.TPESampler(seed=sampler_seed), pruner=pruner)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     remaining = n_trials - _finished(study)
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, timeout=timeout, gc_after_trial=True,
@@ -250,52 +229,56 @@ class TuningResult:
     out_dir: Path | None = None
 
 
-def tune(adata: ad.AnnData, model: str, target: str, out_dir: str | Path | None = None, n_trials: int = 20,
-         storage: str | None = None, study_name: str | None = None, space: dict | None = None,
-         metric: str = "r2_pearson_mean", gene_set: str = "all", n_inner: int = 3, min_cells: int = 30,
-         max_epochs: int = 100, validation_fraction: float = 0.1, fixed_params: dict | None = None,
-         pruner=None, n_workers: int = 1, timeout: float | None = None, random_state: int = 0,
-         device: str | None = None, final: bool = True, n_bootstrap: int = 100, report: bool = True,
+def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage: str | None = None,
+         study_name: str | None = None, space: dict | None = None, metric: str = "r2_pearson_mean",
+         gene_set: str = "all", n_inner: int = 3, min_cells: int = 30, max_epochs: int = 100,
+         validation_fraction: float = 0.1, fixed_params: dict | None = None, pruner=None, n_jobs: int = 1,
+         timeout: float | None = None, random_state: int = 0, device: str | None = None, final: bool = True,
+         n_bootstrap: int = 100, report: bool = True, n_top_genes: int | None = 2000,
          condition_key: str = "condition", cell_type_key: str = "cell_type", control: str = "control",
-         stimulated: str = "stimulated") -> TuningResult:
+         stimulated: str = "stimulated", resume: bool = False, overwrite: bool = False,
+         table_format: str = "parquet") -> TuningResult:
     """Tune a model's hyperparameters for one held-out cell type without touching its stimulated cells.
 
     Parameters
     ----------
-    adata
-        All cells, log-normalised (cells x genes); :func:`prepare_without_target` also keeps the
-        target's stimulated cells out of the gene selection.
+    data
+        Raw UMI counts (cells x genes; an AnnData, a dataset name or an ``.h5ad`` path). It is log-normalised
+        and the ``n_top_genes`` HVGs are chosen without the target's stimulated cells
+        (:func:`prepare_without_target`).
     model
         Tunable model (see :data:`perturblab.predict.tuning_space.SEARCH_SPACES`).
     target
         Held-out cell type: its stimulated cells never reach the objective.
-    out_dir
-        Folder of ``study.db`` (default storage), tables and ``report.html``.
+    out
+        Output folder: ``study.db`` (default storage), tables and ``report.html``; follows the run contract
+        (:func:`perturblab.runs.open_run`): ``resume`` continues the study (add trials by raising
+        ``n_trials``), ``overwrite`` deletes the study and the outputs first.
     n_trials
-        Finished trials (complete or pruned) the study must hold; an existing study resumes and
-        only runs the missing ones.
+        Finished trials (complete or pruned) the study must hold; a resumed study only runs the missing ones.
     storage
-        SQLAlchemy URL shared by several workers or machines (e.g. ``postgresql://...``); default
-        the SQLite file ``out_dir/study.db``.
+        SQLAlchemy URL shared by several workers or machines (e.g. ``postgresql://...``; the installed driver is
+        chosen, see :func:`~perturblab.predict.tuning_storage.storage_url`); default the SQLite file
+        ``out/study.db``.
     study_name
         Default ``"{model}-{target}"``. A stored study of other settings is refused.
     space
         ``{name: optuna distribution}`` (default the model's search space).
     metric, gene_set
         Score of a fold (a row of :func:`perturblab.predict.evaluate`); the direction follows
-        :func:`perturblab.predict.benchmark_stats.higher_is_better`.
+        :func:`perturblab.predict.benchmark.higher_is_better`.
     n_inner, min_cells
-        The ``n_inner`` largest training cell types with ``min_cells`` cells per condition are
-        the inner held-out types.
+        The ``n_inner`` largest training cell types with ``min_cells`` cells per condition are the inner
+        held-out types.
     max_epochs, validation_fraction
-        Training of every model (trials and final); the validation loss drives pruning.
+        Training of every trial and of the tuned final model; the validation loss drives pruning.
     fixed_params
         Constructor parameters kept fixed in every trial and in the final models.
     pruner
         Optuna pruner (default ``MedianPruner(n_startup_trials=3, n_warmup_steps=5)``).
-    n_workers
-        Processes optimising the same study (joblib); more than 1 makes the order of trials,
-        and hence the results, depend on timing.
+    n_jobs
+        Processes optimising the same study (joblib); more than 1 makes the order of trials, and hence the
+        results, depend on timing.
     timeout
         Seconds after which each worker stops starting trials.
     random_state
@@ -303,9 +286,14 @@ def tune(adata: ad.AnnData, model: str, target: str, out_dir: str | Path | None 
     device
         Torch device of the models.
     final, n_bootstrap
-        Evaluate tuned, default and baseline models on the held-out target (bootstrap CIs).
+        Evaluate the tuned model, the default model (with its own training defaults) and the baselines on the
+        held-out target (bootstrap CIs).
     report
-        Write ``report.html`` into ``out_dir``.
+        Write ``report.html``.
+    n_top_genes, condition_key, cell_type_key, control, stimulated
+        Preprocessing and keys.
+    resume, overwrite, table_format
+        Run contract and table format (``"parquet"`` or ``"csv"``).
 
     Returns
     -------
@@ -313,71 +301,98 @@ def tune(adata: ad.AnnData, model: str, target: str, out_dir: str | Path | None 
 
     Raises
     ------
-    ValueError
-        Unknown model or target, no inner cell types, no ``out_dir`` and no ``storage``, or a
-        stored study of different settings.
+    UnknownNameError, InputError
+        Unknown model or target, no inner cell types, invalid numbers, no ``out`` and no ``storage``, an
+        unusable storage URL.
+    RunFolderError, SettingsMismatchError
+        ``out`` cannot be used as asked, or a stored study of other settings.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> res = plab.predict.tuning.tune("kang2018", "scgen", "CD14 Mono", out="results/tune",
+    ...                                n_trials=30)  # doctest: +SKIP
+    >>> res.best_params, res.final  # doctest: +SKIP
     """
     import optuna
 
-    from .benchmark import data_fingerprint
+    from .. import datasets
+    from .._device import check_device
+    from ..runs import data_checksum, open_run, resolve_n_jobs
 
     t0 = time.perf_counter()
+    for name, value, low in (("n_trials", n_trials, 1), ("n_inner", n_inner, 1), ("max_epochs", max_epochs, 1),
+                             ("n_bootstrap", n_bootstrap, 0), ("min_cells", min_cells, 1)):
+        check_positive(value, name, minimum=low)
+    if timeout is not None:
+        check_positive(timeout, "timeout", minimum=1e-9)
+    check_device(device)
+    workers = resolve_n_jobs(n_jobs)
     keys = dict(zip(_KEY_NAMES, (condition_key, cell_type_key, control, stimulated)))
-    check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    raw = datasets.load(data)
+    adata = prepare_without_target(raw, target, n_top_genes=n_top_genes, **keys)
     space = search_space(model, space)
-    if out_dir is None and storage is None:
-        raise ValueError("give out_dir (SQLite storage in it) or a storage URL")
+    if out is None and storage is None:
+        raise InputError("give out (SQLite storage in it) or a storage URL")
     split = loco_split(adata, target, **keys)
     inner = [t for t in loco_targets(split.train, min_cells, condition_key, cell_type_key, control, stimulated)
              if t != str(target)][:n_inner]
     if not inner:
-        raise ValueError(f"no training cell type has {min_cells} control and stimulated cells for the inner "
+        raise InputError(f"no training cell type has {min_cells} control and stimulated cells for the inner "
                          "leave-one-out; lower min_cells")
     fixed = dict(fixed_params or {})
     if issubclass(MODELS[model][0], VAEModel):
         fixed["device"] = device
     objective = NestedLocoObjective(split.train, model, inner, space, metric, gene_set, max_epochs,
                                     validation_fraction, fixed, keys, random_state,
-                                    torch_threads=1 if n_workers > 1 else None)
-    url = storage or default_storage_url(out_dir)
+                                    torch_threads=1 if workers > 1 else None)
     study_name = study_name or f"{model}-{target}"
     config = {"model": model, "target": str(target), "metric": metric, "gene_set": gene_set, "inner": inner,
               "space": {k: repr(v) for k, v in space.items()}, "max_epochs": max_epochs,
               "validation_fraction": validation_fraction,
               "fixed": repr(sorted((k, v) for k, v in fixed.items() if k != "device")),
-              "random_state": random_state, "data": data_fingerprint(split.train, (condition_key, cell_type_key))}
+              "random_state": random_state, "n_top_genes": n_top_genes, "keys": keys, "n_bootstrap": n_bootstrap,
+              "final": final}
+    run = None
+    if out is not None:
+        run = open_run(out, "tune", {**config, "study_name": study_name,
+                                     "storage": safe_url(storage) if storage else "out/study.db"},
+                       data_checksum(raw), resume=resume, overwrite=overwrite)
+    url = storage or default_storage_url(run.path)  # type: ignore[union-attr]
+    config["data"] = data_checksum(raw)
     direction = "maximize" if higher_is_better(metric) else "minimize"
-    study = optuna.create_study(storage=open_storage(url), study_name=study_name, direction=direction,
-                                load_if_exists=True)
+    store = open_storage(url)
+    if overwrite and storage is not None and study_name in {s.study_name for s in optuna.get_all_study_summaries(store)}:
+        optuna.delete_study(study_name=study_name, storage=store)
+    study = optuna.create_study(storage=store, study_name=study_name, direction=direction, load_if_exists=True)
     stored = study.user_attrs.get("perturblab")
     if stored is None:
         study.set_user_attr("perturblab", config)
     elif stored != config:
-        diff = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
-        raise ValueError(f"study {study_name!r} in {url} was created with other settings (differs in "
-                         f"{', '.join(diff)}); use another study_name or storage")
+        diff = {k: (stored.get(k), config.get(k)) for k in set(stored) | set(config) if stored.get(k) != config.get(k)}
+        raise SettingsMismatchError(f"study {study_name!r} in {safe_url(url)}", diff)
     pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5)
-    if n_workers == 1:
+    if workers == 1:
         _optimize(url, study_name, objective, n_trials, random_state, pruner, timeout)
     else:
         from joblib import Parallel, delayed
 
-        Parallel(n_jobs=n_workers)(delayed(_optimize)(url, study_name, objective, n_trials, random_state + k,
-                                                      pruner, timeout) for k in range(n_workers))
+        Parallel(n_jobs=workers)(delayed(_optimize)(url, study_name, objective, n_trials, random_state + k,
+                                                    pruner, timeout) for k in range(workers))
     study = optuna.load_study(study_name=study_name, storage=open_storage(url))
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     best_params, best_value = (study.best_params, float(study.best_value)) if complete else ({}, float("nan"))
     result = TuningResult(study, study_name, url, best_params, best_value, study.trials_dataframe(),
                           _importances(study, random_state), pd.DataFrame(), inner, 0.0,
-                          Path(out_dir) if out_dir is not None else None)
+                          run.path if run is not None else None)
     if final and complete:
         result.final = final_comparison(adata, model, target, study.best_params, fixed, max_epochs, keys,
                                         random_state, device, n_bootstrap)
     result.wall_time_s = time.perf_counter() - t0
-    if out_dir is not None:
+    if run is not None:
         from .tuning_report import write_tuning_outputs
 
-        write_tuning_outputs(result, Path(out_dir), report=report)
+        write_tuning_outputs(result, run.path, report=report, table_format=table_format)
     return result
 
 
@@ -397,29 +412,30 @@ def final_comparison(adata: ad.AnnData, model: str, target: str, best_params: di
                      n_bootstrap: int = 100) -> pd.DataFrame:
     """Test metrics on ``target`` of the tuned model, the default model and the baselines.
 
-    Each is trained on ``loco_split(adata, target).train`` for ``max_epochs`` (early stopping
-    as the model's default) and evaluated against the target's real stimulated cells.
+    Each is trained on ``loco_split(adata, target).train`` and evaluated against the target's real stimulated
+    cells: the tuned model with ``max_epochs`` (as in the trials), the default model and the baselines with
+    their own training defaults (a default model trained with the tuning's epochs would not be the default).
 
     Returns
     -------
     pandas.DataFrame
         ``config`` (``"tuned"``, ``"default"``, ``"baseline"``), then the columns of
-        :func:`perturblab.predict.benchmark_units.run_unit`.
+        :func:`perturblab.predict.benchmark.run_unit`.
     """
-    from .benchmark_units import BenchmarkSettings, BenchmarkUnit, run_unit
+    from .benchmark.units import BenchmarkInputs, BenchmarkSettings, BenchmarkUnit, run_unit
     from .models import BASELINES
 
     tuned_model, tuned_train = split_params(best_params)
     fixed = {k: v for k, v in fixed_params.items() if k != "device"}
-    epochs = {"max_epochs": max_epochs}
-    runs = [("tuned", model, {model: {**fixed, **tuned_model}}, {model: {**epochs, **tuned_train}}),
-            ("default", model, {model: fixed}, {model: epochs})]
-    runs += [("baseline", b, {}, {b: epochs}) for b in BASELINES if b != model]
+    runs = [("tuned", model, {model: {**fixed, **tuned_model}}, {model: {"max_epochs": max_epochs, **tuned_train}}),
+            ("default", model, {model: fixed}, {})]
+    runs += [("baseline", b, {}, {}) for b in BASELINES if b != model]
     tables = []
     for config, name, model_params, train_params in runs:
-        settings = BenchmarkSettings(**keys, model_params=model_params, train_params=train_params,
-                                     evaluate_params={"n_bootstrap": n_bootstrap}, device=device)
-        table = run_unit(adata, BenchmarkUnit(name, str(target), "balanced", random_state), settings)
-        tables.append(table.assign(config=config))
+        settings = BenchmarkSettings(**keys, preprocessing=None, model_params=model_params,
+                                     train_params=train_params, evaluate_params={"n_bootstrap": n_bootstrap},
+                                     device=device)
+        out = run_unit(BenchmarkInputs(adata, settings), BenchmarkUnit(name, str(target), "balanced", random_state))
+        tables.append(out.table.assign(config=config))
     out = pd.concat(tables, ignore_index=True)
     return out[["config", *[c for c in out.columns if c != "config"]]]

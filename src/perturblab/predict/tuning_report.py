@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import write_json, write_table
+from ..io import write_json, write_table
 from ..report import Report
 
 __all__ = ["tuning_report", "write_tuning_outputs", "FINAL_METRICS"]
@@ -77,7 +77,8 @@ def tuning_report(result) -> Report:
         sec.table(result.importances)
 
     sec = rep.section("Best parameters", id="best")
-    sec.text(f"Best inner-LOCO score: {result.best_value:.4g} (NaN: no trial completed)")
+    sec.text(f"Best inner-LOCO score: {result.best_value:.4g}" if np.isfinite(result.best_value)
+             else "No trial completed (all pruned or failed): no best score.")
     sec.table(pd.DataFrame({"param": list(result.best_params), "value": list(map(str, result.best_params.values()))}))
 
     sec = rep.section("Held-out target: tuned vs default vs baselines", id="final")
@@ -94,24 +95,19 @@ def tuning_report(result) -> Report:
     return rep
 
 
-def _safe_url(url: str) -> str:
-    """The storage URL with any password masked (never written to disk)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def write_tuning_outputs(result, out_dir: Path, report: bool = True) -> None:
-    """Write ``trials.csv``, ``importances.csv``, ``final_metrics.csv``, ``best_params.json`` and
+def write_tuning_outputs(result, out_dir: Path, report: bool = True, table_format: str = "parquet") -> None:
+    """Write ``trials``, ``importances``, ``final_metrics`` (tables in ``table_format``), ``best_params.json`` and
     ``report.html`` into ``out_dir`` (each atomically)."""
+    from .tuning_storage import safe_url
+
     trials = result.trials.copy()
     for col in trials.columns:  # durations / timestamps as text for CSV round trips
         if str(trials[col].dtype).startswith(("timedelta", "datetime")):
             trials[col] = trials[col].astype(str)
-    write_table(out_dir / "trials.csv", trials)
-    write_table(out_dir / "importances.csv", result.importances)
-    write_table(out_dir / "final_metrics.csv", result.final)
-    write_json(out_dir / "best_params.json", {"study_name": result.study_name, "storage": _safe_url(result.storage),
+    write_table(out_dir / f"trials.{table_format}", trials)
+    write_table(out_dir / f"importances.{table_format}", result.importances)
+    write_table(out_dir / f"final_metrics.{table_format}", result.final)
+    write_json(out_dir / "best_params.json", {"study_name": result.study_name, "storage": safe_url(result.storage),
                                               "best_value": result.best_value, "best_params": result.best_params,
                                               "inner_targets": result.inner_targets,
                                               "wall_time_s": result.wall_time_s})

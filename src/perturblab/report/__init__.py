@@ -24,7 +24,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from .._io import write_text
+from ..io import write_text
 
 __all__ = ["Report", "Section", "figure_to_data_uri"]
 

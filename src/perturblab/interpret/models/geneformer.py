@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._io import write_json
+from ...io import write_json
 from ..tokenizers import TokenBatch, gene_positions, iter_cell_chunks, iter_token_batches, load_gene_dict, rank_value_order
 from .base import GeneTokenModel
 

@@ -154,26 +154,25 @@ class OwnGeneTransformer(GeneTokenModel):
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Save genes, configuration and weights to one file (``torch.save``; written atomically)."""
-        import os
-        import tempfile
+        from ...io import save_torch
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        return save_torch(path, self.checkpoint())
+
+    def checkpoint(self) -> dict:
+        """Genes, configuration and weights as one dict of plain values and CPU tensors (see :meth:`save`)."""
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-        payload = {"genes": self.genes.tolist(), "config": self.config, "state_dict": state}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return path
+        return {"genes": self.genes.tolist(), "config": self.config, "state_dict": state}
 
     @classmethod
     def load(cls, path: str | Path, device=None) -> OwnGeneTransformer:
         """Load a model saved by :meth:`save` (``torch.load(weights_only=True)``)."""
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        from ...io import load_torch
+
+        return cls.from_checkpoint(load_torch(Path(path), map_location="cpu"), device=device)
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict, device=None) -> OwnGeneTransformer:
+        """Rebuild a model from :meth:`checkpoint`'s dict."""
         model = cls(payload["genes"], device=device, **payload["config"])
         model.network.load_state_dict(payload["state_dict"])
         model.network.to(model.device).eval()

@@ -6,7 +6,6 @@ Representation: every model works on **log-normalised** expression (cells x gene
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anndata as ad
@@ -115,7 +114,7 @@ class VAEModel(PerturbationModel):
     def train(self, max_epochs: int | None = None, batch_size: int | None = None,
               early_stopping: bool | None = None, patience: int | None = None,
               validation_fraction: float | None = None, callback: EpochCallback | None = None,
-              progress: bool = True, **optim_kwargs) -> TrainingHistory:
+              **optim_kwargs) -> TrainingHistory:
         """Train on all cells of the training AnnData (a seeded ``validation_fraction`` is held out).
 
         Parameters default to the anchor's settings (``train_defaults``); ``callback(epoch,
@@ -128,14 +127,14 @@ class VAEModel(PerturbationModel):
         settings = {**self.train_defaults, **{k: v for k, v in given.items() if v is not None}}
         seed_everything(self.random_state)
         self.history = fit_module(self.module, self._X(), callback=callback, random_state=self.random_state,
-                                  device=self.device, progress=progress, description=f"{self.name}", **settings)
+                                  device=self.device, description=f"{self.name}", **settings)
         self.train_settings = settings
         self.is_trained = True
         return self.history
 
     def _require_trained(self):
         if not self.is_trained:
-            from ...classifiers.base import NotFittedError
+            from ...exceptions import NotFittedError
 
             raise NotFittedError(f"{type(self).__name__} is not trained yet; call .train() first")
 
@@ -170,20 +169,17 @@ class VAEModel(PerturbationModel):
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write ``model.pt`` (state dict) and ``config.json`` into the folder ``path``.
 
-        Raises ``FileExistsError`` if the folder already holds a model and ``overwrite`` is False.
+        Raises :class:`~perturblab.exceptions.RunFolderError` if the folder already holds a model and
+        ``overwrite`` is False.
         """
-        import torch
-
-        from ..._io import write_json
+        from ...exceptions import RunFolderError
+        from ...io import save_torch, write_json
 
         self._require_trained()
         path = Path(path)
         if (path / "model.pt").exists() and not overwrite:
-            raise FileExistsError(f"{path} already holds a saved model; pass overwrite=True to replace it")
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / ".model.pt.tmp"
-        torch.save(self.module.state_dict(), tmp)
-        tmp.replace(path / "model.pt")
+            raise RunFolderError(f"{path} already holds a saved model; pass overwrite=True to replace it")
+        save_torch(path / "model.pt", self.module.state_dict())
         write_json(path / "config.json", {
             "class": type(self).__name__, "module_kwargs": self.module_kwargs, "random_state": self.random_state,
             "keys": [self.condition_key, self.cell_type_key, self.control, self.stimulated],
@@ -204,21 +200,23 @@ class VAEModel(PerturbationModel):
 
         Raises
         ------
-        ValueError
+        InputError
             If the saved model is of another class or its genes differ from ``adata``'s.
         """
-        import torch
+        from ...exceptions import InputError
+        from ...io import load_torch, read_json
 
         path = Path(path)
-        cfg = json.loads((path / "config.json").read_text())
+        cfg = read_json(path / "config.json")
         if cfg["class"] != cls.__name__:
-            raise ValueError(f"{path} holds a {cfg['class']} model, not a {cls.__name__}")
+            raise InputError(f"{path} holds a {cfg['class']} model, not a {cls.__name__}; load it with that class")
         if list(map(str, adata.var_names)) != cfg["var_names"]:
-            raise ValueError("adata's genes differ from the saved model's genes (names or order)")
+            raise InputError("adata's genes differ from the saved model's genes (names or order); subset adata to "
+                             "the model's genes in the same order")
         cond, ct, ctrl, stim = cfg["keys"]
         model = cls(adata, cond, ct, ctrl, stim, random_state=cfg["random_state"], device=device,
                     **cls._saved_module_kwargs(cfg["module_kwargs"]))
-        state = torch.load(path / "model.pt", map_location=model.device, weights_only=True)
+        state = load_torch(path / "model.pt", map_location=model.device)
         model.module.load_state_dict(state)
         model.module.eval()
         model.history = TrainingHistory(pd.DataFrame(cfg["history"]), cfg["best_epoch"], cfg["stopped_by"])

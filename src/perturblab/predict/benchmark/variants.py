@@ -14,7 +14,8 @@ import zlib
 import anndata as ad
 import numpy as np
 
-from .._validation import check_obs_key
+from ..._validation import check_fraction, check_obs_key
+from ...exceptions import UnknownNameError
 
 __all__ = ["VARIANTS", "make_variant", "variant_keep_fractions"]
 
@@ -53,14 +54,13 @@ def variant_keep_fractions(cell_types, variant: str, fraction: float = 0.2, min_
 
     Raises
     ------
-    ValueError
+    UnknownNameError, InputError
         For an unknown variant or a share outside (0, 1].
     """
     if variant not in VARIANTS:
-        raise ValueError(f"unknown dataset variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise UnknownNameError("dataset variant", variant, VARIANTS)
     for name, value in (("fraction", fraction), ("min_fraction", min_fraction)):
-        if not 0 < value <= 1:
-            raise ValueError(f"{name} must be in (0, 1], got {value}")
+        check_fraction(value, name)
     types = sorted(set(map(str, cell_types)))
     if variant == "balanced":
         return dict.fromkeys(types, 1.0)
@@ -106,7 +106,7 @@ def make_variant(train: ad.AnnData, variant: str, *, condition_key: str = "condi
     ------
     KeyError
         If ``condition_key`` or ``cell_type_key`` is missing from ``train.obs``.
-    ValueError
+    UnknownNameError, InputError
         For an unknown variant or a share outside (0, 1].
     """
     check_obs_key(train, condition_key, "condition")

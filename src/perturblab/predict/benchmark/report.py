@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..report import Report
-from .benchmark_stats import degradation, higher_is_better, paired_tests, rank_models
+from ...report import Report
+from .stats import degradation, higher_is_better, paired_tests, rank_models
 
 __all__ = ["HEADLINE_METRICS", "benchmark_report"]
 

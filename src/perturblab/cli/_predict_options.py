@@ -1,0 +1,41 @@
+"""Options shared by the prediction commands (predict, benchmark, tune): data keys, genes, epochs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = ["CellTypeKey", "ConditionKey", "Control", "Stimulated", "NTopGenes", "MaxEpochs", "MinCells", "Model",
+           "Target", "BUILTIN_MODELS"]
+
+#: The models that ship with perturblab (listed in --help; registered models are accepted too).
+BUILTIN_MODELS = "scgen, scpram, scpram_first_cell, scgen_unbalanced, and the baselines"
+
+CellTypeKey = Annotated[str, typer.Option("--cell-type-key", help="obs column of the cell type.")]
+ConditionKey = Annotated[str, typer.Option("--condition-key", help="obs column of the condition.")]
+Control = Annotated[str, typer.Option("--control", help="Control value of the condition column.")]
+Stimulated = Annotated[str, typer.Option("--stimulated", help="Stimulated value of the condition column.")]
+NTopGenes = Annotated[int, typer.Option("--n-top-genes", help="Highly variable genes kept (>= 1).")]
+MaxEpochs = Annotated[int | None, typer.Option("--max-epochs", help="Maximum training epochs of the VAE models "
+                                               "(default: each model's own).", show_default=False)]
+MinCells = Annotated[int, typer.Option("--min-cells", help="Default targets: cell types with at least this many "
+                                       "cells in each condition.")]
+Model = Annotated[list[str], typer.Option("--model", "-m", help=f"Model (repeat): {BUILTIN_MODELS}; the baselines "
+                                          "are always added.")]
+Target = Annotated[list[str], typer.Option("--target", "-t", help="Held-out cell type (repeat), or 'all' (every cell "
+                                           "type with --min-cells cells per condition).")]
+
+
+def settings(*, cell_type_key: str, condition_key: str, control: str, stimulated: str, n_top_genes: int,
+             max_epochs: int | None, n_bootstrap: int, min_cells: int, device: str, parallel: bool,
+             models, variant_params: dict | None = None):
+    """The :class:`~perturblab.predict.benchmark.BenchmarkSettings` these options describe."""
+    from ..predict import Preprocessing
+    from ..predict.benchmark import BenchmarkSettings
+
+    train = {m: {"max_epochs": max_epochs} for m in models} if max_epochs is not None else {}
+    return BenchmarkSettings(condition_key=condition_key, cell_type_key=cell_type_key, control=control,
+                             stimulated=stimulated, preprocessing=Preprocessing(n_top_genes=n_top_genes),
+                             min_cells=min_cells, train_params=train, evaluate_params={"n_bootstrap": n_bootstrap},
+                             variant_params=variant_params or {}, device=device, torch_threads=1 if parallel else None)
