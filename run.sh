@@ -28,7 +28,7 @@ fi
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  audit) setup; exec "$VENV/bin/perturblab" audit --out results/audit --resume "$@" ;;
+  audit) setup; exec "$VENV/bin/perturblab" audit --out results/audit --resume --n-jobs -1 "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   setup) setup ;;
   *) echo "usage: bash run.sh audit|test|setup [ARGS...]" >&2; exit 2 ;;

@@ -14,7 +14,7 @@ import pytest
 
 from perturblab.audit import run_audit
 
-CHEAP = dict(classifiers=("sctype",), clusters=("NK", "DC"), attacks=("single_gene", "max_change"))
+CHEAP = dict(classifiers=("sctype",), clusters=("NK", "DC", "B", "CD8 T"), attacks=("single_gene", "max_change"))
 TIMING = ["attack_wall_time_s", "unit_wall_time_s"]
 
 
@@ -60,13 +60,13 @@ def test_resume_after_kill(reference, tmp_path):
     deadline = time.time() + 300
     try:
         while time.time() < deadline and proc.poll() is None:
-            if units.is_dir() and len(list(units.glob("*.json"))) >= 1:
+            if units.is_dir() and len(list(units.glob("*/unit.json"))) >= 1:
                 break
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    persisted = len(list(units.glob("*.json")))
+    persisted = len(list(units.glob("*/unit.json")))
     n_units = reference.summary["n_units"]
     assert 1 <= persisted < n_units, "the run must be killed after some but not all units"
     assert not (out / "summary.json").exists()

@@ -96,11 +96,11 @@ def test_attacked_metrics_hand_computed():
 
 
 def test_raw_counts_model_matches_preprocess(pbmc_halves):
-    from perturblab.audit.pipeline import fit_classifier
     from perturblab.audit.space import RawCountsModel
+    from perturblab.classifiers import fit_classifier
 
     train, test = pbmc_halves
-    clf = fit_classifier("sctype", train, "cell_type")
+    clf, _ = fit_classifier("sctype", train, "cell_type")
     sub = test[:50]
     C = sub.X.toarray().astype(np.float32)
     model = RawCountsModel(clf, test.var_names)

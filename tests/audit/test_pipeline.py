@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturblab.audit import OutputExistsError, run_audit
+from perturblab.audit import run_audit
+from perturblab.exceptions import RunFolderError, SettingsMismatchError, UnknownNameError
 
 TIMING = ["attack_wall_time_s", "unit_wall_time_s"]
 
@@ -36,10 +37,10 @@ def test_tables(small_audit):
 def test_single_gene_unit_matches_direct_attack(small_audit, pbmc_halves):
     """The persisted single-gene result equals a direct call of the attack on the same model."""
     from perturblab.attack import single_gene_attack
-    from perturblab.audit.pipeline import fit_classifier
+    from perturblab.classifiers import PBMC3K_LABEL_MAP, fit_classifier
 
     train, test = pbmc_halves
-    clf = fit_classifier("sctype", train, "cell_type")
+    clf, _ = fit_classifier("sctype", train, "cell_type", label_map=PBMC3K_LABEL_MAP)
     direct = single_gene_attack(clf, clf.preprocess(test), test.obs["cell_type"].astype(str), "B", "perc99")
     got = small_audit.genes.query("classifier == 'sctype' and attack == 'single_gene' and cluster == 'B' "
                                   "and modification == 'perc99'")
@@ -79,7 +80,7 @@ def test_outputs_and_report(small_audit):
     for name in ("accuracy", "attacks", "genes", "overview", "robustness", "detectability", "transfer", "defence"):
         assert (out / "tables" / f"{name}.parquet").is_file(), name
     s = small_audit.summary
-    assert s["n_units"] == len(list((out / "units").glob("*.json"))) - 4  # + 2 transfer + 2 defence results
+    assert s["n_units"] == len(list((out / "units").glob("*/unit.json"))) - 4  # + 2 transfer + 2 defence results
     assert s["peak_rss_mb"] > 0 and s["wall_time_s"] > 0
     html = (out / "report.html").read_text()
     for sec in ("settings", "accuracy", "vulnerability", "genes", "robustness", "detectability", "transfer",
@@ -95,13 +96,13 @@ def test_outputs_and_report(small_audit):
 def test_resume_and_guard(small_audit, small_settings):
     SMALL = small_settings
     out = small_audit.out
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(RunFolderError, match="--resume"):
         run_audit(out=out, **SMALL)
     again = run_audit(out=out, resume=True, **SMALL)
     assert again.summary["n_units_run"] == 0 and again.summary["n_units_resumed"] == again.summary["n_units"]
     pd.testing.assert_frame_equal(again.attacks, small_audit.attacks)
     pd.testing.assert_frame_equal(again.transfer, small_audit.transfer)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(SettingsMismatchError, match=r"settings\.seed: 0 -> 1"):
         run_audit(out=out, resume=True, **{**SMALL, "seed": 1})
 
 
@@ -109,8 +110,8 @@ def test_csv_format_and_bad_cluster(tmp_path):
     r = run_audit(out=tmp_path / "csv", classifiers=["sctype"], clusters=["DC"], table_format="csv")
     assert (tmp_path / "csv" / "tables" / "attacks.csv").is_file()
     assert len(r.attacks) == 2 and np.isfinite(r.attacks["n_classifier_calls"]).all()
-    with pytest.raises(ValueError, match="unknown cluster"):
-        run_audit(out=tmp_path / "bad", classifiers=["sctype"], clusters=["Neutrophil"])
+    with pytest.raises(UnknownNameError, match="unknown cluster 'NK cells'; did you mean 'NK'"):
+        run_audit(out=tmp_path / "bad", classifiers=["sctype"], clusters=["NK cells"])
     assert not (tmp_path / "bad").exists()  # nothing written for bad input
 
 

@@ -27,13 +27,13 @@ def test_sctype_as_dict_has_every_cell_type():
 
 
 def test_sctype_unknown_tissue_lists_tissues():
-    with pytest.raises(ValueError, match="not in ScTypeDB_full; tissues: .*'Immune system'.*'Thymus'"):
+    with pytest.raises(ValueError, match="unknown tissue 'Blood'.*choices: .*Immune system.*Thymus"):
         datasets.sctype_markers("Blood")
-    with pytest.raises(ValueError, match="db must be one of"):
+    with pytest.raises(ValueError, match="db must be 'full', 'short' or the path"):
         datasets.sctype_markers(db="medium")
 
 
-def test_sctype_parsing_of_messy_cells(tmp_path, monkeypatch):
+def test_sctype_parsing_of_messy_cells(tmp_path):
     """Whitespace, empty items, 'NA', duplicates, lower case and empty cells, as gene_sets_prepare parses them."""
     db = pd.DataFrame({
         "tissueType": ["Toy", "Toy", "Other"],
@@ -41,15 +41,14 @@ def test_sctype_parsing_of_messy_cells(tmp_path, monkeypatch):
         "geneSymbolmore1": [" cd3e, CD3D ,,CD3E,NA ", "MS4A1///cd79a", "X"],
         "geneSymbolmore2": [None, " CD3E ,", ""],
     })
-    (tmp_path / "markers").mkdir()
-    db.to_excel(tmp_path / "markers" / "ScTypeDB_full.xlsx", index=False)
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
-    sets = datasets.sctype_markers("Toy", as_dict=True)
+    path = tmp_path / "my_markers.xlsx"
+    db.to_excel(path, index=False)
+    sets = datasets.sctype_markers("Toy", db=str(path), as_dict=True)
     assert sets == {
         "positive": {"A cells": ["CD3D", "CD3E"], "B cells": ["CD79A", "MS4A1"]},
         "negative": {"A cells": [], "B cells": ["CD3E"]},
     }
-    table = datasets.sctype_markers("Toy")
+    table = datasets.sctype_markers("Toy", db=str(path))
     assert table.values.tolist() == [
         ["Toy", "A cells", "CD3D", "positive"],
         ["Toy", "A cells", "CD3E", "positive"],

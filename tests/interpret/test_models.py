@@ -136,7 +136,7 @@ def test_own_model_save_load_roundtrip(tmp_path):
 def test_own_model_training_loss_drops_on_papalexi_controls(papalexi, tmp_path):
     ctrl = papalexi[papalexi.obs["perturbation"] == "control"][:400].copy()
     model = OwnGeneTransformer(ctrl.var_names, d_model=32, n_heads=4, n_layers=2, d_ff=64, device="cpu")
-    result = train_masked_expression(model, ctrl, epochs=3, batch_size=64, random_state=1, progress=False,
+    result = train_masked_expression(model, ctrl, epochs=3, batch_size=64, random_state=1,
                                      save_path=tmp_path / "m.pt")
     loss = result.history["train_loss"].to_numpy()
     assert loss[-1] < 0.6 * loss[0]
@@ -145,6 +145,6 @@ def test_own_model_training_loss_drops_on_papalexi_controls(papalexi, tmp_path):
     a = OwnGeneTransformer(ctrl.var_names, d_model=16, n_heads=2, n_layers=1, d_ff=32, device="cpu")
     b = OwnGeneTransformer(ctrl.var_names, d_model=16, n_heads=2, n_layers=1, d_ff=32, device="cpu")
     for m in (a, b):
-        train_masked_expression(m, ctrl[:100], epochs=1, batch_size=50, random_state=5, progress=False)
+        train_masked_expression(m, ctrl[:100], epochs=1, batch_size=50, random_state=5)
     for (k, va), vb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
         assert torch.equal(va, vb), k

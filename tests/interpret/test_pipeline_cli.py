@@ -11,9 +11,9 @@ from perturblab.interpret.report import SECTION_IDS
 
 ARGS = ["interpret", "--model", "own", "--data", "papalexi2021", "--cells-per-group", "60", "--n-cells", "60",
         "--epochs", "1", "--d-model", "16", "--n-layers", "2", "--n-heads", "2", "--max-length", "48",
-        "--n-label-null", "50", "--n-degree-null", "20", "--n-boot", "50", "--ablation-ks", "1,2",
-        "--ablation-seeds", "1", "--ablation-interventions", "top,random", "--cssi-null-repeats", "2", "--cssi-min-cells", "10",
-        "--batch-size", "32", "--device", "cpu"]
+        "--n-label-null", "50", "--n-degree-null", "20", "--n-bootstrap", "50", "--ablation-k", "1", "--ablation-k", "2",
+        "--ablation-seeds", "1", "--ablation-intervention", "top", "--ablation-intervention", "random",
+        "--cssi-null-repeats", "2", "--cssi-min-cells", "10", "--batch-size", "32", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,8 @@ def test_cli_writes_tables_summary_and_report(run):
     for name in ("reference_recovery", "de_targets", "perturbation_auroc", "perturbation_comparisons", "incremental",
                  "confound_r2", "residualisation", "nulls", "ablation", "registry", "verdict"):
         assert (out / f"{name}.parquet").is_file(), name
-    assert (out / "own_model.pt").is_file() and (out / "attention.npz").is_file()
+    stages = {json.loads(p.read_text())["key"]["stage"] for p in (out / "units").glob("*/unit.json")}
+    assert {"own_model", "attention", "reference_recovery", "ablation"} <= stages
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["verdict"]["criteria"]) == 4
     assert summary["n_genes"] == 299 and summary["n_rankable_perturbations"] >= 2
@@ -37,7 +38,7 @@ def test_cli_writes_tables_summary_and_report(run):
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in html, sid
     assert "data:image/png;base64" in html
-    assert "verdict:" in output
+    assert output.strip().splitlines()[-1].startswith("interpret: verdict ")
 
 
 def test_registry_and_tables_are_consistent(run):
@@ -62,16 +63,40 @@ def test_cli_resumes_finished_stages(run):
     out, _ = run
     before = json.loads((out / "summary.json").read_text())
     res = CliRunner().invoke(app, [*ARGS, "--out", str(out)])
+    assert res.exit_code == 2 and "--resume" in res.output
+    res = CliRunner().invoke(app, [*ARGS, "--out", str(out), "--resume"])
     assert res.exit_code == 0, res.output
-    assert "loading own model" in res.output and "[resume] attention" in res.output
+    assert "[resume] own_model" in res.output and "[resume] attention" in res.output
     assert json.loads((out / "summary.json").read_text()) == before
+    # defect 2: other model settings are never served the stored model or stages
+    changed = CliRunner().invoke(app, [*ARGS, "--out", str(out), "--resume", "--d-model", "32", "--epochs", "2"])
+    assert changed.exit_code == 2
+    assert "settings.d_model: 16 -> 32" in changed.output and "settings.epochs: 1 -> 2" in changed.output
 
 
 def test_cli_rejects_bad_input(tmp_path):
     res = CliRunner().invoke(app, ["interpret", "--model", "geneformer", "--out", str(tmp_path)])
-    assert res.exit_code != 0 and "model-path" in res.output
+    assert res.exit_code == 2 and "model-path" in res.output
     res = CliRunner().invoke(app, ["interpret", "--model", "bert", "--out", str(tmp_path)])
-    assert res.exit_code != 0
+    assert res.exit_code == 2
+    for args, msg in ((["--n-cells", "0"], "n_cells must be a number >= 20"),
+                      (["--device", "bogus"], "unknown device 'bogus'"),
+                      (["--reference", "trrust", "--n-genes", "-3"], "n_genes must be")):
+        res = CliRunner().invoke(app, ["interpret", "--out", str(tmp_path / "x"), *args])
+        assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_nan_perturbation_labels_are_refused_before_training(papalexi, tmp_path):
+    from perturblab.exceptions import InputError
+    from perturblab.interpret.pipeline import InterpretConfig, run_interpretation
+
+    a = papalexi[:300].copy()
+    a.obs["perturbation"] = a.obs["perturbation"].astype(object)
+    a.obs.iloc[:5, a.obs.columns.get_loc("perturbation")] = None
+    with pytest.raises(InputError, match="5 cells without a perturbation"):
+        run_interpretation(a, tmp_path / "out", InterpretConfig(n_cells=20))
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
 
 
 def test_select_genes_forces_perturbed_genes():

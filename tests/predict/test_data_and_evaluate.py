@@ -22,7 +22,7 @@ def test_prepare_bad_input(kang):
         prepare(sub, condition_key="nope")
     with pytest.raises(KeyError, match="cell type"):
         prepare(sub, cell_type_key="nope")
-    with pytest.raises(ValueError, match="'treated' not found"):
+    with pytest.raises(ValueError, match="unknown stimulated condition .* 'treated'"):
         prepare(sub, stimulated="treated")
     logged = sub.copy()
     logged.X = np.log1p(logged.X.toarray().astype(np.float32) / 7.0)

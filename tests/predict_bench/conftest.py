@@ -59,6 +59,7 @@ TINY_TRAIN = {m: {"max_epochs": 1} for m in ("scgen", "scgen_unbalanced", "scpra
 
 @pytest.fixture
 def tiny_settings():
-    from perturblab.predict.benchmark_units import BenchmarkSettings
+    from perturblab.predict.benchmark import BenchmarkSettings
 
-    return BenchmarkSettings(model_params=TINY_MODEL, train_params=TINY_TRAIN, evaluate_params={"n_bootstrap": 2})
+    return BenchmarkSettings(preprocessing=None, model_params=TINY_MODEL, train_params=TINY_TRAIN,
+                             evaluate_params={"n_bootstrap": 2})

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturblab.predict.benchmark_stats import degradation, higher_is_better, paired_tests, rank_models
+from perturblab.predict.benchmark.stats import degradation, higher_is_better, paired_tests, rank_models
 
 
 def _table(values: dict, metric="r2_pearson_mean", variant="balanced", seeds=(0,)):

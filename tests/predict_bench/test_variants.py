@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturblab.predict.benchmark_variants import VARIANTS, make_variant, variant_keep_fractions
+from perturblab.predict.benchmark.variants import VARIANTS, make_variant, variant_keep_fractions
 
 
 def _toy():

@@ -137,6 +137,8 @@ class AuditConfig:
         for name in ("cgd_n_genes", "grid_genes", "walk_genes"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.n_bootstrap < 0:
             raise InputError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
         if self.min_cells < 0:

@@ -23,7 +23,7 @@ def _update_strings(h, tag: str, values) -> None:
 def _update_array(h, tag: str, values) -> None:
     h.update(f"<{tag}>".encode())
     if sp.issparse(values):
-        m = sp.csr_matrix(values, dtype=np.float64)
+        m = sp.csr_matrix(values, dtype=np.float64, copy=True)  # never sort or prune the caller's matrix
         m.sum_duplicates()
         m.eliminate_zeros()
         m.sort_indices()

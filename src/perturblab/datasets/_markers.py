@@ -38,7 +38,9 @@ def sctype_markers(tissue: str = "Immune system", db: str = "full", as_dict: boo
     ----------
     tissue : str, default "Immune system"
         The ``tissueType`` to select (exact match).
-    db : {"full", "short"}, default "full"
+    db : {"full", "short"} or path, default "full"
+        ScTypeDB's full or short database, or the path of your own marker database as an ``.xlsx`` file in
+        ScTypeDB's layout (columns ``tissueType``, ``cellName``, ``geneSymbolmore1``, ``geneSymbolmore2``).
     as_dict : bool, default False
         Return ``{"positive": {cell_type: [genes]}, "negative": {cell_type: [genes]}}`` (every cell type of
         the tissue is a key of both, possibly with an empty list; database order) instead of a table.
@@ -51,15 +53,24 @@ def sctype_markers(tissue: str = "Immune system", db: str = "full", as_dict: boo
 
     Raises
     ------
-    ValueError
-        If ``db`` is not "full"/"short" or ``tissue`` is not in the database (the message lists the tissues).
+    InputError, UnknownNameError
+        If ``db`` is neither "full"/"short" nor an existing ``.xlsx`` file, or ``tissue`` is not in the database
+        (the message lists the tissues).
     """
-    if db not in _SCTYPE_DBS:
-        raise ValueError(f"db must be one of {sorted(_SCTYPE_DBS)}, got {db!r}")
-    table = pd.read_excel(fetch(_SCTYPE_DBS[db]))
+    from pathlib import Path
+
+    from ..exceptions import InputError, UnknownNameError
+
+    if db in _SCTYPE_DBS:
+        path = fetch(_SCTYPE_DBS[db])
+    elif Path(db).suffix == ".xlsx" and Path(db).is_file():
+        path = Path(db)
+    else:
+        raise InputError(f"db must be 'full', 'short' or the path of an existing .xlsx marker database, got {db!r}")
+    table = pd.read_excel(path)
     tissues = list(dict.fromkeys(table["tissueType"].astype(str)))
     if tissue not in tissues:
-        raise ValueError(f"tissue {tissue!r} is not in ScTypeDB_{db}; tissues: {tissues}")
+        raise UnknownNameError("tissue", tissue, tissues)
     table = table[table["tissueType"] == tissue]
     sets = {direction: {} for _, direction in _DIRECTIONS}
     rows = []

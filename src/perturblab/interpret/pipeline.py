@@ -127,7 +127,7 @@ class InterpretConfig:
         check_positive(self.n_cells, "n_cells", minimum=20)
         check_positive(self.cells_per_group, "cells_per_group", allow_none=True)
         check_positive(self.max_length, "max_length", minimum=2, allow_none=True)
-        for name in ("n_label_null", "n_degree_null", "n_bootstrap", "cssi_null_repeats"):
+        for name in ("n_label_null", "n_degree_null", "n_bootstrap", "cssi_null_repeats", "random_state"):
             check_positive(getattr(self, name), name, minimum=0)
         check_positive(self.leiden_resolution, "leiden_resolution", minimum=1e-9)
         if self.d_model % self.n_heads:

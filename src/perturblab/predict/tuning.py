@@ -48,8 +48,10 @@ def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | No
 
     ``prepare`` (like scGen's and scPRAM's tutorials) picks highly variable genes on all cells,
     so the held-out cells influence which genes the models see. Here every cell is
-    log-normalised (a per-cell operation) and the ``n_top_genes`` HVGs are computed on all cells
-    except ``target``'s stimulated cells.
+    log-normalised to the median library size of the cells *other than* ``target``'s stimulated cells
+    (scanpy's default target sum, the median over all cells, would let them move every cell's values) and
+    the ``n_top_genes`` HVGs are computed on all cells except ``target``'s stimulated cells: nothing the
+    models see depends on the held-out cells.
 
     Parameters
     ----------
@@ -72,7 +74,16 @@ def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | No
     """
     import scanpy as sc
 
-    full = prepare(adata, None, condition_key, cell_type_key, control, stimulated, flavor=flavor)
+    check_conditions(adata, condition_key, cell_type_key, control, stimulated)
+    from .._validation import check_values_present
+
+    check_values_present([target], adata.obs[cell_type_key].astype(str).unique(), "cell type")
+    held_out = ((adata.obs[cell_type_key].astype(str) == str(target))
+                & (adata.obs[condition_key].astype(str) == str(stimulated))).to_numpy()
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    target_sum = float(np.median(totals[~held_out]))
+    full = prepare(adata, None, condition_key, cell_type_key, control, stimulated, target_sum=target_sum,
+                   flavor=flavor)
     split = loco_split(full, target, condition_key, cell_type_key, control, stimulated)
     train = split.train
     sc.pp.highly_variable_genes(train, n_top_genes=n_top_genes, flavor=flavor)
@@ -160,7 +171,7 @@ class NestedLocoObjective:
 
             if is_vae:
                 model.train(max_epochs=self.max_epochs, validation_fraction=self.validation_fraction,
-                            callback=report, progress=False, **train_params)
+                            callback=report, **train_params)
             if pruned:
                 raise optuna.TrialPruned(f"pruned at epoch {pruned[0]} of inner fold {inner!r}")
             table = evaluate(model.predict(split.target_ctrl), split.target_stim, split.target_ctrl, n_bootstrap=0,
@@ -322,7 +333,8 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
 
     t0 = time.perf_counter()
     for name, value, low in (("n_trials", n_trials, 1), ("n_inner", n_inner, 1), ("max_epochs", max_epochs, 1),
-                             ("n_bootstrap", n_bootstrap, 0), ("min_cells", min_cells, 1)):
+                             ("n_bootstrap", n_bootstrap, 0), ("min_cells", min_cells, 1),
+                             ("seed", random_state, 0)):
         check_positive(value, name, minimum=low)
     if timeout is not None:
         check_positive(timeout, "timeout", minimum=1e-9)

@@ -160,7 +160,7 @@ def _dask(fn, table, batches, scheduler, has_shared: bool) -> Iterator:
 
     own = not isinstance(scheduler, Client)
     try:
-        client = Client(scheduler) if own else scheduler
+        client = Client(scheduler, timeout="10s") if own else scheduler
     except (OSError, TimeoutError, ValueError) as err:
         raise InputError(f"cannot reach the Dask scheduler {scheduler!r} ({err}); start it first "
                          "(dask scheduler) or drop --scheduler") from None
