@@ -16,6 +16,7 @@ from perturblab.interpret.models import (
     OwnGeneTransformer,
     ScGPTModel,
     detect_model_kind,
+    find_geneformer_files,
     load_model,
 )
 from perturblab.interpret.tokenizers import load_gene_dict
@@ -177,6 +178,24 @@ def test_geneformer_2024_layout_v1_and_v2_models(tmp_path, pbmc_cells):
     v1_tokens = root / "geneformer" / "gene_dictionaries_30m" / "token_dictionary_gc30M.pkl"
     with pytest.raises(InputError, match="does not fit.*token ids up to 25425"):
         GeneformerModel.from_pretrained(root / "Geneformer-V2-104M", token_dictionary=v1_tokens)
+
+
+def test_geneformer_2024_95m_layout(tmp_path, pbmc_cells):
+    # mid-2024 release: gf-12L-95M-i4096/ and geneformer/*_gc95M.pkl next to gene_dictionaries_30m/
+    tokens, medians, mapping = v2_dictionaries(pbmc_cells.var["gene_ids"][:3000], seed=1)
+    save_bert(tmp_path / "gf-12L-95M-i4096", real_config(vocab_size=len(tokens), max_position_embeddings=4096),
+              "safetensors")
+    dump(tokens, tmp_path / "geneformer" / "token_dictionary_gc95M.pkl")
+    dump(medians, tmp_path / "geneformer" / "gene_median_dictionary_gc95M.pkl")
+    dump(mapping, tmp_path / "geneformer" / "ensembl_mapping_dict_gc95M.pkl")
+    d30 = tmp_path / "geneformer" / "gene_dictionaries_30m"
+    dump(load_gene_dict(FIXTURES / "token_dictionary.pkl"), d30 / "token_dictionary_gc30M.pkl")
+    dump(load_gene_dict(FIXTURES / "gene_median_dictionary.pkl"), d30 / "gene_median_dictionary_gc30M.pkl")
+    files = find_geneformer_files(tmp_path / "gf-12L-95M-i4096")
+    assert (files.token_dictionary.name, files.gene_mapping_file.name, files.version) == (
+        "token_dictionary_gc95M.pkl", "ensembl_mapping_dict_gc95M.pkl", "V2")
+    model = load_model("geneformer", tmp_path / "gf-12L-95M-i4096", gene_id_key="gene_ids", device="cpu")
+    assert model.special_tokens and model.max_length == 4096
 
 
 def test_geneformer_explicit_dictionaries_and_layout_errors(tmp_path, v1_root, pbmc_cells):

@@ -6,8 +6,10 @@
   ``gene_median_dictionary_gc104M.pkl``, ``ensembl_mapping_dict_gc104M.pkl``; V1 (Genecorpus-30M):
   ``geneformer/gene_dictionaries_30m/token_dictionary_gc30M.pkl`` (and the ``gene_median`` / ``ensembl_mapping``
   companions), or, in releases before 2024, ``geneformer/token_dictionary.pkl`` and
-  ``geneformer/gene_median_dictionary.pkl``. The model folder is the repository root (its default model) or a
-  sub-folder (``Geneformer-V1-10M``, ``Geneformer-V2-104M``, ``gf-12L-30M-i2048``, ``geneformer-12L-30M``...).
+  ``geneformer/gene_median_dictionary.pkl``; the 2024 releases of the 4,096-token models named theirs
+  ``*_gc95M.pkl``. The model folder is the repository root (its default model) or a sub-folder
+  (``Geneformer-V1-10M``, ``Geneformer-V2-104M``, ``gf-12L-95M-i4096``, ``gf-12L-30M-i2048``,
+  ``geneformer-12L-30M``...).
 - scGPT (``bowang-lab/scGPT`` model folders): ``best_model.pt``, ``args.json``, ``vocab.json``.
 - perturblab's own model: one ``.pt`` file written by :meth:`OwnGeneTransformer.save`.
 
@@ -50,6 +52,7 @@ GENEFORMER_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetenso
 #: paths relative to a dictionary folder (the model folder, its ``geneformer/``, or ``../geneformer/``).
 GENEFORMER_DICTIONARIES = (
     ("V2", "token_dictionary_gc104M.pkl", "gene_median_dictionary_gc104M.pkl", "ensembl_mapping_dict_gc104M.pkl"),
+    ("V2", "token_dictionary_gc95M.pkl", "gene_median_dictionary_gc95M.pkl", "ensembl_mapping_dict_gc95M.pkl"),
     ("V1", "gene_dictionaries_30m/token_dictionary_gc30M.pkl", "gene_dictionaries_30m/gene_median_dictionary_gc30M.pkl",
      "gene_dictionaries_30m/ensembl_mapping_dict_gc30M.pkl"),
     ("V1", "token_dictionary_gc30M.pkl", "gene_median_dictionary_gc30M.pkl", "ensembl_mapping_dict_gc30M.pkl"),
