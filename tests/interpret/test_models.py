@@ -7,12 +7,18 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
-from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel, load_scgpt_state_dict
+from perturblab.interpret.models import (
+    GeneformerModel,
+    OwnGeneTransformer,
+    ScGPTModel,
+    load_scgpt_state_dict,
+)
 from perturblab.interpret.models.scgpt import ScGPTNetwork
 from perturblab.interpret.tokenizers import bin_values, load_gene_dict, rank_value_order
 from perturblab.interpret.training import train_masked_expression
+
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 
 def test_rank_value_order_hand_made():
@@ -33,9 +39,11 @@ def test_geneformer_tokenizer_normalises_by_library_and_median(tmp_path):
     tok = model.token_dictionary
     assert batch.input_ids[0].tolist() == [tok["<cls>"], tok["g2"], tok["g3"], tok["g0"], tok["<eos>"], tok["<pad>"]]
     assert batch.attention_mask[0].tolist() == [True] * 5 + [False]
-    # the library size is taken over all genes of the AnnData, not only the selected ones
+    # the whole transcriptome is tokenised: genes outside the genes under study are context tokens
     sub = next(model.tokenize(adata, ["g0", "g1"], batch_size=2))
-    assert sub.gene_index[1].tolist() == [-1, 0, 1, -1]
+    assert sub.input_ids[1].tolist() == batch.input_ids[1].tolist()
+    assert sub.gene_index[1].tolist() == [-1, -1, 0, 1, -1, -1]  # <cls>, g3, g0, g1, g2, <eos>
+    assert sub.gene_token_mask[1].tolist() == [False, True, True, True, True, False]
     with pytest.raises(ValueError, match="not in adata.var_names"):
         next(model.tokenize(adata, ["g0", "nope"]))
 
@@ -129,7 +137,7 @@ def test_own_model_save_load_roundtrip(tmp_path):
     again = OwnGeneTransformer.load(tmp_path / "own.pt", device="cpu")
     with torch.no_grad():
         torch.testing.assert_close(again.forward(batch, output_logits=True).logits, model.forward(batch, output_logits=True).logits)
-    with pytest.raises(ValueError, match="not in the model's vocabulary"):
+    with pytest.raises(ValueError, match="none of the 1 genes is in the model's vocabulary"):
         OwnGeneTransformer(["g0"], device="cpu").tokenize(adata, ["g1"])
 
 

@@ -3,7 +3,7 @@
 # --- part A: adapters, attention extraction, ablation, training ---
 from .ablation import ablation_experiment, fidelity, uniform_attention, zero_heads, zero_layer_attention, zero_mlp
 from .extraction import LayerAttention, cell_embeddings, extract_attention, iter_layer_attention
-from .models import GeneformerModel, GeneTokenModel, OwnGeneTransformer, ScGPTModel, TokenBatch
+from .models import GeneformerModel, GeneMatch, GeneTokenModel, OwnGeneTransformer, ScGPTModel, TokenBatch, load_model
 from .training import TrainingResult, train_masked_expression
 
 # --- part B: analyses, simulator, statistics registry, pipeline ---

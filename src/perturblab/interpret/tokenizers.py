@@ -9,8 +9,11 @@ Two schemes of single-cell foundation models are implemented from their sources:
   are put into ``n_bins - 1`` quantile bins of that cell (bin 0 is reserved for zero).
 
 Both produce a :class:`TokenBatch`: padded token ids, a padding mask, optional values and, for every
-token, the position of its gene in the caller's gene list (``gene_index``; ``-1`` for special tokens and
-padding), which is what the attention extraction needs to map tokens back to genes.
+token, the position of its gene in the caller's gene list of genes under study (``gene_index``; ``-1`` for
+special tokens, padding and context genes), which is what the attention extraction needs to map tokens back
+to genes. Geneformer tokenises a cell's whole transcriptome (:func:`iter_csr_chunks`): the genes under study
+are a subset of the tokens, the other expressed genes are context tokens (``gene_token`` True, ``gene_index``
+-1).
 """
 
 from __future__ import annotations
@@ -20,21 +23,27 @@ import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_counts, to_dense
+from ..exceptions import InputError
+
+if TYPE_CHECKING:  # torch is imported lazily at run time
+    import torch
 
 __all__ = [
     "TokenBatch",
+    "bin_values",
     "gene_positions",
     "iter_cell_chunks",
-    "load_gene_dict",
-    "rank_value_order",
-    "bin_values",
-    "pad_sequences",
+    "iter_csr_chunks",
     "iter_token_batches",
+    "load_gene_dict",
+    "pad_sequences",
+    "rank_value_order",
 ]
 
 
@@ -56,13 +65,23 @@ class TokenBatch:
         or None for rank-value models.
     cell_index
         ``(B,)`` row of each cell in the AnnData that was tokenized.
+    gene_token
+        ``(B, S)`` bool, True for every gene token - genes under study and context genes (Geneformer tokenises
+        the whole transcriptome) - and False for special tokens and padding; None when every gene token is a
+        gene under study (then it equals ``gene_index >= 0``, see :attr:`gene_token_mask`).
     """
 
-    input_ids: "torch.Tensor"  # noqa: F821
-    attention_mask: "torch.Tensor"  # noqa: F821
-    gene_index: "torch.Tensor"  # noqa: F821
-    values: "torch.Tensor | None"  # noqa: F821
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    gene_index: torch.Tensor
+    values: torch.Tensor | None
     cell_index: np.ndarray
+    gene_token: torch.Tensor | None = None
+
+    @property
+    def gene_token_mask(self):
+        """``(B, S)`` bool: True for gene tokens (under study or context), False for special tokens and padding."""
+        return self.gene_index >= 0 if self.gene_token is None else self.gene_token
 
     def to(self, device) -> TokenBatch:
         """Return the batch with its tensors on ``device``."""
@@ -72,30 +91,31 @@ class TokenBatch:
             self.gene_index.to(device),
             None if self.values is None else self.values.to(device),
             self.cell_index,
+            None if self.gene_token is None else self.gene_token.to(device),
         )
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
 
-def gene_positions(adata, genes: Sequence[str]) -> np.ndarray:
+def gene_positions(adata, genes: Sequence[str] | np.ndarray) -> np.ndarray:
     """Column positions of ``genes`` in ``adata.var_names``.
 
     Raises
     ------
-    ValueError
+    InputError
         If ``genes`` is empty, has duplicates, or names genes absent from ``adata.var_names``.
     """
     genes = np.asarray(genes, dtype=str)
     if genes.size == 0:
-        raise ValueError("genes is empty: pass the gene names (adata.var_names) to tokenize")
+        raise InputError("genes is empty: pass the gene names (adata.var_names) to tokenize")
     uniq, counts = np.unique(genes, return_counts=True)
     if (counts > 1).any():
-        raise ValueError(f"genes has duplicates: {uniq[counts > 1][:10].tolist()}")
+        raise InputError(f"genes has duplicates: {uniq[counts > 1][:10].tolist()}")
     index = {g: i for i, g in enumerate(map(str, adata.var_names))}
     missing = [g for g in genes if g not in index]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{len(missing)} genes are not in adata.var_names (first: {missing[:10]}); "
             "pass genes that the AnnData holds"
         )
@@ -125,14 +145,63 @@ def iter_cell_chunks(adata, positions: np.ndarray, batch_size: int, layer: str |
         yield rows, to_dense(sub, np.float64) if sp.issparse(sub) else np.asarray(sub, np.float64), library
 
 
+def iter_csr_chunks(adata, columns: np.ndarray, batch_size: int, aggregate=None):
+    """Yield ``(cell_index (b,), X (b, k) CSR float64, library_size (b,))`` chunks over ``columns``, sparse.
+
+    For tokenisers that read a cell's whole transcriptome (Geneformer: every gene of the vocabulary, about
+    760 expressed genes per PBMC cell out of 25,000): only the expressed genes of a chunk are materialised.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes raw counts (dense or sparse ``X``).
+    columns
+        ``(k,)`` column positions in ``adata.var`` to keep, in the order of the output columns.
+    batch_size
+        Cells per chunk.
+    aggregate
+        Optional ``(k, u)`` sparse 0/1 matrix summing columns that stand for the same token (Geneformer's
+        collapse of duplicate Ensembl ids); the output then has ``u`` columns.
+
+    Notes
+    -----
+    ``library_size`` is the float64 row sum over *all* genes of the AnnData (Geneformer's ``n_counts``). Each
+    output row holds its non-zero entries only (explicit zeros removed), with column indices in increasing
+    order - the order in which Geneformer's tokenizer sees a cell's expressed genes.
+
+    Raises
+    ------
+    InputError
+        If ``batch_size < 1`` or the matrix has negative / non-finite values (raw counts expected).
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}; pass a positive number of cells per batch")
+    X = adata.X
+    columns = np.asarray(columns, dtype=np.int64)
+    for start in range(0, adata.n_obs, batch_size):
+        rows = np.arange(start, min(start + batch_size, adata.n_obs))
+        block = X[rows]
+        check_counts(block, "adata.X")
+        block = sp.csr_matrix(block) if not sp.issparse(block) else block.tocsr()
+        library = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+        sub = block[:, columns].astype(np.float64)
+        if aggregate is not None:
+            sub = sub @ aggregate
+        sub = sp.csr_matrix(sub)
+        sub.sum_duplicates()
+        sub.eliminate_zeros()
+        sub.sort_indices()
+        yield rows, sub, library
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that builds only plain containers, str, int, float and NumPy scalars."""
 
-    _ALLOWED = {
+    _ALLOWED = frozenset({
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
         ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
@@ -155,8 +224,8 @@ def load_gene_dict(path: str | Path) -> dict:
     ------
     FileNotFoundError
         If ``path`` does not exist.
-    ValueError
-        If the suffix is unknown or the content is not a dictionary.
+    InputError
+        If the suffix is unknown or the content is not a dictionary of numbers or ids (a ``ValueError``).
     pickle.UnpicklingError
         If a pickle references anything else than the allowed types.
     """
@@ -178,10 +247,15 @@ def load_gene_dict(path: str | Path) -> dict:
         with path.open("rb") as fh:
             obj = _RestrictedUnpickler(fh).load()
     else:
-        raise ValueError(f"unsupported gene dictionary format {suffix!r} ({path}): use .json, .tsv, .csv or .pkl")
+        raise InputError(f"unsupported gene dictionary format {suffix!r} ({path}): use .json, .tsv, .csv or .pkl")
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a dictionary gene -> value")
-    return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in obj.items()}
+        raise InputError(f"{path} holds a {type(obj).__name__}, expected a dictionary gene -> value")
+    out = {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in obj.items()}
+    bad = [k for k, v in out.items() if not isinstance(v, int | float | str)]
+    if bad:
+        raise InputError(f"{path} maps {bad[:3]} to {type(out[bad[0]]).__name__} values; a gene dictionary maps gene "
+                         "ids to numbers (token ids, medians) or to ids (Ensembl mapping)")
+    return out
 
 
 def rank_value_order(normalised: np.ndarray, max_length: int | None = None) -> np.ndarray:
@@ -259,8 +333,13 @@ def pad_sequences(
     cell_index: np.ndarray,
     pad_id: int,
     pad_value: float = 0.0,
+    gene_token: list[np.ndarray] | None = None,
 ) -> TokenBatch:
-    """Pad per-cell sequences to the longest one and build a :class:`TokenBatch`."""
+    """Pad per-cell sequences to the longest one and build a :class:`TokenBatch`.
+
+    ``gene_token`` (per cell, bool, True for gene tokens incl. context genes) is only needed when some gene
+    tokens are not genes under study (``gene_index`` -1); see :attr:`TokenBatch.gene_token`.
+    """
     import torch
 
     n, length = len(ids), max(len(s) for s in ids)
@@ -268,19 +347,23 @@ def pad_sequences(
     out_gene = np.full((n, length), -1, dtype=np.int64)
     mask = np.zeros((n, length), dtype=bool)
     out_val = None if values is None else np.full((n, length), pad_value, dtype=np.float32)
+    out_tok = None if gene_token is None else np.zeros((n, length), dtype=bool)
     for b in range(n):
         m = len(ids[b])
         out_ids[b, :m] = ids[b]
         out_gene[b, :m] = gene_index[b]
         mask[b, :m] = True
-        if out_val is not None:
+        if out_val is not None and values is not None:
             out_val[b, :m] = values[b]
+        if out_tok is not None and gene_token is not None:
+            out_tok[b, :m] = gene_token[b]
     return TokenBatch(
         torch.from_numpy(out_ids),
         torch.from_numpy(mask),
         torch.from_numpy(out_gene),
         None if out_val is None else torch.from_numpy(out_val),
         np.asarray(cell_index),
+        None if out_tok is None else torch.from_numpy(out_tok),
     )
 
 

@@ -10,7 +10,9 @@ perturblab's own model) and exposes the same things to the interpretability anal
   ``attention_module(layer)`` (a module returning ``(context (B, S, H*d_head), weights (B, H, S, S))``,
   called with the layer's attention input as first positional argument), ``value_states(layer, x)``,
   ``mlp_output_module(layer)`` (its output is the MLP branch added to the residual stream);
-- ``cell_embeddings(adata, genes)``: ``(n_cells, d_model)`` mean-pooled or ``<cls>`` embeddings.
+- ``cell_embeddings(adata, genes)``: ``(n_cells, d_model)`` mean-pooled or ``<cls>`` embeddings;
+- ``match_genes(adata, genes)``: which genes under study have a token in the model's vocabulary
+  (:class:`GeneMatch`); the others are left out of the analysis, logged once, never an error.
 
 Layers are run one by one by :meth:`GeneTokenModel.forward`, so a forward can stop after the last
 layer it needs and keep only the attention of the requested layers (memory: one batch).
@@ -18,6 +20,7 @@ layer it needs and keep only the attention of the requested layers (memory: one 
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +28,48 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..._device import get_device
-from ..tokenizers import TokenBatch
+from ...exceptions import InputError
+from ..tokenizers import TokenBatch, gene_positions
 
-__all__ = ["GeneTokenModel", "ModelOutput", "TokenBatch"]
+__all__ = ["GeneMatch", "GeneTokenModel", "ModelOutput", "TokenBatch"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GeneMatch:
+    """Genes under study that the model can tokenize, and those it cannot (no token in its vocabulary).
+
+    Attributes
+    ----------
+    genes
+        ``(G,)`` the genes asked for (``adata.var_names``), in the caller's order.
+    kept
+        The genes with a token, in the caller's order: the analysis runs on these.
+    dropped
+        The genes without a token (not in the vocabulary, or, for Geneformer, without a gene median), left out.
+    id_key
+        The ``adata.var`` column whose ids were looked up in the vocabulary (None: ``var_names``).
+    """
+
+    genes: np.ndarray
+    kept: np.ndarray
+    dropped: np.ndarray
+    id_key: str | None = None
+
+    @property
+    def n_dropped(self) -> int:
+        """Number of genes left out."""
+        return int(self.dropped.size)
+
+    def describe(self, max_names: int = 20) -> str:
+        """One line for logs and reports, e.g. ``"1 of 300 genes have no token ... left out: MT-ND6"``."""
+        where = "adata.var_names" if self.id_key is None else f"adata.var[{self.id_key!r}]"
+        if not self.n_dropped:
+            return f"all {self.genes.size} genes have a token in the model's vocabulary (ids from {where})"
+        names = ", ".join(map(str, self.dropped[:max_names])) + (", ..." if self.n_dropped > max_names else "")
+        return (f"{self.n_dropped} of {self.genes.size} genes have no token in the model's vocabulary (ids from "
+                f"{where}) and are left out of the analysis: {names}")
 
 
 @dataclass
@@ -67,6 +109,57 @@ class GeneTokenModel(ABC):
         self.device = get_device(device)
         self.network = network.to(self.device).eval()
         self._key_valid = None  # (B, S) padding mask of the batch being run, read by ablation hooks
+        self.gene_match: GeneMatch | None = None  # result of the last match_genes / tokenize
+        self._logged_drops: set[tuple[str, ...]] = set()
+
+    # ---- vocabulary -------------------------------------------------------------------------------
+    def _in_vocabulary(self, adata, genes: np.ndarray) -> np.ndarray:
+        """``(G,)`` bool: True where gene ``genes[i]`` (a name in ``adata.var_names``) has a token."""
+        return np.ones(genes.size, dtype=bool)
+
+    _id_key: str | None = None  # the adata.var column an adapter looks genes up by (None: var_names)
+
+    def match_genes(self, adata, genes: Sequence[str] | np.ndarray) -> GeneMatch:
+        """Split the genes under study into those with a token in the model's vocabulary and those without.
+
+        ``tokenize`` calls it, so genes without a token never abort a run: they are left out, the analysis
+        runs on the intersection, and one line naming them is logged (WARNING, once per model and gene set).
+        The result is also kept in :attr:`gene_match` for the report.
+
+        Parameters
+        ----------
+        adata
+            Cells x genes AnnData holding ``genes`` in ``var_names``.
+        genes
+            ``(G,)`` genes under study.
+
+        Returns
+        -------
+        GeneMatch
+
+        Raises
+        ------
+        InputError
+            If ``genes`` is empty, has duplicates or names genes absent from ``adata.var_names``, or if none of
+            them has a token (the message names the id column used and how to change it).
+        """
+        names = np.asarray(genes, dtype=str)
+        gene_positions(adata, names)
+        ok = np.array(self._in_vocabulary(adata, names), dtype=np.bool_)
+        match = GeneMatch(names, names[ok], names[~ok], self._id_key)
+        self.gene_match = match
+        if not ok.any():
+            where = "adata.var_names" if self._id_key is None else f"adata.var[{self._id_key!r}]"
+            raise InputError(
+                f"none of the {names.size} genes is in the model's vocabulary (ids from {where}, first: "
+                f"{names[:5].tolist()}); pass gene_id_key, the adata.var column holding the ids the model knows "
+                "(Ensembl ids for Geneformer, gene symbols for scGPT)"
+            )
+        key = tuple(match.dropped.tolist())
+        if match.n_dropped and key not in self._logged_drops:
+            self._logged_drops.add(key)
+            logger.warning(match.describe())
+        return match
 
     # ---- to implement -------------------------------------------------------------------------
     @abstractmethod
@@ -188,8 +281,8 @@ class GeneTokenModel(ABC):
         adata, genes
             As for :meth:`tokenize` (representation documented by the adapter).
         pooling
-            ``"mean"`` (average over gene tokens, special tokens and padding excluded; Geneformer's
-            default) or ``"cls"`` (the ``<cls>`` token, scGPT's default); None uses the adapter's default.
+            ``"mean"`` (average over all gene tokens - for Geneformer the whole transcriptome's, context genes
+            included - special tokens and padding excluded; Geneformer's default) or ``"cls"`` (the ``<cls>`` token, scGPT's default); None uses the adapter's default.
         layer
             Index into the hidden states (0 = embeddings, -1 = last layer).
         """
@@ -204,10 +297,10 @@ class GeneTokenModel(ABC):
                 batch = batch.to(self.device)
                 hidden = self.forward(batch, output_attentions=False).hidden_states[layer]
                 if pooling == "cls":
-                    if not bool((batch.gene_index[:, 0] < 0).all()):
+                    if bool(batch.gene_token_mask[:, 0].any()):
                         raise ValueError("pooling='cls' needs a <cls> token first; this model's tokens have none")
                     out.append(hidden[:, 0].float().cpu().numpy())
                 else:
-                    w = (batch.gene_index >= 0).to(hidden.dtype).unsqueeze(-1)
+                    w = batch.gene_token_mask.to(hidden.dtype).unsqueeze(-1)
                     out.append(((hidden * w).sum(1) / w.sum(1).clamp(min=1)).float().cpu().numpy())
         return np.concatenate(out, axis=0).astype(np.float32)

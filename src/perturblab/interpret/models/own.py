@@ -15,7 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..tokenizers import TokenBatch, gene_positions, iter_cell_chunks, iter_token_batches
+from ..tokenizers import (
+    TokenBatch,
+    gene_positions,
+    iter_cell_chunks,
+    iter_token_batches,
+)
 from .base import GeneTokenModel
 from .layers import EncoderLayer
 
@@ -92,10 +97,10 @@ class OwnGeneTransformer(GeneTokenModel):
         self.genes = np.asarray(genes, dtype=str)
         if len(set(self.genes)) != len(self.genes) or self.genes.size == 0:
             raise ValueError("genes must be a non-empty list of unique gene names")
-        self.config = dict(
-            d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
-            target_sum=float(target_sum), max_length=max_length, include_zero_genes=include_zero_genes,
-        )
+        self.config = {
+            "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers, "d_ff": d_ff, "dropout": dropout,
+            "target_sum": float(target_sum), "max_length": max_length, "include_zero_genes": include_zero_genes,
+        }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(random_state)
             network = OwnNetwork(len(self.genes), d_model, n_heads, n_layers, d_ff, dropout)
@@ -104,19 +109,20 @@ class OwnGeneTransformer(GeneTokenModel):
         super().__init__(network, device)
 
     # ---- tokens -------------------------------------------------------------------------------
-    def _token_ids(self, genes: np.ndarray) -> np.ndarray:
-        missing = [g for g in genes if g not in self._gene_id]
-        if missing:
-            raise ValueError(f"{len(missing)} genes are not in the model's vocabulary (first: {missing[:10]})")
-        return np.array([self._gene_id[g] for g in genes], dtype=np.int64)
+    def _in_vocabulary(self, adata, genes: np.ndarray) -> np.ndarray:
+        return np.array([g in self._gene_id for g in genes], dtype=bool)
 
     def tokenize(self, adata, genes: Sequence[str], batch_size: int = 32) -> Iterator[TokenBatch]:
         """Tokens ``<cls>, gene...`` with log1p-normalised values (``<cls>`` value 0).
 
-        ``adata.X``: raw counts, cells x genes. Genes are ordered by position in ``genes``.
+        ``adata.X``: raw counts, cells x genes. Genes are ordered by position in ``genes``; genes the model
+        was not trained on are left out (logged once, :meth:`match_genes`).
         """
-        genes = np.asarray(genes, dtype=str)
-        pos, ids = gene_positions(adata, genes), self._token_ids(genes)
+        names = np.asarray(genes, dtype=str)
+        self.match_genes(adata, names)
+        where = np.flatnonzero(self._in_vocabulary(adata, names))  # position in `genes` of each tokenised gene
+        pos = gene_positions(adata, names)[where]
+        ids = np.array([self._gene_id[g] for g in names[where]], dtype=np.int64)
         cfg = self.config
 
         def make_cell(x, library):
@@ -126,7 +132,7 @@ class OwnGeneTransformer(GeneTokenModel):
                 keep = np.sort(keep[np.argsort(-values[keep], kind="stable")[: cfg["max_length"]]])
             return (
                 np.concatenate([[CLS_ID], ids[keep]]),
-                np.concatenate([[-1], keep]),
+                np.concatenate([[-1], where[keep]]),
                 np.concatenate([[0.0], values[keep]]).astype(np.float32),
             )
 
