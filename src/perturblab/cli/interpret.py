@@ -26,6 +26,13 @@ def interpret_cmd(
     model_path: Annotated[str, typer.Option(help="Checkpoint directory for geneformer / scgpt; for 'own', a model "
                                             "saved with OwnGeneTransformer.save to use instead of training one.",
                                             show_default=False)] = "",
+    token_dictionary: Annotated[str, typer.Option(help="Geneformer: token dictionary file (default: found in the "
+                                                  "checkpoint's shipped layout).", show_default=False)] = "",
+    gene_median_file: Annotated[str, typer.Option(help="Geneformer: gene median dictionary file (default: found in "
+                                                  "the checkpoint's shipped layout).", show_default=False)] = "",
+    gene_id_key: Annotated[str, typer.Option(help="adata.var column with the ids the checkpoint knows (Geneformer: "
+                                             "Ensembl ids, e.g. gene_ids; default: var_names).",
+                                             show_default=False)] = "",
     perturbation_key: Annotated[str, typer.Option(help="obs column of the knocked-out gene.")] = "perturbation",
     control: Annotated[str, typer.Option(help="Control label in the perturbation column.")] = "control",
     cells_per_group: Annotated[int | None, typer.Option(help="Subsample at most this many cells per perturbation "
@@ -69,7 +76,8 @@ def interpret_cmd(
     from ..interpret.pipeline import InterpretConfig, run_interpretation
 
     cfg = InterpretConfig(
-        model=choices([model])[0], model_path=model_path or None, epochs=epochs, d_model=d_model, n_layers=n_layers,
+        model=choices([model])[0], model_path=model_path or None, token_dictionary=token_dictionary or None,
+        gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model, n_layers=n_layers,
         n_heads=n_heads, max_length=max_length, perturbation_key=perturbation_key, control=control,
         cells_per_group=cells_per_group, n_cells=n_cells, n_genes=n_genes, references=tuple(choices(reference)),
         batch_size=batch_size, device=device, n_label_null=n_label_null, n_degree_null=n_degree_null,

@@ -244,7 +244,7 @@ def compare_scores(per_pert: pd.DataFrame, a: str, b: str, metric: str = "auroc"
     dict with ``a, b, n, mean_a, mean_b, delta`` (mean of a - b), ``ci_low, ci_high`` (bootstrap over
     perturbations), ``statistic, p`` (two-sided Wilcoxon signed-rank; p = 1 when all differences are 0).
     """
-    wide = per_pert.pivot_table(index="perturbation", columns="score", values=metric)
+    wide = per_pert.pivot_table(index="perturbation", columns="score", values=metric, dropna=False)
     for s in (a, b):
         if s not in wide.columns:
             raise KeyError(f"score {s!r} not in the per-perturbation table (have: {', '.join(map(str, wide.columns))})")

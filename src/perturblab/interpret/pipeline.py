@@ -48,8 +48,12 @@ class InterpretConfig:
         ``"own"`` (perturblab's gene-token transformer, trained here by masked expression modelling on the
         control cells), ``"geneformer"`` or ``"scgpt"`` (a checkpoint directory in ``model_path``).
     model_path
-        Checkpoint directory (Geneformer / scGPT), or for ``"own"`` a model saved by
+        Checkpoint directory (Geneformer / scGPT, as shipped), or for ``"own"`` a model saved by
         :meth:`~perturblab.interpret.models.OwnGeneTransformer.save` to use instead of training one.
+    token_dictionary, gene_median_file, gene_id_key
+        Geneformer: explicit dictionary files (default: found in the checkpoint's shipped layout) and the
+        ``adata.var`` column of the ids the model knows (Ensembl ids; None: ``var_names``); scGPT takes
+        ``gene_id_key`` (see :func:`~perturblab.interpret.models.load_model`).
     epochs, d_model, n_layers, n_heads, max_length, train_batch_size
         The own model: training epochs, width, layers, heads per layer, gene tokens per cell (None: all),
         training batch size.
@@ -83,6 +87,9 @@ class InterpretConfig:
 
     model: str = "own"
     model_path: str | None = None
+    token_dictionary: str | None = None
+    gene_median_file: str | None = None
+    gene_id_key: str | None = None
     epochs: int = 5
     d_model: int = 64
     n_layers: int = 4
@@ -121,6 +128,9 @@ class InterpretConfig:
             raise UnknownNameError("model", self.model, MODEL_KINDS)
         if self.model != "own" and not self.model_path:
             raise InputError(f"model {self.model!r} needs model_path (--model-path): the checkpoint directory")
+        if self.model == "own" and (self.token_dictionary or self.gene_median_file or self.gene_id_key):
+            raise InputError("token_dictionary, gene_median_file and gene_id_key apply to geneformer / scgpt "
+                             "checkpoints, not to the own model; drop them")
         for name in ("epochs", "d_model", "n_layers", "n_heads", "train_batch_size", "batch_size", "n_genes",
                      "n_neighbors", "cssi_min_cells", "ablation_seeds"):
             check_positive(getattr(self, name), name)
@@ -147,7 +157,7 @@ class InterpretConfig:
         """The settings that change results (not the device)."""
         d = asdict(self)
         d.pop("device")
-        if self.model != "own":  # the own model's training settings do not apply
+        if self.model != "own" or self.model_path is not None:  # no own model is trained
             for name in ("epochs", "d_model", "n_layers", "n_heads", "max_length", "train_batch_size"):
                 d.pop(name)
         return d
@@ -262,13 +272,10 @@ def _model_checksum(model) -> str:
 
 
 def _own_model(store, ctrl, genes_all, cfg: InterpretConfig):
-    """The own model: loaded from ``cfg.model_path``, or the run's stored trained model, or trained now."""
+    """The own model: the run's stored trained model, or trained now (``cfg.model_path`` unset)."""
     from .models import OwnGeneTransformer
     from .training import train_masked_expression
 
-    if cfg.model_path is not None:
-        log.info("loading own model from %s", cfg.model_path)
-        return OwnGeneTransformer.load(cfg.model_path, device=cfg.device)
     key = {"stage": "own_model"}
     if store.done(key):
         log.info("[resume] own_model")
@@ -285,10 +292,12 @@ def _own_model(store, ctrl, genes_all, cfg: InterpretConfig):
 
 
 def _load_model(cfg: InterpretConfig):
-    from .models import GeneformerModel, ScGPTModel
+    """A checkpoint as shipped (``cfg.model_path``) through :func:`~perturblab.interpret.models.load_model`."""
+    from .models import load_model
 
-    cls = GeneformerModel if cfg.model == "geneformer" else ScGPTModel
-    return cls.from_pretrained(cfg.model_path, device=cfg.device)
+    log.info("loading %s model from %s", cfg.model, cfg.model_path)
+    return load_model(cfg.model, cfg.model_path, device=cfg.device, token_dictionary=cfg.token_dictionary,
+                      gene_median_file=cfg.gene_median_file, gene_id_key=cfg.gene_id_key)
 
 
 def run_interpretation(data, out: str | os.PathLike | None = None, config: InterpretConfig | None = None, *,
@@ -376,12 +385,13 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     ctrl_idx = np.flatnonzero(is_ctrl)
     if model is None:
         model = (_own_model(store, adata[ctrl_idx].copy(), np.asarray(adata.var_names).astype(str), cfg)
-                 if cfg.model == "own" else _load_model(cfg))
+                 if cfg.model == "own" and cfg.model_path is None else _load_model(cfg))
     if ctrl_idx.size > cfg.n_cells:
         ctrl_idx = np.sort(rng.choice(ctrl_idx, cfg.n_cells, replace=False))
     ctrl = adata[ctrl_idx].copy()
     perturbed = sorted(set(labels[~is_ctrl]))
-    genes = select_genes(ctrl, cfg.n_genes, forced=perturbed)
+    match = model.match_genes(ctrl, select_genes(ctrl, cfg.n_genes, forced=perturbed))
+    genes = match.kept  # genes without a token in the model's vocabulary are left out, and said so
     # ctrl keeps every gene (library sizes, model tokenizers); X is the log-normalised gene subset
     X = log_normalise(ctrl[:, genes].X, library_size=np.asarray(ctrl.X.sum(axis=1)).ravel())
     if references is None:
@@ -392,7 +402,8 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     directed = [r for r in refs if r.directed]
     write_json(run.file("config.json"), {**asdict(cfg), "n_control_cells_used": int(ctrl.n_obs),
                                          "n_genes_used": int(genes.size), "model_class": type(model).__name__,
-                                         "n_layers_used": model.n_layers, "n_heads_used": model.n_heads})
+                                         "n_layers_used": model.n_layers, "n_heads_used": model.n_heads,
+                                         "genes_without_token": match.dropped.tolist()})
 
     # 1-2. attention (persisted) and edge scores
     arrays = st.arrays("attention", lambda: _attention_arrays(model, ctrl, genes, cfg))
@@ -413,11 +424,14 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     per_pert = st.table("perturbation_auroc", lambda: perturbation_auroc([*att_summary, corr, *base], de))
     means = _perturbation_mean(per_pert) if len(per_pert) else pd.Series(dtype=float)
     att_means = means[[s.name for s in att_summary if s.name in means.index]].dropna()
+    r = (rec[rec["kind"].eq("attention") & rec["head"].isin(["mean", "max"])].dropna(subset=["auroc"])
+         if "auroc" in rec.columns else rec.iloc[:0])
     if len(att_means):
         best = att_means.idxmax()
-    else:  # no rankable perturbation with DE targets: fall back to reference recovery
-        r = rec[rec["kind"].eq("attention") & rec["head"].isin(["mean", "max"])]
+    elif len(r):  # no rankable perturbation with DE targets: fall back to reference recovery
         best = r.groupby("score")["auroc"].mean().idxmax()
+    else:  # nothing to choose on: the last layer's mean over heads
+        best = next(s.name for s in reversed(att_summary) if s.head == "mean")
     best_att = next(s for s in att_summary if s.name == best)
     log.info("attention score under test: %s (best mean perturbation AUROC; selection favours attention)", best)
 
@@ -478,7 +492,9 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     verd = _verdict(verdict, comps, inc, resid, nulls, abl, best)
     summary = {
         "model": type(model).__name__, "attention_score_tested": best, "n_control_cells": int(ctrl.n_obs),
-        "n_genes": int(genes.size), "n_rankable_perturbations": int(per_pert["perturbation"].nunique()) if len(per_pert) else 0,
+        "n_genes": int(genes.size), "n_genes_without_token": match.n_dropped, "gene_vocabulary": match.describe(),
+        "perturbed_genes_without_token": sorted(set(perturbed) & set(match.dropped.tolist())),
+        "n_rankable_perturbations": int(per_pert["perturbation"].nunique()) if len(per_pert) else 0,
         "mean_perturbation_auroc": {k: float(x) for k, x in means.items()},
         "n_tests": int(len(registry)), "n_confirmatory": int(registry["confirmatory"].sum()) if len(registry) else 0,
         "verdict": verd.to_dict(),

@@ -163,4 +163,7 @@ def reference_recovery(
             odds, p = fisher_exact(table, alternative="greater") if lab.any() else (np.nan, np.nan)
             row.update(fisher_top=n_top, fisher_odds_ratio=float(odds), fisher_p=float(p))
             rows_out.append(row)
-    return pd.DataFrame(rows_out)
+    columns = ["score", "kind", "layer", "head", "reference", "n_reference_edges", "n_candidates", "n_positive",
+               "auroc", "auprc", "epr", "topk_f1", "fisher_top", "fisher_odds_ratio", "fisher_p"]
+    out = pd.DataFrame(rows_out)
+    return out.reindex(columns=[*columns, *[c for c in out.columns if c not in columns]])  # metrics NaN, not absent

@@ -116,6 +116,11 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     sec = rep.section("Data and caveats", id="data")
     sec.text(f"{summary.get('n_control_cells')} control cells, {summary.get('n_genes')} genes; "
              f"{summary.get('n_rankable_perturbations')} knocked-out genes are among the model's genes and can be ranked.")
+    if summary.get("gene_vocabulary"):
+        sec.text(f"Model vocabulary: {summary['gene_vocabulary']}.")
+    if summary.get("perturbed_genes_without_token"):
+        sec.text("Knocked-out genes without a token (their attention cannot be ranked): "
+                 + ", ".join(summary["perturbed_genes_without_token"]) + ".")
     sec.text("Papalexi 2021 (THP-1 CRISPR-KO, 20,729 cells x 299 randomly subsampled genes, 9 targets among them) is real "
              "but small: few reference edges fall among 299 genes and only 9 perturbations can be ranked, so confidence "
              "intervals are wide and many tests have little power. Replogle K562/RPE1 (the anchor's data) are not available here.")
