@@ -47,13 +47,13 @@ def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
 
 __all__ = [
     "CLASSIFIERS",
+    "PBMC3K_LABEL_MAP",
     "CellTypeClassifier",
     "CellTypistClassifier",
     "ChetahClassifier",
     "ClusterCall",
     "MLPClassifier",
     "NotFittedError",
-    "PBMC3K_LABEL_MAP",
     "RandomForestClassifier",
     "SVMClassifier",
     "ScTypeClassifier",

@@ -14,7 +14,7 @@ import pandas as pd
 from ._preprocess import GeneScaler, log1p_matrix, model_input
 from .base import CellTypeClassifier
 
-__all__ = ["ScTypeClassifier", "PBMC3K_LABEL_MAP", "marker_sensitivity"]
+__all__ = ["PBMC3K_LABEL_MAP", "ScTypeClassifier", "marker_sensitivity"]
 
 #: ScTypeDB ("Immune system") cell names -> adverSCarial's PBMC3k labels. ScTypeDB names not
 #: listed here (e.g. "Effector CD4+ T cells", "Plasma B cells") stay unmapped and count as errors.
@@ -109,6 +109,7 @@ class ScTypeClassifier(CellTypeClassifier):
     """
 
     representation = "scaled"
+    score_kind = "raw_score"
 
     def __init__(self, tissue: str = "Immune system", db: str = "full", markers: dict | None = None,
                  label_map: dict[str, str] | None = None):
@@ -188,6 +189,19 @@ class ScTypeClassifier(CellTypeClassifier):
         """scType scores (n_cells x n_classes) of the scaled model input ``X``."""
         X = self._check_input(X)
         return X[:, self.used_genes_] @ self._W
+
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native class scores: the raw scType scores (:meth:`decision_function`, float64).
+
+        adverSCarial's scType wrapper hands these to CGD (``typePredictions = es.max``)."""
+        return self.decision_function(X).astype(np.float64)
+
+    def torch_module(self):
+        """``torch.nn.Module``: scaled model input (cells x ``genes_``) -> raw scType scores."""
+        from ._torch import LinearScores
+
+        self._check_fitted()
+        return LinearScores(self.used_genes_, self._W)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax over cell types of the per-cell scType scores (temperature 1).
