@@ -6,7 +6,15 @@ Six classifiers of the adverSCarial paper and CellTypist, one module each, plus
 
 from __future__ import annotations
 
-from .base import CellTypeClassifier, ClusterCall, NotFittedError, majority_vote
+from .base import (
+    CellTypeClassifier,
+    ClusterCall,
+    DifferentiableClassifier,
+    NotFittedError,
+    is_abstention,
+    is_differentiable,
+    majority_vote,
+)
 from .celltypist import CellTypistClassifier
 from .chetah import ChetahClassifier
 from .evaluation import evaluate_classifier
@@ -52,6 +60,7 @@ __all__ = [
     "CellTypistClassifier",
     "ChetahClassifier",
     "ClusterCall",
+    "DifferentiableClassifier",
     "MLPClassifier",
     "NotFittedError",
     "RandomForestClassifier",
@@ -59,5 +68,16 @@ __all__ = [
     "ScTypeClassifier",
     "evaluate_classifier",
     "get_classifier",
+    "is_abstention",
+    "is_differentiable",
     "majority_vote",
+    "torch_preprocess",
 ]
+
+
+def __getattr__(name: str):
+    if name == "torch_preprocess":  # imports torch: loaded on first use
+        from ._torch import torch_preprocess
+
+        return torch_preprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
