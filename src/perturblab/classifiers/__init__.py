@@ -18,9 +18,15 @@ from .base import (
 from .celltypist import CellTypistClassifier
 from .chetah import ChetahClassifier
 from .evaluation import evaluate_classifier
+from .label_maps import (
+    label_map_coverage,
+    read_label_map,
+    sctype_label_map,
+    unmapped_fraction,
+)
 from .mlp import MLPClassifier
 from .random_forest import RandomForestClassifier
-from .sctype import PBMC3K_LABEL_MAP, ScTypeClassifier
+from .sctype import PBMC3K_BROAD_LABEL_MAP, PBMC3K_LABEL_MAP, ScTypeClassifier
 from .svm import SVMClassifier
 
 CLASSIFIERS: dict[str, type[CellTypeClassifier]] = {
@@ -55,6 +61,7 @@ def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
 
 __all__ = [
     "CLASSIFIERS",
+    "PBMC3K_BROAD_LABEL_MAP",
     "PBMC3K_LABEL_MAP",
     "CellTypeClassifier",
     "CellTypistClassifier",
@@ -70,8 +77,12 @@ __all__ = [
     "get_classifier",
     "is_abstention",
     "is_differentiable",
+    "label_map_coverage",
     "majority_vote",
+    "read_label_map",
+    "sctype_label_map",
     "torch_preprocess",
+    "unmapped_fraction",
 ]
 
 
