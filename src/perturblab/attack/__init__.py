@@ -8,7 +8,8 @@ cluster-level callables ``f(X, clusters, target) -> (label, score)`` such as
 """
 
 from ._engine import AttackTarget
-from .cgd import CGDResult, cgd_attack
+from .budget import Budget, gene_bounds, rank_genes
+from .cgd import CGDResult, cgd_attack, label_distribution
 from .grid import GridResult, grid_attack
 from .max_change import MaxChangeResult, max_change_attack
 from .mclassifier import MClassifier, MClassifierCall
@@ -18,9 +19,43 @@ from .random_walk import RandomWalkResult, random_walk_attack
 from .signature import distant_pairs, signature_genes
 from .single_gene import SingleGeneResult, single_gene_attack
 
+#: Loaded on first use (they import torch and the adversarial-robustness-toolbox).
+_LAZY = {"WhiteBoxResult": "whitebox", "budget_curve": "whitebox", "whitebox_attack": "whitebox"}
+
 __all__ = [
-    "AttackTarget", "CGDResult", "GridResult", "MClassifier", "MClassifierCall", "MaxChangeResult", "Modification",
-    "RandomWalkResult", "SingleGeneResult", "apply_modification", "cgd_attack", "distant_pairs", "get_modification",
-    "grid_attack", "max_change_attack", "max_change_overview", "random_walk_attack", "signature_genes",
-    "single_gene_attack", "single_gene_overview",
+    "AttackTarget",
+    "Budget",
+    "CGDResult",
+    "GridResult",
+    "MClassifier",
+    "MClassifierCall",
+    "MaxChangeResult",
+    "Modification",
+    "RandomWalkResult",
+    "SingleGeneResult",
+    "WhiteBoxResult",
+    "apply_modification",
+    "budget_curve",
+    "cgd_attack",
+    "distant_pairs",
+    "gene_bounds",
+    "get_modification",
+    "grid_attack",
+    "label_distribution",
+    "max_change_attack",
+    "max_change_overview",
+    "random_walk_attack",
+    "rank_genes",
+    "signature_genes",
+    "single_gene_attack",
+    "single_gene_overview",
+    "whitebox_attack",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

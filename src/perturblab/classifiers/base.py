@@ -207,4 +207,4 @@ def majority_vote(labels) -> ClusterCall:
     labels = np.asarray(labels).astype(str)
     counts = Counter(labels)
     top = max(sorted(counts), key=lambda k: counts[k])
-    return ClusterCall(label=top, score=counts[top] / len(labels), n_cells=len(labels))
+    return ClusterCall(label=str(top), score=counts[top] / len(labels), n_cells=len(labels))
