@@ -13,35 +13,10 @@ from perturblab.attack import (
     whitebox_attack,
 )
 from perturblab.attack.budget import closure_gradient
-from perturblab.classifiers.base import CellTypeClassifier
+
+from ._toy import Lin
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class Lin(CellTypeClassifier):
-    """Scores A = x0, B = x1 (raw scores, differentiable), genes g0, g1, g2 (g2 unused)."""
-
-    representation = "log1p"
-
-    def __init__(self):
-        self.classes_ = np.array(["A", "B"], dtype=object)
-        self.genes_ = np.array(["g0", "g1", "g2"])
-
-    def preprocess(self, adata):
-        return adata
-
-    def fit(self, adata, label_key):
-        return self
-
-    def predict_proba(self, X):
-        S = np.asarray(X, dtype=np.float64)[:, :2]
-        P = np.exp(S - S.max(axis=1, keepdims=True))
-        return P / P.sum(axis=1, keepdims=True)
-
-    def torch_module(self):
-        from perturblab.classifiers._torch import LinearScores
-
-        return LinearScores([0, 1], np.eye(2))
 
 
 def toy():

@@ -7,10 +7,19 @@ cluster-level callables ``f(X, clusters, target) -> (label, score)`` such as
 :class:`MClassifier`. Every result reports how many classifier calls it took.
 """
 
+from . import pl
 from ._engine import AttackTarget
+from .abstention import abstention_table, probability_margin
 from .budget import Budget, gene_bounds, rank_genes
 from .cgd import CGDResult, cgd_attack, label_distribution
+from .compare import fewest_genes
 from .grid import GridResult, grid_attack
+from .label_noise import (
+    LabelNoiseResult,
+    celltype_similarity,
+    corrupt_labels,
+    label_noise_sweep,
+)
 from .max_change import MaxChangeResult, max_change_attack
 from .mclassifier import MClassifier, MClassifierCall
 from .modifications import Modification, apply_modification, get_modification
@@ -18,15 +27,20 @@ from .overview import max_change_overview, single_gene_overview
 from .random_walk import RandomWalkResult, random_walk_attack
 from .signature import distant_pairs, signature_genes
 from .single_gene import SingleGeneResult, single_gene_attack
+from .strength import STRENGTH_LADDER, single_gene_cell_labels, strength_response
+from .taxonomy import FLIP_CATEGORIES, flip_taxonomy, taxonomy_counts
 
 #: Loaded on first use (they import torch and the adversarial-robustness-toolbox).
 _LAZY = {"WhiteBoxResult": "whitebox", "budget_curve": "whitebox", "whitebox_attack": "whitebox"}
 
 __all__ = [
+    "FLIP_CATEGORIES",
+    "STRENGTH_LADDER",
     "AttackTarget",
     "Budget",
     "CGDResult",
     "GridResult",
+    "LabelNoiseResult",
     "MClassifier",
     "MClassifierCall",
     "MaxChangeResult",
@@ -34,21 +48,32 @@ __all__ = [
     "RandomWalkResult",
     "SingleGeneResult",
     "WhiteBoxResult",
+    "abstention_table",
     "apply_modification",
     "budget_curve",
+    "celltype_similarity",
     "cgd_attack",
+    "corrupt_labels",
     "distant_pairs",
+    "fewest_genes",
+    "flip_taxonomy",
     "gene_bounds",
     "get_modification",
     "grid_attack",
     "label_distribution",
+    "label_noise_sweep",
     "max_change_attack",
     "max_change_overview",
+    "pl",
+    "probability_margin",
     "random_walk_attack",
     "rank_genes",
     "signature_genes",
     "single_gene_attack",
+    "single_gene_cell_labels",
     "single_gene_overview",
+    "strength_response",
+    "taxonomy_counts",
     "whitebox_attack",
 ]
 
