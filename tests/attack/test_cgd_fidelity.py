@@ -124,3 +124,27 @@ def test_cgd_reproduces_the_anchor_on_sctype_nk(anchor_input):
     # the old scoring (softmax probabilities, "target" stop rule) is what the issue reported: many more genes
     old = cgd_attack(clf, Z, clusters, "NK", genes, alpha=1, epsilon=1, scores="proba", stop_rule="target")
     assert len(old.modified_genes) > 10
+
+
+def test_cgd_uses_a_wrapped_classifiers_native_scores():
+    class Wrapper:  # the audit's raw-count model: predict / predict_proba through model_input
+        per_cell = True
+        used_genes_ = None
+
+        def __init__(self, inner):
+            self.classifier, self.classes_, self.genes_ = inner, inner.classes_, inner.genes_
+
+        def model_input(self, M):
+            return np.asarray(M, dtype=np.float32) * 2.0
+
+        def predict(self, M):
+            return self.classifier.predict(self.model_input(M))
+
+        def predict_proba(self, M):
+            return self.classifier.predict_proba(self.model_input(M))
+
+    far = np.array([[400, 0.5, 0], [400, 0.5, 0], [0, 0, 9]], dtype=np.float32)
+    cl = np.array(["t", "t", "o"])
+    r = cgd_attack(Wrapper(Linear3()), far, cl, "t", ["g1"], new_target="B", alpha=0, epsilon=1)
+    # native raw scores through model_input (x2): B rises by 2 per probe; the softmax would not move at 800
+    assert r.score_kind == "raw_score" and r.modified_genes == ["g1"]

@@ -20,8 +20,10 @@ whose argmax is the classifier's per-cell label, on their natural scale
 (:meth:`~perturblab.classifiers.base.CellTypeClassifier.class_scores`; the result's
 ``score_kind`` says which): scType's raw cell-type scores (adverSCarial's
 ``typePredictions`` for scType), the MLP's logits, CellTypist's decision scores, the random
-forest's tree-vote fractions, CHETAH's path confidence, the SVM's log-probabilities; a
-classifier without ``class_scores`` is scored with ``log(predict_proba)``. ``scores="proba"``
+forest's tree-vote fractions, CHETAH's path confidence, the SVM's log-probabilities; a wrapper
+with ``.classifier`` and ``.model_input`` (the audit's raw-count model) uses its classifier's
+native scores of ``model_input(X)``; any other classifier without ``class_scores`` is scored with
+``log(predict_proba)``. ``scores="proba"``
 uses ``predict_proba`` (what perturblab did before; a softmax squashes the score differences
 where one class dominates: scType's NK cluster then needs 21-25 genes instead of 4).
 
@@ -138,6 +140,11 @@ def _scorer(classifier, scores: str):
     if callable(getattr(classifier, "class_scores", None)):
         kind = str(getattr(classifier, "score_kind", "native"))
         return (lambda M: np.asarray(classifier.class_scores(M), dtype=np.float64)), kind
+    inner = getattr(classifier, "classifier", None)
+    if callable(getattr(inner, "class_scores", None)) and callable(getattr(classifier, "model_input", None)):
+        # a wrapper that maps its input to the inner classifier's model input (the audit's raw-count model)
+        kind = str(getattr(inner, "score_kind", "native"))
+        return (lambda M: np.asarray(inner.class_scores(classifier.model_input(M)), dtype=np.float64)), kind
     if hasattr(classifier, "predict_proba"):
         return (lambda M: np.log(np.clip(np.asarray(classifier.predict_proba(M), dtype=np.float64), 1e-300, None))), \
             "log_proba"

@@ -73,6 +73,7 @@ def fewest_genes(
     ks: Sequence[int] = (1, 2, 5, 10, 20, 50),
     amplitudes: Sequence[float] = (1.0,),
     whitebox_methods: Sequence[str] = ("pgd",),
+    whitebox_genes=None,
     budget_table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Smallest number of genes each attack needs to flip each cluster (see the module docstring).
@@ -91,8 +92,10 @@ def fewest_genes(
         Single-gene attack settings (``single_gene_genes``: candidate genes, default all).
     cgd_genes, cgd_step
         CGD gene order (default: 500 first signature genes of ``X``) and ``alpha = epsilon``.
-    ks, amplitudes, whitebox_methods
-        White-box budgets tried (differentiable classifiers only).
+    ks, amplitudes, whitebox_methods, whitebox_genes
+        White-box budgets tried and candidate genes (default all; differentiable classifiers only). Give
+        the same genes to all three attacks (``single_gene_genes``, ``cgd_genes``, ``whitebox_genes``)
+        to compare them on equal terms.
     budget_table
         A :func:`~perturblab.attack.whitebox.budget_curve` table already computed for this classifier
         (its rows for ``name``), used instead of running the white-box attacks again.
@@ -121,7 +124,7 @@ def fewest_genes(
         from .whitebox import budget_curve
 
         budget_table = budget_curve(classifier, X, clusters, targets, ks=ks, amplitudes=amplitudes,
-                                    methods=whitebox_methods, name=name)
+                                    methods=whitebox_methods, genes=whitebox_genes, name=name)
     rows = []
     for t in targets:
         rows.append(_single_gene_rows(classifier, X, clusters, t, name, modifications, single_gene_genes,

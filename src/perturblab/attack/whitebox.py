@@ -438,13 +438,15 @@ def budget_curve(
     steps: int = 20,
     step_size: float = 0.25,
     gene_ranking: str = "gain",
+    genes=None,
     name: str | None = None,
 ) -> pd.DataFrame:
     """Success rate against the budget: one white-box attack per cluster x method x k x amplitude.
 
     The gradient (and so the gene ranking) is computed once per cluster; each row is
-    :func:`whitebox_attack`'s summary. Parameters as :func:`whitebox_attack`; ``targets`` default to
-    every cluster (in order of appearance).
+    :func:`whitebox_attack`'s summary. Parameters as :func:`whitebox_attack` (``genes``: candidate
+    genes, e.g. the genes the other attacks may change); ``targets`` default to every cluster (in
+    order of appearance).
 
     Returns
     -------
@@ -462,12 +464,13 @@ def budget_curve(
     for t in targets:
         setup = _Setup(classifier, X, clusters, t, space=space, var_names=var_names, new_target=None, bounds=bounds,
                        nonnegative=nonnegative, library_size=library_size)
+        candidates = _candidates(setup, genes)
         for method in methods:
             for k in ks:
                 for amp in amplitudes:
                     budget = Budget(k=k, amplitude=amp, bounds=bounds, nonnegative=nonnegative,
                                     library_size=library_size, round_counts=round_counts)
                     res = _run(setup, budget, method, steps=steps, step_size=step_size, how=gene_ranking,
-                               candidates=None, random_start=False, random_state=0, name=name)
+                               candidates=candidates, random_start=False, random_state=0, name=name)
                     rows.append(res.summary)
     return pd.DataFrame(rows)
