@@ -138,3 +138,16 @@ def test_mlp_raw_counts_keep_the_library_size(mlp_hvg, pbmc_split):
     free = whitebox_attack(clf, C, cl, "NK", k=5, space="counts", var_names=test.var_names, library_size="free")
     others = np.setdiff1d(np.arange(C.shape[1]), [list(test.var_names).index(g) for g in free.genes])
     np.testing.assert_array_equal(free.X[rows][:, others], C[rows][:, others])  # only the k genes change
+
+
+def test_scaled_inputs_keep_negative_bounds():
+    X, cl = toy()
+    Xs = X - 2.5  # a "scaled" input: negative values are legitimate
+
+    class Scaled(Lin):
+        representation = "scaled"
+
+    r = whitebox_attack(Scaled(), Xs, cl, "t", k=1)
+    assert not r.summary["nonnegative"] and r.X[:3, 0].min() == pytest.approx(-2.5)  # g0 -> its observed minimum
+    np.testing.assert_array_equal(r.X[3:], Xs[3:])  # other cells (negative values) untouched
+    assert whitebox_attack(Lin(), X, cl, "t", k=1).summary["nonnegative"]  # log1p input: non-negative

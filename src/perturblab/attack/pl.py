@@ -134,8 +134,8 @@ def strength_response(table: pd.DataFrame, *, metric: str = "n_flipping_genes", 
     table
         :func:`perturblab.attack.strength.strength_response` output (several classifiers concatenated).
     metric
-        ``"n_flipping_genes"`` (default; symmetric-log scale), ``"frac_cells_changed_mean"`` or
-        ``"frac_cells_changed_max"``.
+        ``"n_flipping_genes"`` (default), ``"frac_cells_changed_mean"`` or ``"frac_cells_changed_max"``
+        (symmetric-log scale: zeros and large counts on one axis).
     ax
         Axes to draw on.
 
@@ -156,13 +156,13 @@ def strength_response(table: pd.DataFrame, *, metric: str = "n_flipping_genes", 
     names = {10.0: "perc99", -10.0: "perc1", 11.0: "+aberr.", -11.0: "-aberr."}
     ax.set_xticks(ticks, [names.get(t, f"{t:+g}") for t in ticks], rotation=90, fontsize="small")
     ax.axvline(0, color="0.8", lw=0.8)
-    if agg == "sum":
-        ax.set_yscale("symlog", linthresh=1)
+    ax.set_yscale("symlog", linthresh=1 if agg == "sum" else 1e-3)  # zeros and a few thousand on one axis
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("modification strength (deciles shifted; perc1/99; aberrant)")
     ax.set_ylabel({"n_flipping_genes": "single genes that flip a cluster (all clusters)",
                    "frac_cells_changed_mean": "cells moved per gene (mean fraction)",
                    "frac_cells_changed_max": "cells moved by the strongest gene (fraction)"}.get(metric, metric))
-    ax.legend(title="classifier", fontsize="small")
+    ax.legend(title="classifier", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax
 
 

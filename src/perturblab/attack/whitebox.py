@@ -127,7 +127,10 @@ class _Setup:
         if self.genes.shape != (X.shape[1],):
             raise InputError(f"{self.genes.size} gene names for {X.shape[1]} columns of X")
         self.library_size = library_size
-        self.lo, self.hi = gene_bounds(X, bounds, nonnegative=nonnegative or space == "counts")
+        if nonnegative is None:  # expression spaces are non-negative; scaled z-scores are not
+            nonnegative = space == "counts" or getattr(classifier, "representation", "log1p") in ("counts", "log1p")
+        self.nonnegative = bool(nonnegative or space == "counts")
+        self.lo, self.hi = gene_bounds(X, bounds, nonnegative=self.nonnegative)
         self.Xc = X[self.rows]
         self.classes = np.asarray(classifier.classes_).astype(str)
         with torch.no_grad():
@@ -301,7 +304,7 @@ def _run(setup: _Setup, budget: Budget, method: str, *, steps: int, step_size: f
     summary = {
         "classifier": name or type(setup.classifier).__name__, "cluster": setup.target, "method": method,
         "space": setup.space, "k": int(budget.k), "n_genes": len(idx), "amplitude": float(budget.amplitude),
-        "bounds": budget.bounds, "library_size": budget.library_size if setup.space == "counts" else "",
+        "bounds": budget.bounds, "nonnegative": budget.nonnegative, "library_size": budget.library_size if setup.space == "counts" else "",
         "n_cells": len(setup.rows), "original_label": call_b.label, "new_label": call_a.label,
         "new_target": "" if setup.new is None else str(setup.classes[setup.new]),
         "flipped": call_a.label != call_b.label, "cell_success_rate": float(success.mean()),
@@ -330,7 +333,7 @@ def whitebox_attack(
     k: int = 10,
     amplitude: float = 1.0,
     bounds: str = "range",
-    nonnegative: bool = True,
+    nonnegative: bool | None = None,
     space: str = "model_input",
     var_names=None,
     library_size: str = "preserve",
@@ -360,9 +363,10 @@ def whitebox_attack(
     k, amplitude, bounds, nonnegative, library_size, round_counts
         The budget (:class:`~perturblab.attack.budget.Budget`): at most ``k`` genes, each value moved
         at most ``amplitude x`` its gene's allowed range, within ``bounds`` (``"range"``: observed
-        min/max over all cells; ``"percentile"``: perc1/perc99). ``nonnegative`` clips negative
-        lower bounds (use False for scaled z-scores, whose observed range already encodes zero
-        expression); counts are always non-negative.
+        min/max over all cells; ``"percentile"``: perc1/perc99). ``nonnegative`` raises negative
+        lower bounds to 0; ``None`` (default) decides by space: counts and log1p inputs are
+        non-negative, scaled z-scores (scType, SVM) are not (their observed minimum is already the
+        z-score of zero expression); counts are always non-negative.
     space
         ``"model_input"`` (default) or ``"counts"``.
     var_names
@@ -383,7 +387,7 @@ def whitebox_attack(
     Returns
     -------
     WhiteBoxResult
-        ``summary``: classifier, cluster, method, space, k, n_genes, amplitude, bounds, library_size,
+        ``summary``: classifier, cluster, method, space, k, n_genes, amplitude, bounds, nonnegative, library_size,
         n_cells, original_label, new_label (majority answers), new_target, flipped, cell_success_rate,
         frac_cells_changed, frac_abstention_before/after, genes (";"-joined, by gain), mean_abs_change
         (attack-space units), max_range_fraction, n_genes_changed_per_cell, library_rel_error
@@ -401,10 +405,10 @@ def whitebox_attack(
     >>> res = whitebox_attack(mlp, mlp.preprocess(test), test.obs["cell_type"], "NK", k=5)  # doctest: +SKIP
     >>> res.summary["flipped"], res.genes, res.summary["cell_success_rate"]  # doctest: +SKIP
     """
-    budget = Budget(k=k, amplitude=amplitude, bounds=bounds, nonnegative=nonnegative, library_size=library_size,
-                    round_counts=round_counts)
     setup = _Setup(classifier, X, clusters, target, space=space, var_names=var_names, new_target=new_target,
                    bounds=bounds, nonnegative=nonnegative, library_size=library_size)
+    budget = Budget(k=k, amplitude=amplitude, bounds=bounds, nonnegative=setup.nonnegative, library_size=library_size,
+                    round_counts=round_counts)
     return _run(setup, budget, method, steps=steps, step_size=step_size, how=gene_ranking,
                 candidates=_candidates(setup, genes), random_start=random_start, random_state=random_state, name=name)
 
@@ -430,7 +434,7 @@ def budget_curve(
     amplitudes: Sequence[float] = (0.25, 0.5, 1.0),
     methods: Sequence[str] = ("fgsm", "pgd"),
     bounds: str = "range",
-    nonnegative: bool = True,
+    nonnegative: bool | None = None,
     space: str = "model_input",
     var_names=None,
     library_size: str = "preserve",
@@ -468,7 +472,7 @@ def budget_curve(
         for method in methods:
             for k in ks:
                 for amp in amplitudes:
-                    budget = Budget(k=k, amplitude=amp, bounds=bounds, nonnegative=nonnegative,
+                    budget = Budget(k=k, amplitude=amp, bounds=bounds, nonnegative=setup.nonnegative,
                                     library_size=library_size, round_counts=round_counts)
                     res = _run(setup, budget, method, steps=steps, step_size=step_size, how=gene_ranking,
                                candidates=candidates, random_start=False, random_state=0, name=name)
