@@ -5,6 +5,13 @@ cells of one target cluster and watches the cluster's label. Classifiers are
 either per-cell objects of :mod:`perturblab.classifiers` or adverSCarial-style
 cluster-level callables ``f(X, clusters, target) -> (label, score)`` such as
 :class:`MClassifier`. Every result reports how many classifier calls it took.
+
+Beyond adverSCarial: white-box FGSM / PGD under biological budgets for differentiable classifiers
+(:mod:`~perturblab.attack.whitebox`, :mod:`~perturblab.attack.budget`), which attack needs the fewest
+genes (:mod:`~perturblab.attack.compare`), the response to modification strength
+(:mod:`~perturblab.attack.strength`), the flip taxonomy (:mod:`~perturblab.attack.taxonomy`),
+abstention outcomes (:mod:`~perturblab.attack.abstention`), training-label noise
+(:mod:`~perturblab.attack.label_noise`) and the wing's plots (:mod:`perturblab.attack.pl`).
 """
 
 from . import pl

@@ -239,7 +239,7 @@ def cgd_attack(
     stop_rule
         ``"majority"`` (default): the cluster's majority label (argmax of the class scores) is no
         longer the original one; ``"target"``: more cells labelled ``new_target`` than the original
-        label (perturblab < 0.2); ``"none"``: never stop early.
+        label (perturblab's earlier rule); ``"none"``: never stop early.
     scores
         ``"native"`` (default, ``class_scores``) or ``"proba"`` (``predict_proba``).
     retarget
