@@ -151,3 +151,22 @@ def test_scaled_inputs_keep_negative_bounds():
     assert not r.summary["nonnegative"] and r.X[:3, 0].min() == pytest.approx(-2.5)  # g0 -> its observed minimum
     np.testing.assert_array_equal(r.X[3:], Xs[3:])  # other cells (negative values) untouched
     assert whitebox_attack(Lin(), X, cl, "t", k=1).summary["nonnegative"]  # log1p input: non-negative
+
+
+def test_margin_loss_does_not_saturate():
+    import torch
+
+    from perturblab.attack.whitebox import MarginLoss
+
+    s = torch.tensor([[3000.0, 0.0, -5.0], [0.0, 2.0, 1.0]], requires_grad=True)
+    loss = MarginLoss()(s, torch.tensor([0, 1]))
+    assert loss.item() == pytest.approx((0 - 3000) + (1 - 2))
+    loss.backward()
+    np.testing.assert_array_equal(s.grad.numpy(), [[-1, 1, 0], [0, -1, 1]])
+    onehot = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    assert MarginLoss()(s, onehot).item() == pytest.approx(loss.item())
+    X, cl = toy()
+    big = X * 1000  # scores thousands apart: the cross-entropy gradient underflows, the margin's does not
+    assert whitebox_attack(Lin(), big, cl, "t", k=1).flipped
+    r = whitebox_attack(Lin(), big, cl, "t", k=1, loss="cross_entropy")
+    assert r.summary["n_genes"] == 0 and not r.flipped and r.summary["loss"] == "cross_entropy"

@@ -4,9 +4,12 @@ For a classifier following :class:`~perturblab.classifiers.base.DifferentiableCl
 scType's linear scores, CellTypist, the calibrated SVMs, any wrapped ``torch.nn.Module``), the
 attack on cluster ``target``:
 
-1. computes the gradient of the cross-entropy of the class scores with respect to the cluster's
-   original label (the majority of the per-cell argmax labels; for a targeted attack, minus the
-   gradient of the cross-entropy to ``new_target``) over the cluster's cells;
+1. computes the gradient of the loss over the cluster's cells: by default the margin loss
+   ``max_{j != y} s_j - s_y`` of the class scores ``s`` (Carlini and Wagner's, which does not saturate:
+   CellTypist's decision scores differ by thousands and their cross-entropy has an exactly zero
+   gradient in float32), with ``y`` the cluster's original label (the majority of the per-cell argmax
+   labels) to increase, or ``new_target`` to decrease for a targeted attack; ``loss="cross_entropy"``
+   uses the cross-entropy instead;
 2. keeps the ``k`` genes of highest first-order gain within the budget
    (:func:`~perturblab.attack.budget.rank_genes`): the same genes in every cell (L0);
 3. runs the adversarial-robustness-toolbox's FGSM (``FastGradientMethod``, one signed step of the
@@ -42,10 +45,11 @@ from ..exceptions import InputError, UnknownNameError
 from .budget import Budget, closure_gradient, gene_bounds, rank_genes
 from .cgd import label_distribution
 
-__all__ = ["WhiteBoxResult", "budget_curve", "whitebox_attack"]
+__all__ = ["MarginLoss", "WhiteBoxResult", "budget_curve", "whitebox_attack"]
 
 _METHODS = ("fgsm", "pgd")
 _SPACES = ("model_input", "counts")
+_LOSSES = ("margin", "cross_entropy")
 
 
 @dataclass
@@ -88,11 +92,33 @@ def _torch():
     return torch
 
 
+class MarginLoss(_torch().nn.Module):
+    """Carlini-Wagner margin ``sum over cells of (max_{j != y} s_j - s_y)`` of class scores ``s``.
+
+    ``target``: class indices, or one-hot rows (what the adversarial-robustness-toolbox passes to a loss
+    it does not know). Maximised, it pushes ``y`` below the best other class; minimised, it lifts ``y``
+    above all others. Its gradient never vanishes, whatever the scale of the scores.
+    """
+
+    def forward(self, scores, target):
+        torch = _torch()
+        y = target.argmax(dim=1) if target.ndim == 2 else target.long()
+        own = scores.gather(1, y.view(-1, 1)).squeeze(1)
+        others = scores.masked_fill(torch.nn.functional.one_hot(y, scores.shape[1]).bool(), float("-inf"))
+        return (others.max(dim=1).values - own).sum()
+
+
+def _loss_module(loss: str):
+    if loss not in _LOSSES:
+        raise InputError(f"loss must be one of {', '.join(_LOSSES)}, got {loss!r}")
+    return MarginLoss() if loss == "margin" else _torch().nn.CrossEntropyLoss(reduction="sum")
+
+
 class _Setup:
     """Everything an attack on one cluster needs once: rows, scores module, bounds, gradient."""
 
     def __init__(self, classifier, X, clusters, target, *, space, var_names, new_target, bounds, nonnegative,
-                 library_size):
+                 library_size, loss="margin"):
         torch = _torch()
         if not is_differentiable(classifier):
             raise InputError(f"{type(classifier).__name__} is not differentiable (no torch_module()); "
@@ -127,6 +153,7 @@ class _Setup:
         if self.genes.shape != (X.shape[1],):
             raise InputError(f"{self.genes.size} gene names for {X.shape[1]} columns of X")
         self.library_size = library_size
+        self.loss = _loss_module(loss)
         if nonnegative is None:  # expression spaces are non-negative; scaled z-scores are not
             nonnegative = space == "counts" or getattr(classifier, "representation", "log1p") in ("counts", "log1p")
         self.nonnegative = bool(nonnegative or space == "counts")
@@ -163,8 +190,7 @@ class _Setup:
             scores = self.module(self.pre(x, library_size=lib))
         else:
             scores = self._scores_full(x)
-        loss = torch.nn.functional.cross_entropy(scores, y, reduction="sum")
-        (g,) = torch.autograd.grad(loss, x)
+        (g,) = torch.autograd.grad(self.loss(scores, y), x)
         g = g.detach().cpu().numpy().astype(np.float64)
         if self.pre is not None and self.library_size == "preserve":
             g = closure_gradient(g, self.Xc, self.Xc.sum(axis=1))
@@ -229,7 +255,7 @@ def _art_attack(setup: _Setup, idx, budget: Budget, method: str, steps: int, ste
     lo, hi = setup.lo[idx], setup.hi[idx]
     eps = (budget.amplitude * (hi - lo)).astype(np.float32)
     n = len(setup.rows)
-    est = PyTorchClassifier(model=setup.embed(idx), loss=torch.nn.CrossEntropyLoss(), input_shape=(len(idx),),
+    est = PyTorchClassifier(model=setup.embed(idx), loss=setup.loss, input_shape=(len(idx),),
                             nb_classes=len(setup.classes), clip_values=(lo.copy(), hi.copy()),
                             device_type="gpu" if setup.device.type == "cuda" else "cpu")
     targeted = setup.new is not None
@@ -316,6 +342,7 @@ def _run(setup: _Setup, budget: Budget, method: str, *, steps: int, step_size: f
         "max_range_fraction": float((delta / span).max()) if delta.size else 0.0,
         "n_genes_changed_per_cell": float((delta > 1e-6).sum(axis=1).mean()) if delta.size else 0.0,
         "library_rel_error": lib_err, "steps": 1 if method == "fgsm" else int(steps),
+        "loss": "margin" if isinstance(setup.loss, MarginLoss) else "cross_entropy",
         "wall_time_s": time.perf_counter() - t0,
     }
     return WhiteBoxResult(X=X, genes=list(setup.genes[ranked]), summary=summary,
@@ -342,6 +369,7 @@ def whitebox_attack(
     steps: int = 20,
     step_size: float = 0.25,
     gene_ranking: str = "gain",
+    loss: str = "margin",
     genes=None,
     random_start: bool = False,
     random_state: int = 0,
@@ -377,6 +405,8 @@ def whitebox_attack(
         PGD iterations and step as a fraction of the amplitude (ART's ``eps_step = step_size x eps``).
     gene_ranking
         ``"gain"`` (first-order loss gain within the budget, default) or ``"gradient"`` (mean |gradient|).
+    loss
+        ``"margin"`` (default, :class:`MarginLoss`) or ``"cross_entropy"``.
     genes
         Optional candidate genes (names); default every gene that can move.
     random_start, random_state
@@ -391,7 +421,7 @@ def whitebox_attack(
         n_cells, original_label, new_label (majority answers), new_target, flipped, cell_success_rate,
         frac_cells_changed, frac_abstention_before/after, genes (";"-joined, by gain), mean_abs_change
         (attack-space units), max_range_fraction, n_genes_changed_per_cell, library_rel_error
-        (counts), steps, wall_time_s.
+        (counts), steps, loss, wall_time_s.
 
     Raises
     ------
@@ -406,7 +436,7 @@ def whitebox_attack(
     >>> res.summary["flipped"], res.genes, res.summary["cell_success_rate"]  # doctest: +SKIP
     """
     setup = _Setup(classifier, X, clusters, target, space=space, var_names=var_names, new_target=new_target,
-                   bounds=bounds, nonnegative=nonnegative, library_size=library_size)
+                   bounds=bounds, nonnegative=nonnegative, library_size=library_size, loss=loss)
     budget = Budget(k=k, amplitude=amplitude, bounds=bounds, nonnegative=setup.nonnegative, library_size=library_size,
                     round_counts=round_counts)
     return _run(setup, budget, method, steps=steps, step_size=step_size, how=gene_ranking,
@@ -442,6 +472,7 @@ def budget_curve(
     steps: int = 20,
     step_size: float = 0.25,
     gene_ranking: str = "gain",
+    loss: str = "margin",
     genes=None,
     name: str | None = None,
 ) -> pd.DataFrame:
@@ -467,7 +498,7 @@ def budget_curve(
     rows = []
     for t in targets:
         setup = _Setup(classifier, X, clusters, t, space=space, var_names=var_names, new_target=None, bounds=bounds,
-                       nonnegative=nonnegative, library_size=library_size)
+                       nonnegative=nonnegative, library_size=library_size, loss=loss)
         candidates = _candidates(setup, genes)
         for method in methods:
             for k in ks:
