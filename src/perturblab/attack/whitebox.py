@@ -248,7 +248,6 @@ class _Embedded(_torch().nn.Module):
 def _art_attack(setup: _Setup, idx, budget: Budget, method: str, steps: int, step_size: float, random_start: bool,
                 random_state: int) -> np.ndarray:
     """Attacked values (cells x k) of genes ``idx`` by ART's FGSM / PGD."""
-    torch = _torch()
     from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescentPyTorch
     from art.estimators.classification import PyTorchClassifier
 
