@@ -122,7 +122,7 @@ def fewest_genes(table: pd.DataFrame, *, ax=None):
     ax.set_yticks(range(len(pairs)), [f"{c}: {k}" for c, k in pairs])
     ax.set_ylim(len(pairs) - 0.5, -1.0)
     ax.set_xlabel("genes needed to flip the cluster (fewer = more vulnerable)")
-    ax.legend(title="attack", fontsize="small", loc="lower right")
+    ax.legend(title="attack", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax
 
 
