@@ -16,6 +16,14 @@ FCGR3A+ Mono, CD14+ Mono (CHETAH and CellTypist go through stacked ``predict`` c
 ``--out-dir``.
 
     PERTURBLAB_DATA_DIR=... python benchmarks/attack_budget_comparison.py --out-dir results/budget
+
+Measured (defaults, 2 shared cores, ~12 min; min genes to flip NK / B / FCGR3A+ Mono / CD14+ Mono,
+"-" = no flip within the budget):
+scType single-gene - / 1 / 1 / 1, CGD 4 / 2 / 4 / 6, PGD 2 / 1 / 5 / 5; SVM single - / - / - / 1,
+CGD 2 / 9 / 4 / 7, PGD 1 / 20 / 2 / 5; MLP single -, CGD 41 / 122 / 71 / 126, PGD 10 / 50 / 20 / 50;
+CellTypist single 1 / - / 1 / -, CGD 5 / 81 / 3 / -, PGD 1 / 50 / 1 / -; random forest single -,
+CGD 174 / - / 101 / -; CHETAH single -, CGD 133 (to "Unassigned") / - / - / -. PGD needs the fewest
+genes in 11 (classifier, cluster) pairs, the single-gene attack in 6, CGD in 4 (ties count for each).
 """
 
 from __future__ import annotations
