@@ -16,11 +16,11 @@ a figure go to ``--out-dir``.
     PERTURBLAB_DATA_DIR=... python benchmarks/attack_strength_response.py --out-dir results/strength
 
 Measured (defaults: clusters NK, B, FCGR3A+ Mono; 100-gene panel; 2 shared cores; 12 min, CHETAH 353 s
-and CellTypist 185 s of it). Single-gene flips summed over the 3 clusters (low / medium / high bands;
-aberrant = +-10000 x max):
-random forest 0 / 0 / 0 (aberrant 0); CHETAH 0 / 0 / 0 (0); MLP 0 / 0 / 0 at deciles and perc1/99,
-542 with the aberrant values; SVM 0 / 0 / 0, 276 aberrant; scType 3 / 3 / 5 (1 gene at every
-negative decile), 110 aberrant; CellTypist 27 / 33 / 50, 306 aberrant. Largest fraction of a
+and CellTypist 185 s of it). Single-gene flips summed over the 3 clusters, for deciles 1-3 / 4-6 /
+7-9 (both signs) / perc1 + perc99 / the two aberrant values (+-10000 x max):
+random forest 0 / 0 / 0 / 0 / 0; CHETAH 0 / 0 / 0 / 0 / 0; MLP 0 / 0 / 0 / 0 / 542; SVM 0 / 0 / 0 / 0 /
+276; scType 3 / 3 / 3 / 4 / 110 (one gene at every negative decile); CellTypist 27 / 33 / 39 / 15 / 306.
+Largest fraction of a
 cluster's cells moved by one gene (mean over clusters): random forest 0.022 (decile 1), 0.028 from
 decile 2 to aberrant - a plateau; MLP 0.013-0.020 up to decile 9, 0.026 at perc1/99, 1.0 aberrant.
 Trees plateau beyond medium modifications (reproduced); the MLP is unresponsive to every modification
