@@ -20,8 +20,7 @@ and CellTypist 185 s of it). Single-gene flips summed over the 3 clusters, for d
 7-9 (both signs) / perc1 + perc99 / the two aberrant values (+-10000 x max):
 random forest 0 / 0 / 0 / 0 / 0; CHETAH 0 / 0 / 0 / 0 / 0; MLP 0 / 0 / 0 / 0 / 542; SVM 0 / 0 / 0 / 0 /
 276; scType 3 / 3 / 3 / 4 / 110 (one gene at every negative decile); CellTypist 27 / 33 / 39 / 15 / 306.
-Largest fraction of a
-cluster's cells moved by one gene (mean over clusters): random forest 0.022 (decile 1), 0.028 from
+Largest fraction of a cluster's cells moved by one gene (mean over clusters): random forest 0.022 (decile 1), 0.028 from
 decile 2 to aberrant - a plateau; MLP 0.013-0.020 up to decile 9, 0.026 at perc1/99, 1.0 aberrant.
 Trees plateau beyond medium modifications (reproduced); the MLP is unresponsive to every modification
 inside the observed range and very vulnerable only to out-of-range (aberrant) values - the paper's
