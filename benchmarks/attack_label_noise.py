@@ -8,6 +8,15 @@ cluster, flips classified by ``flip_taxonomy`` (``n_real_flips``: flips away fro
 Prints JSON; writes the tables and a figure to ``--out-dir``.
 
     PERTURBLAB_DATA_DIR=... python benchmarks/attack_label_noise.py --classifiers random_forest mlp --out-dir results/noise
+
+Measured (defaults, 2 shared cores, 19 min: random forest 279 s, MLP 628 s, SVM 227 s; 9 clusters x 2
+modifications; rates 0 / 5 / 10 / 20%):
+random forest accuracy 0.898 / 0.902 / 0.900 / 0.902 (uniform), 0.898 / 0.898 / 0.886 / 0.883 (similar),
+no single-gene flip at any level; MLP 0.913 / 0.896 / 0.890 / 0.876 (uniform), 0.913 / 0.889 / 0.878 /
+0.808 (similar; macro-F1 0.903 -> 0.693), no flip except at 20% similar noise: NK is then called CD8 T
+and 1,988 single genes flip it back to NK ("to_correct"), 2 real flips (CD8 T); SVM 0.775 / 0.721 /
+0.693 / 0.568 (uniform), 0.775 / 0.747 / 0.709 / 0.651 (similar), 38-65 flipping genes at every level
+of which 0-7 real flips (the others to "Unknown" or back to the correct label).
 """
 
 from __future__ import annotations

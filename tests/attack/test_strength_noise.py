@@ -103,6 +103,7 @@ def test_label_noise_sweep_on_pbmc3k(pbmc_hvg):
     assert zero["accuracy"].nunique() == 1 and zero["n_labels_changed"].tolist() == [0, 0]
     assert (s.loc[s["rate"] == 0.2, "n_labels_changed"] == round(0.2 * train.n_obs)).all()
     assert zero["accuracy"].iloc[0] > 0.8
-    assert set(res.attacks.columns) >= {"classifier", "mode", "rate", "cluster", "modification", "n_real_flips"}
+    assert set(res.attacks.columns) >= {"classifier", "mode", "rate", "cluster", "modification", "n_real_flips",
+                                        "n_to_abstention", "n_to_correct", "n_already_wrong", "n_within_label"}
     assert len(res.attacks) == 8 and (res.attacks["n_real_flips"] <= res.attacks["n_flipping_genes"]).all()
     assert isinstance(s["n_real_flips"].iloc[0], (int, np.integer)) and isinstance(res.attacks, pd.DataFrame)

@@ -186,7 +186,7 @@ def label_noise_sweep(
     LabelNoiseResult
         ``summary`` columns: classifier, mode, rate, n_labels_changed, accuracy, macro_f1,
         n_pairs (clusters x modifications), n_pairs_flipped, n_flipping_genes, n_real_flips (genes whose
-        flip is a ``real_flip``), n_pairs_real_flip, wall_time_s.
+        flip is a ``real_flip``), n_to_abstention, n_pairs_real_flip, wall_time_s.
 
     Examples
     --------
@@ -225,7 +225,8 @@ def label_noise_sweep(
                                      "n_flipping_genes": len(tab), "n_real_flips": int(cls["is_vulnerability"].sum()),
                                      "n_already_wrong": int((cls["flip_category"] == "already_wrong").sum()),
                                      "n_to_correct": int((cls["flip_category"] == "to_correct").sum()),
-                                     "n_within_label": int((cls["flip_category"] == "within_label").sum())})
+                                     "n_within_label": int((cls["flip_category"] == "within_label").sum()),
+                                     "n_to_abstention": int((cls["flip_category"] == "to_abstention").sum())})
                 cache[key] = (int(changed.sum()), ev, pd.DataFrame(rows), clf_name)
             n_changed, ev, att, clf_name = cache[key]
             summary.append({"classifier": clf_name, "mode": mode, "rate": float(rate), "n_labels_changed": n_changed,
@@ -233,6 +234,7 @@ def label_noise_sweep(
                             "n_pairs": len(att), "n_pairs_flipped": int((att["n_flipping_genes"] > 0).sum()),
                             "n_flipping_genes": int(att["n_flipping_genes"].sum()),
                             "n_real_flips": int(att["n_real_flips"].sum()),
+                            "n_to_abstention": int(att["n_to_abstention"].sum()),
                             "n_pairs_real_flip": int((att["n_real_flips"] > 0).sum()),
                             "wall_time_s": time.perf_counter() - t0})
             attacks.append(att.assign(classifier=clf_name, mode=mode, rate=float(rate)))
