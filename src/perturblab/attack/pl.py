@@ -201,7 +201,7 @@ def flip_taxonomy(table: pd.DataFrame, *, by: str = "classifier", ax=None):
 
 
 def label_noise(summary: pd.DataFrame, *, metric: str = "accuracy", ax=None):
-    """A metric against the label-noise rate, one line per classifier and corruption mode.
+    """A metric against the label-noise rate: one colour per classifier, solid uniform / dashed similar noise.
 
     Parameters
     ----------
@@ -218,9 +218,11 @@ def label_noise(summary: pd.DataFrame, *, metric: str = "accuracy", ax=None):
     """
     _need(summary, ["classifier", "mode", "rate", metric])
     ax = _axes(ax)
+    colors = {c: f"C{i}" for i, c in enumerate(sorted(summary["classifier"].astype(str).unique()))}
     for (clf, mode), sub in summary.groupby(["classifier", "mode"], sort=True):
         sub = sub.sort_values("rate")
-        ax.plot(100 * sub["rate"], sub[metric], marker="o", ls="-" if mode == "uniform" else "--", label=f"{clf}, {mode}")
+        ax.plot(100 * sub["rate"], sub[metric], marker="o", ls="-" if mode == "uniform" else "--",
+                color=colors[str(clf)], label=f"{clf}, {mode}")
     ax.set_xlabel("training labels changed (%)")
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend(fontsize="small")
