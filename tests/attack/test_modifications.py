@@ -46,7 +46,7 @@ def test_decile_shift_with_r_indexing_and_clipping():
 def test_decile_rounds_half_to_even_like_r():
     col = np.array([[0], [1], [2], [3], [4]], dtype=np.float32)  # N = 5
     mask = np.array([False, False, True, False, False])  # v = 2, r = 2
-    m = lambda name: get_modification(name).values(col, mask, [0])[0, 0]  # noqa: E731
+    m = lambda name: get_modification(name).values(col, mask, [0])[0, 0]
     assert m("decile+1") == 1  # round(0.5) = 0 -> index 2 -> 1
     assert m("decile+3") == 3  # round(1.5) = 2 -> index 4 -> 3
     assert m("decile+5") == 3  # round(2.5) = 2 (half to even), not 3 -> index 4 -> 3
@@ -58,7 +58,7 @@ def test_random_is_seeded_per_gene_on_the_integer_grid():
     b = vals("random", genes=(0, 2), random_state=7)
     np.testing.assert_array_equal(a, b)
     # column 0 range [0, 10] step 1; column 2 range [1, 6]
-    assert set(np.unique(a[:, 0])) <= set(range(0, 11)) and set(np.unique(a[:, 1])) <= set(range(1, 7))
+    assert set(np.unique(a[:, 0])) <= set(range(11)) and set(np.unique(a[:, 1])) <= set(range(1, 7))
     # a gene gets the same values whichever set it is modified with
     np.testing.assert_array_equal(vals("random", genes=(2,), random_state=7)[:, 0], a[:, 1])
     big = np.tile(np.arange(50, dtype=np.float32)[:, None], (1, 2))

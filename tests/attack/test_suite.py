@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from perturblab.attack import (
-    MClassifier, apply_modification, cgd_attack, distant_pairs, grid_attack, max_change_attack,
-    max_change_overview, random_walk_attack, signature_genes, single_gene_overview,
+    MClassifier,
+    apply_modification,
+    cgd_attack,
+    distant_pairs,
+    grid_attack,
+    max_change_attack,
+    max_change_overview,
+    random_walk_attack,
+    signature_genes,
+    single_gene_overview,
 )
 from perturblab.classifiers.base import CellTypeClassifier
 
@@ -67,7 +75,7 @@ def test_cgd_known_answer_on_a_linear_classifier():
     r2 = cgd_attack(Linear2(), X2, cl, "t", ["g0", "g1"], new_target="A", alpha=0.5, epsilon=1)
     np.testing.assert_allclose(r2.X[:2, 0], [1, 1])
     assert r2.switched and r2.modified_genes == ["g0"]
-    with pytest.raises(ValueError, match="not a class"):
+    with pytest.raises(ValueError, match="unknown new target"):
         cgd_attack(Linear2(), X, cl, "t", ["g0"], new_target="Z")
     with pytest.raises(ValueError, match="gene"):
         cgd_attack(Linear2(), X, cl, "t", ["nope"])

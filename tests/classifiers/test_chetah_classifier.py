@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from perturblab.classifiers import ChetahClassifier
-from perturblab.datasets import fetch
 from perturblab.classifiers.chetah import spearman_to_profile
+from perturblab.datasets import fetch
 
 
 def test_spearman_to_profile_matches_scipy():

@@ -17,6 +17,7 @@ from perturblab.classifiers.svm import wilcoxon_z
 
 from .conftest import major_type_accuracy
 
+
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """The test machine's 2 cores are shared: one torch thread avoids oversubscription."""

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perturblab.classifiers import CellTypistClassifier, MLPClassifier, RandomForestClassifier, evaluate_classifier
+from perturblab.classifiers import (
+    CellTypistClassifier,
+    MLPClassifier,
+    RandomForestClassifier,
+    evaluate_classifier,
+)
 from perturblab.classifiers.random_forest import FlatForest, _round_down_float32
 
 
@@ -104,7 +109,7 @@ def test_flat_forest_chunks_large_inputs(rf, pbmc_small, monkeypatch):
 def test_mlp_trains_with_bounded_threads(pbmc_small):
     import torch
 
-    train, test = pbmc_small
+    train, _ = pbmc_small
     sub = train[:200].copy()
     before = torch.get_num_threads()
     try:

@@ -6,7 +6,11 @@ import anndata as ad
 import numpy as np
 import pytest
 
-from perturblab.classifiers import PBMC3K_LABEL_MAP, ScTypeClassifier, evaluate_classifier
+from perturblab.classifiers import (
+    PBMC3K_LABEL_MAP,
+    ScTypeClassifier,
+    evaluate_classifier,
+)
 from perturblab.classifiers.sctype import marker_sensitivity
 
 TOY = {

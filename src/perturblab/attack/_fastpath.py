@@ -32,7 +32,7 @@ import numpy as np
 
 from ..classifiers.base import ClusterCall
 
-__all__ = ["single_gene_fast"]
+__all__ = ["fast_cell_labels", "single_gene_fast"]
 
 #: Random-forest path: at most this many cached (level, tree, cell) path entries (int64 each,
 #: 128 MiB); larger clusters use the generic path.
@@ -130,9 +130,8 @@ def _forest_scores(tgt, clf, gene_idx, V):
     return scores
 
 
-def single_gene_fast(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4) -> list[ClusterCall] | None:
-    """Cluster calls of each gene of ``gene_idx`` modified alone (values ``V``, cells x genes),
-    or ``None`` when no fast path applies to ``tgt.classifier``."""
+def _scores_fn(tgt, gene_idx, V):
+    """The fast class-score function of ``tgt.classifier`` for single-gene variants, or ``None``."""
     if not tgt.per_cell or tgt.callable:
         return None
     from ..classifiers.mlp import MLPClassifier
@@ -141,27 +140,48 @@ def single_gene_fast(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4
 
     clf = tgt.classifier
     if _is_plain(clf, ScTypeClassifier):
-        scores = _linear_scores(tgt, clf, gene_idx, V)
-    elif _is_plain(clf, MLPClassifier):
-        scores = _mlp_scores(tgt, clf, gene_idx, V)
-    elif _is_plain(clf, RandomForestClassifier):
-        scores = _forest_scores(tgt, clf, gene_idx, V)
-    else:
-        scores = None
+        return _linear_scores(tgt, clf, gene_idx, V)
+    if _is_plain(clf, MLPClassifier):
+        return _mlp_scores(tgt, clf, gene_idx, V)
+    if _is_plain(clf, RandomForestClassifier):
+        return _forest_scores(tgt, clf, gene_idx, V)
+    return None
+
+
+def fast_cell_labels(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4):
+    """Per-cell label codes (genes x cells, into ``classes_``) of each gene of ``gene_idx`` modified
+    alone (values ``V``, cells x genes) and the mask of "unsure" entries (top-two gap below ``tol``,
+    where incremental sums may round differently from the classifier's own scoring); ``None`` when no
+    fast path applies. Counts one batched call per chunk (plus one for the unmodified rows)."""
+    scores = _scores_fn(tgt, gene_idx, V)
     if scores is None:
         return None
+    clf = tgt.classifier
     tgt.n_batched_calls += 1
     n, k = tgt.n_cells, len(clf.classes_)
     step = max(1, tgt.max_batch_values // max(1, n * max(k, 128)))
     labels = np.empty((len(gene_idx), n), dtype=np.intp)
-    n_unsure = np.zeros(len(gene_idx), dtype=np.int64)
+    unsure = np.zeros((len(gene_idx), n), dtype=bool)
     for s in range(0, len(gene_idx), step):
         S = scores(s, min(s + step, len(gene_idx)))
         labels[s : s + step] = S.argmax(axis=2)
         top2 = np.partition(S, k - 2, axis=2)[:, :, k - 2 :] if k > 1 else np.zeros(S.shape[:2] + (2,))
         gap = np.abs(top2[:, :, 1] - top2[:, :, 0])
-        n_unsure[s : s + step] = (gap < tol * (1.0 + np.abs(top2[:, :, 1]))).sum(axis=1)
+        unsure[s : s + step] = gap < tol * (1.0 + np.abs(top2[:, :, 1]))
         tgt.n_batched_calls += 1
+    return labels, unsure
+
+
+def single_gene_fast(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4) -> list[ClusterCall] | None:
+    """Cluster calls of each gene of ``gene_idx`` modified alone (values ``V``, cells x genes),
+    or ``None`` when no fast path applies to ``tgt.classifier``."""
+    res = fast_cell_labels(tgt, gene_idx, V, tol)
+    if res is None:
+        return None
+    labels, unsure_cells = res
+    clf = tgt.classifier
+    n, k = tgt.n_cells, len(clf.classes_)
+    n_unsure = unsure_cells.sum(axis=1)
     tgt.n_calls += len(gene_idx)
     counts = np.zeros((len(gene_idx), k), dtype=np.int64)
     np.add.at(counts, (np.repeat(np.arange(len(gene_idx)), n), labels.ravel()), 1)

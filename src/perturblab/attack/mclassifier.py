@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["MClassifier", "MClassifierCall", "MCLASSIFIER_RULES"]
+__all__ = ["MCLASSIFIER_RULES", "MClassifier", "MClassifierCall"]
 
 #: (gene, lower bound (exclusive), upper bound (exclusive) or None, label), in the anchor's order.
 MCLASSIFIER_RULES: tuple[tuple[str, float, float | None, str], ...] = (

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Modification", "get_modification", "MODIFICATION_NAMES", "apply_modification"]
+__all__ = ["MODIFICATION_NAMES", "Modification", "apply_modification", "get_modification"]
 
 _SIMPLE = ("perc1", "perc99", "fixed", "positive_aberrant", "negative_aberrant", "random")
 _CUSTOM = ("full_row_fct", "target_row_fct", "target_matrix_fct", "full_matrix_fct")

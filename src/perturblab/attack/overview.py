@@ -9,7 +9,7 @@ import pandas as pd
 from .max_change import max_change_attack
 from .single_gene import single_gene_attack
 
-__all__ = ["single_gene_overview", "max_change_overview"]
+__all__ = ["max_change_overview", "single_gene_overview"]
 
 
 def _clusters(clusters, targets):

@@ -35,7 +35,7 @@ import pandas as pd
 from ._engine import AttackTarget
 from .modifications import get_modification
 
-__all__ = ["SingleGeneResult", "single_gene_attack", "candidate_genes"]
+__all__ = ["SingleGeneResult", "candidate_genes", "single_gene_attack"]
 
 _COLUMNS = ["gene", "n_genes", "target", "modification", "original_label", "new_label", "score", "original_score"]
 

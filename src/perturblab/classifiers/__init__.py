@@ -7,30 +7,61 @@ Six classifiers of the adverSCarial paper and CellTypist, one module each, plus
 
 from __future__ import annotations
 
-from .base import CellTypeClassifier, ClusterCall, NotFittedError, majority_vote
+from .base import (
+    CellTypeClassifier,
+    ClusterCall,
+    DifferentiableClassifier,
+    NotFittedError,
+    is_abstention,
+    is_differentiable,
+    majority_vote,
+)
 from .celltypist import CellTypistClassifier
 from .chetah import ChetahClassifier
 from .evaluation import evaluate_classifier
+from .label_maps import (
+    label_map_coverage,
+    read_label_map,
+    sctype_label_map,
+    unmapped_fraction,
+)
 from .mlp import MLPClassifier
 from .random_forest import RandomForestClassifier
 from .registry import CLASSIFIERS, fit_classifier, get_classifier
-from .sctype import PBMC3K_LABEL_MAP, ScTypeClassifier
+from .sctype import PBMC3K_BROAD_LABEL_MAP, PBMC3K_LABEL_MAP, ScTypeClassifier
 from .svm import SVMClassifier
 
 __all__ = [
     "CLASSIFIERS",
+    "PBMC3K_BROAD_LABEL_MAP",
+    "PBMC3K_LABEL_MAP",
     "CellTypeClassifier",
     "CellTypistClassifier",
     "ChetahClassifier",
     "ClusterCall",
+    "DifferentiableClassifier",
     "MLPClassifier",
     "NotFittedError",
-    "PBMC3K_LABEL_MAP",
     "RandomForestClassifier",
     "SVMClassifier",
     "ScTypeClassifier",
     "evaluate_classifier",
     "fit_classifier",
     "get_classifier",
+    "is_abstention",
+    "is_differentiable",
+    "label_map_coverage",
     "majority_vote",
+    "read_label_map",
+    "sctype_label_map",
+    "torch_preprocess",
+    "unmapped_fraction",
 ]
+
+
+def __getattr__(name: str):
+    if name == "torch_preprocess":  # imports torch: loaded on first use
+        from ._torch import torch_preprocess
+
+        return torch_preprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

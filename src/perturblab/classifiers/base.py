@@ -15,12 +15,25 @@ Contract (every classifier in this package follows it):
   (n_cells, n_classes) scores in ``classes_`` order.
 - ``predict(X)``: per-cell labels (may include ``unknown_label`` when the
   classifier abstains, e.g. scType's "Unknown" or CHETAH's intermediate nodes).
+- ``class_scores(X)``: the classifier's **native** per-cell class scores (n_cells x
+  n_classes, ``classes_`` order), the quantity its per-cell label is the argmax of, on
+  its natural unnormalised scale; ``score_kind`` names it (``"raw_score"``: scType's
+  cell-type scores; ``"logit"``: the MLP's pre-softmax outputs; ``"decision_function"``:
+  CellTypist's decision scores; ``"proba"``: the random forest's tree-vote fractions;
+  ``"confidence"``: CHETAH's path confidence; ``"log_proba"``: the default, the log of
+  ``predict_proba``). Gradient-like attacks (CGD) difference these scores: a softmax
+  would squash them (its derivative vanishes where one class dominates).
 - ``predict_cluster(X, clusters, target)``: adverSCarial's cluster-level call:
   the majority vote of per-cell predictions over the cells of ``target``, and a score.
 - ``per_cell = True``: a cell's prediction depends on that cell's row alone, so
   attacks only re-score the modified cells.
 - ``used_genes_``: indices (into ``genes_``) of the genes that can influence the
   output (``None`` = all). Attacks skip other genes as proven no-ops.
+
+Differentiable classifiers (:class:`DifferentiableClassifier`) also expose
+``torch_module()``: a ``torch.nn.Module`` mapping the model input (float32 tensor,
+cells x ``genes_``) to class scores whose argmax is the per-cell label (logits), in
+``classes_`` order. White-box attacks (:mod:`perturblab.attack.whitebox`) differentiate it.
 """
 
 from __future__ import annotations
@@ -28,14 +41,42 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from .._validation import check_finite, check_labels
 from ..exceptions import InputError, NotFittedError, UnknownNameError
 
-__all__ = ["CellTypeClassifier", "ClusterCall", "NotFittedError"]
+__all__ = ["CellTypeClassifier", "ClusterCall", "DifferentiableClassifier", "NotFittedError", "is_abstention",
+           "is_differentiable", "majority_vote"]
+
+#: Answers that are abstentions for every classifier ("not applicable", missing).
+NA_LABELS = frozenset({"NA", "nan", "None", ""})
+
+
+@runtime_checkable
+class DifferentiableClassifier(Protocol):
+    """A classifier whose class scores are a differentiable torch function of its model input.
+
+    ``torch_module()`` returns a ``torch.nn.Module`` in evaluation mode mapping a float32 tensor
+    (cells x ``genes_``, the output of ``preprocess``) to class scores (cells x ``classes_``) whose
+    per-cell argmax is the classifier's label before any abstention rule (logits for a network,
+    scType's raw scores, CellTypist's decision scores). ``representation`` says which space the
+    model input lives in (``"log1p"``, ``"scaled"``), so that attacks on raw counts can run the
+    classifier's own preprocessing differentiably (:func:`perturblab.classifiers.torch_preprocess`).
+    """
+
+    classes_: np.ndarray
+    genes_: np.ndarray
+    representation: str
+
+    def torch_module(self): ...
+
+
+def is_differentiable(classifier) -> bool:
+    """True when ``classifier`` follows :class:`DifferentiableClassifier` (has a callable ``torch_module``)."""
+    return callable(getattr(classifier, "torch_module", None))
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,8 @@ class CellTypeClassifier(ABC):
     representation: ClassVar[str] = "log1p"
     per_cell: ClassVar[bool] = True
     unknown_label: ClassVar[str] = "Unknown"
+    #: What :meth:`class_scores` returns (see the module docstring).
+    score_kind: ClassVar[str] = "log_proba"
 
     classes_: np.ndarray
     genes_: np.ndarray
@@ -77,6 +120,18 @@ class CellTypeClassifier(ABC):
         """Model input (n_cells x n_genes_) -> scores (n_cells x n_classes)."""
 
     # -- shared behaviour ---------------------------------------------------------------
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native per-cell class scores (n_cells x n_classes, ``classes_`` order); see ``score_kind``.
+
+        Default: ``log(predict_proba(X))`` (log-probabilities, floored at 1e-300). For a softmax
+        model the log-probabilities differ from the logits by a per-cell constant, so score
+        *differences* between classes (what CGD uses) equal the logits'. Subclasses with a more
+        natural scale override this (scType: raw scores; CellTypist: decision scores; MLP: logits;
+        random forest: tree-vote fractions; CHETAH: path confidence).
+        """
+        P = np.asarray(self.predict_proba(X), dtype=np.float64)
+        return np.log(np.clip(P, 1e-300, None))
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Per-cell labels: ``classes_[argmax(predict_proba(X))]``."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -125,9 +180,25 @@ class CellTypeClassifier(ABC):
         return check_labels(adata, label_key, "label")
 
 
+def is_abstention(classifier, labels) -> np.ndarray:
+    """Boolean mask of the answers in ``labels`` that are abstentions of ``classifier``.
+
+    An answer abstains when it is the classifier's ``unknown_label`` ("Unknown"), a missing-value
+    spelling ("NA", "nan", "None", ""), or, for a classifier with ``classes_``, any answer that is
+    not one of its classes (CHETAH's "Unassigned" root and "Node<k>" intermediate nodes).
+    """
+    labels = np.asarray(labels).astype(str)
+    unknown = getattr(classifier, "unknown_label", None)
+    out = np.isin(labels, list(NA_LABELS | ({str(unknown)} if unknown is not None else set())))
+    classes = getattr(classifier, "classes_", None)
+    if classes is not None:
+        out |= ~np.isin(labels, np.asarray(classes).astype(str))
+    return out
+
+
 def majority_vote(labels) -> ClusterCall:
     """Majority label of ``labels`` and its fraction (ties broken by sorted label order)."""
     labels = np.asarray(labels).astype(str)
     counts = Counter(labels)
     top = max(sorted(counts), key=lambda k: counts[k])
-    return ClusterCall(label=top, score=counts[top] / len(labels), n_cells=len(labels))
+    return ClusterCall(label=str(top), score=counts[top] / len(labels), n_cells=len(labels))

@@ -50,6 +50,7 @@ class CellTypistClassifier(CellTypeClassifier):
     """
 
     representation = "log1p"
+    score_kind = "decision_function"
 
     def __init__(self, alpha: float = 1e-4, max_iter: int | None = None, n_jobs: int | None = None,
                  random_state: int = 0):
@@ -93,6 +94,18 @@ class CellTypistClassifier(CellTypeClassifier):
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """CellTypist decision scores (n_cells x n_classes)."""
         return self._run(X)[0]
+
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native class scores: CellTypist's decision scores (its label is their argmax)."""
+        return np.asarray(self.decision_function(X), dtype=np.float64)
+
+    def torch_module(self):
+        """``torch.nn.Module``: log1p model input -> CellTypist decision scores (scaler, clip at 10, linear)."""
+        from ._torch import StandardizedLinear
+
+        self._check_fitted()
+        sc, lin = self.model_.scaler, self.model_.classifier
+        return StandardizedLinear(self.used_genes_, sc.mean_, sc.scale_, lin.coef_, lin.intercept_, clip=CLIP)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """CellTypist probabilities (sigmoid of each one-vs-rest decision score; rows do not sum to 1)."""

@@ -112,6 +112,7 @@ class ChetahClassifier(CellTypeClassifier):
 
     representation = "log1p"
     root_label = "Unassigned"
+    score_kind = "confidence"
 
     def __init__(self, n_genes: int = 200, threshold: float = 0.1):
         self.n_genes = n_genes
@@ -221,3 +222,7 @@ class ChetahClassifier(CellTypeClassifier):
                 for t in branch:
                     score[:, col[t]] = np.minimum(score[:, col[t]], conf)
         return (score + 2.0) / 4.0
+
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native class scores: the path confidence of each leaf type (:meth:`predict_proba`)."""
+        return np.asarray(self.predict_proba(X), dtype=np.float64)

@@ -28,7 +28,7 @@ def _torch_threads(n: int | None):
 
 
 def _network(n_genes: int, n_classes: int, dropout: float):
-    import torch.nn as nn
+    from torch import nn
 
     return nn.Sequential(
         nn.Linear(n_genes, 128), nn.ReLU(), nn.Dropout(dropout),
@@ -72,6 +72,7 @@ class MLPClassifier(CellTypeClassifier):
     """
 
     representation = "log1p"
+    score_kind = "logit"
 
     def __init__(self, epochs: int = 20, batch_size: int = 32, learning_rate: float = 1e-3, dropout: float = 0.5,
                  device: str | None = None, random_state: int = 0, n_threads: int | None = 1):
@@ -161,3 +162,19 @@ class MLPClassifier(CellTypeClassifier):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax class probabilities (n_cells x n_classes) of the log1p model input ``X``."""
         return self.from_hidden1(self.hidden1(X))
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """Pre-softmax outputs (n_cells x n_classes, float64) of the log1p model input ``X``."""
+        X = self._check_input(X)
+        return self._run(self.net_, X).astype(np.float64)
+
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native class scores: the logits (:meth:`logits`). Differs from adverSCarial's scMLP
+        wrapper, which hands CGD the softmax probabilities (saturated where one class dominates)."""
+        return self.logits(X)
+
+    def torch_module(self):
+        """The network (``torch.nn.Module``, evaluation mode): log1p model input -> logits."""
+        self._check_fitted()
+        self.net_.eval()
+        return self.net_

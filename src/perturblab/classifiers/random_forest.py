@@ -268,6 +268,7 @@ class RandomForestClassifier(CellTypeClassifier):
     """
 
     representation = "log1p"
+    score_kind = "proba"
     #: Inputs remembered by :meth:`predict_proba` (0 disables the cache).
     leaf_cache_size: ClassVar[int] = 4
 
@@ -319,6 +320,11 @@ class RandomForestClassifier(CellTypeClassifier):
         keep = [entry for entry in cache if entry is not hit]
         self._leaf_cache = keep[max(0, len(keep) - self.leaf_cache_size + 1):] + [(X.copy(), leaves)]
         return F.leaf_proba(leaves)
+
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native class scores: the tree-vote fractions (:meth:`predict_proba`; their log would be
+        -inf for classes no tree votes for)."""
+        return np.asarray(self.predict_proba(X), dtype=np.float64)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

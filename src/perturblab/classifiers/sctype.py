@@ -13,12 +13,15 @@ import pandas as pd
 
 from ._preprocess import GeneScaler, log1p_matrix, model_input
 from .base import CellTypeClassifier
+from .label_maps import read_label_map
 
-__all__ = ["ScTypeClassifier", "PBMC3K_LABEL_MAP", "marker_sensitivity"]
+__all__ = ["PBMC3K_BROAD_LABEL_MAP", "PBMC3K_LABEL_MAP", "ScTypeClassifier", "marker_sensitivity"]
 
-#: ScTypeDB ("Immune system") cell names -> adverSCarial's PBMC3k labels. ScTypeDB names not
-#: listed here (e.g. "Effector CD4+ T cells", "Plasma B cells") stay unmapped and count as errors.
+#: ScTypeDB ("Immune system") cell names -> adverSCarial's PBMC3k labels, the strict map (names that
+#: denote the same cell type; ``read_label_map("pbmc3k_strict")``). ScTypeDB names not listed here
+#: (e.g. "Effector CD4+ T cells", "Plasma B cells") stay unmapped and count as errors.
 #: "CD8+ NKT-like cells" is sc-type's own answer for PBMC3k's CD8 T cluster (its tutorial).
+#: The documented table with every ScTypeDB immune name: :func:`~perturblab.classifiers.label_maps.sctype_label_map`.
 PBMC3K_LABEL_MAP: dict[str, str] = {
     "Naive B cells": "B",
     "Memory B cells": "B",
@@ -36,6 +39,11 @@ PBMC3K_LABEL_MAP: dict[str, str] = {
     "Platelets": "Platelet",
     "Megakaryocyte": "Platelet",
 }
+
+#: The broad map (``read_label_map("pbmc3k")``): the strict map plus lineage-consistent names
+#: (B-lineage precursors and plasma cells -> B, effector CD4 and CD4+ NKT-like -> Memory CD4 T,
+#: intermediate monocytes and macrophages -> CD14+ Mono); see :mod:`perturblab.classifiers.label_maps`.
+PBMC3K_BROAD_LABEL_MAP: dict[str, str] = read_label_map("pbmc3k")
 
 
 def marker_sensitivity(positive: dict[str, list[str]]) -> pd.Series:
@@ -95,8 +103,13 @@ class ScTypeClassifier(CellTypeClassifier):
         ``tissue``/``db`` (default: ``perturblab.datasets.sctype_markers(tissue, db, as_dict=True)``,
         sc-type's ``gene_sets_prepare`` parsing without HGNChelper symbol correction).
     label_map
-        ScTypeDB cell name -> dataset label, used by :meth:`map_labels` (accuracy); e.g.
-        :data:`PBMC3K_LABEL_MAP`. ``None``: answers are ScTypeDB names.
+        ScTypeDB cell name -> dataset label, used by :meth:`map_labels` (accuracy, flip taxonomy): a
+        dict, a DataFrame (columns ``sctype_name``, ``label``), a CSV/TSV path, or a shipped map's
+        name, ``"pbmc3k"`` (broad, :data:`PBMC3K_BROAD_LABEL_MAP`) or ``"pbmc3k_strict"``
+        (:data:`PBMC3K_LABEL_MAP`); see :func:`~perturblab.classifiers.label_maps.read_label_map`.
+        ``None``: answers are ScTypeDB names. Names the map leaves out have no dataset counterpart
+        and count as errors: :func:`~perturblab.classifiers.label_maps.unmapped_fraction` says for
+        how many cells.
 
     Attributes
     ----------
@@ -109,13 +122,14 @@ class ScTypeClassifier(CellTypeClassifier):
     """
 
     representation = "scaled"
+    score_kind = "raw_score"
 
     def __init__(self, tissue: str = "Immune system", db: str = "full", markers: dict | None = None,
-                 label_map: dict[str, str] | None = None):
+                 label_map=None):
         self.tissue = tissue
         self.db = db
         self.markers = markers
-        self.label_map = dict(label_map) if label_map else None
+        self.label_map = read_label_map(label_map) or None
 
     def preprocess(self, adata) -> np.ndarray:
         """Raw-count AnnData -> scaled float32 matrix (cells x ``genes_``), fit-time statistics."""
@@ -188,6 +202,19 @@ class ScTypeClassifier(CellTypeClassifier):
         """scType scores (n_cells x n_classes) of the scaled model input ``X``."""
         X = self._check_input(X)
         return X[:, self.used_genes_] @ self._W
+
+    def class_scores(self, X: np.ndarray) -> np.ndarray:
+        """Native class scores: the raw scType scores (:meth:`decision_function`, float64).
+
+        adverSCarial's scType wrapper hands these to CGD (``typePredictions = es.max``)."""
+        return self.decision_function(X).astype(np.float64)
+
+    def torch_module(self):
+        """``torch.nn.Module``: scaled model input (cells x ``genes_``) -> raw scType scores."""
+        from ._torch import LinearScores
+
+        self._check_fitted()
+        return LinearScores(self.used_genes_, self._W)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax over cell types of the per-cell scType scores (temperature 1).

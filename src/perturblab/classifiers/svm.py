@@ -83,6 +83,8 @@ class SVMClassifier(CellTypeClassifier):
     """
 
     representation = "scaled"
+    #: Native scores: the log of each type's Platt probability (the default ``class_scores``).
+    score_kind = "log_proba"
 
     def __init__(self, n_markers: int = 20, min_mean_diff: float = 0.5, threshold: float = 0.5, C: float = 1.0,
                  random_state: int = 0):
@@ -148,6 +150,36 @@ class SVMClassifier(CellTypeClassifier):
             model = self.models_[t]
             cols.append(model.predict_proba(X[:, self._idx[t]])[:, list(model.classes_).index(True)])
         return np.column_stack(cols)
+
+    def torch_module(self):
+        """``torch.nn.Module``: scaled model input -> per-type log-probabilities (:meth:`class_scores`).
+
+        Each type's calibrated linear SVM: ``f = x[:, markers] @ coef + intercept``,
+        ``log p = log sigmoid(-(a f + b))`` (Platt scaling, scikit-learn's ``_SigmoidCalibration``).
+
+        Raises
+        ------
+        InputError
+            If a type's model is not a single calibrated linear SVM (``ensemble=False``).
+        """
+        from ..exceptions import InputError
+        from ._torch import PlattLinearSVMs
+
+        self._check_fitted()
+        idx, w, c, a, b = [], [], [], [], []
+        for t in self.classes_:
+            model = self.models_[t]
+            cal = model.calibrated_classifiers_
+            if len(cal) != 1 or not hasattr(cal[0].estimator, "coef_") or len(cal[0].calibrators) != 1:
+                raise InputError(f"the SVM of {t!r} is not one calibrated linear SVM; refit with the default settings")
+            svc, sig = cal[0].estimator, cal[0].calibrators[0]
+            sgn = 1.0 if list(svc.classes_).index(True) == 1 else -1.0  # decision_function favours classes_[1]
+            idx.append(self._idx[t])
+            w.append(sgn * np.asarray(svc.coef_, dtype=np.float64).ravel())
+            c.append(sgn * float(np.ravel(svc.intercept_)[0]))
+            a.append(float(sig.a_))
+            b.append(float(sig.b_))
+        return PlattLinearSVMs(idx, w, c, a, b)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable type when its probability >= ``threshold``, else "Unknown"."""
