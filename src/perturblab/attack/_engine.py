@@ -28,6 +28,7 @@ import numpy as np
 
 from .._validation import check_finite
 from ..classifiers.base import CellTypeClassifier, ClusterCall, majority_vote
+from ..exceptions import InputError
 
 __all__ = ["AttackTarget", "as_cluster_call"]
 
@@ -94,22 +95,22 @@ class AttackTarget:
             gene_names = X.columns
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
         if X.ndim != 2:
-            raise ValueError(f"X must be a cells x genes matrix, got shape {X.shape}")
+            raise InputError(f"X must be a cells x genes matrix, got shape {X.shape}")
         check_finite(X)
         clusters = np.asarray(clusters).astype(str)
         if clusters.shape != (X.shape[0],):
-            raise ValueError(f"clusters has {clusters.size} labels but X has {X.shape[0]} cells")
+            raise InputError(f"clusters has {clusters.size} labels but X has {X.shape[0]} cells")
         target = str(target)
         mask = clusters == target
         if not mask.any():
             known = sorted(set(clusters))
-            raise ValueError(f"cluster {target!r} has no cells (unknown or empty cluster); known clusters: {known[:30]}")
+            raise InputError(f"cluster {target!r} has no cells (unknown or empty cluster); known clusters: {known[:30]}")
         genes = gene_names if gene_names is not None else getattr(classifier, "genes_", None)
         if genes is None:
-            raise ValueError("pass gene_names= (the column names of X) for a classifier without genes_")
+            raise InputError("pass gene_names= (the column names of X) for a classifier without genes_")
         genes = np.asarray(genes).astype(str)
         if genes.shape != (X.shape[1],):
-            raise ValueError(f"{genes.size} gene names given for {X.shape[1]} columns of X")
+            raise InputError(f"{genes.size} gene names given for {X.shape[1]} columns of X")
         self.classifier, self.X, self.clusters, self.target = classifier, X, clusters, target
         self.genes, self.mask = genes, mask
         self.rows = np.flatnonzero(mask)
@@ -132,7 +133,7 @@ class AttackTarget:
         names = [str(g) for g in np.atleast_1d(names)]
         missing = [g for g in names if g not in self._gene_pos]
         if missing:
-            raise ValueError(f"{len(missing)} {what}(s) not among the classifier's genes: {missing[:20]}")
+            raise InputError(f"{len(missing)} {what}(s) not among the classifier's genes: {missing[:20]}")
         return np.array([self._gene_pos[g] for g in names], dtype=np.intp)
 
     def used_gene_mask(self) -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
 from ._engine import AttackTarget
 from .modifications import get_modification
 
@@ -64,10 +65,10 @@ def grid_attack(classifier, X, clusters, target: str, genes, modifications=("per
     t0 = time.perf_counter()
     mods = [get_modification(m, random_state=random_state) for m in modifications]
     if not mods or not len(genes):
-        raise ValueError("grid_attack needs at least one gene and one modification")
+        raise InputError("grid_attack needs at least one gene and one modification")
     n_comb = (len(mods) + 1) ** len(genes)
     if n_comb > max_combinations:
-        raise ValueError(f"{len(mods) + 1}^{len(genes)} = {n_comb} combinations exceed max_combinations="
+        raise InputError(f"{len(mods) + 1}^{len(genes)} = {n_comb} combinations exceed max_combinations="
                          f"{max_combinations}; use fewer genes or raise the budget")
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
     gidx = tgt.gene_indices(list(genes))

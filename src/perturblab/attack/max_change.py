@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
 from ._engine import AttackTarget
 from .modifications import get_modification
 from .single_gene import _Values, candidate_genes
@@ -105,7 +106,7 @@ def max_change_attack(
     """
     t0 = time.perf_counter()
     if max_split_size < 1:
-        raise ValueError(f"max_split_size must be >= 1, got {max_split_size}")
+        raise InputError(f"max_split_size must be >= 1, got {max_split_size}")
     mod = get_modification(modification, fixed_value=fixed_value, fn=fn, random_state=random_state)
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
     idx = candidate_genes(tgt, genes, excluded_genes)

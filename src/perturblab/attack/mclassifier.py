@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
+
 __all__ = ["MCLASSIFIER_RULES", "MClassifier", "MClassifierCall"]
 
 #: (gene, lower bound (exclusive), upper bound (exclusive) or None, label), in the anchor's order.
@@ -84,7 +86,7 @@ class MClassifier:
         pos = {g: i for i, g in enumerate(genes)}
         missing = sorted({r[0] for r in MCLASSIFIER_RULES} - set(pos))
         if missing:
-            raise ValueError(f"MClassifier needs the marker genes {missing} which are not among the given genes")
+            raise InputError(f"MClassifier needs the marker genes {missing} which are not among the given genes")
         self.genes_ = np.asarray(genes)
         self._cols = np.array([pos[r[0]] for r in MCLASSIFIER_RULES], dtype=np.intp)
         #: the only columns the rules read (attacks skip the others as proven no-ops)
@@ -102,7 +104,7 @@ class MClassifier:
         clusters = np.asarray(clusters).astype(str)
         mask = clusters == str(target)
         if not mask.any():
-            raise ValueError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
+            raise InputError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
         sub = np.asarray(np.asarray(X)[np.ix_(mask, self._cols)], dtype=np.float64)
         label = self.rule_label(sub.mean(axis=0))
         types = list(dict.fromkeys(clusters.tolist()))

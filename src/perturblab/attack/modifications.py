@@ -46,6 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..exceptions import InputError
+
 __all__ = ["MODIFICATION_NAMES", "Modification", "apply_modification", "get_modification"]
 
 _SIMPLE = ("perc1", "perc99", "fixed", "positive_aberrant", "negative_aberrant", "random")
@@ -143,13 +145,13 @@ class Modification:
             try:
                 return np.broadcast_to(res, (n_t, cols.shape[1]))
             except ValueError:
-                raise ValueError(
+                raise InputError(
                     f"custom {name} function returned shape {res.shape}; expected target cells x genes "
                     f"({n_t}, {cols.shape[1]}) or something broadcastable to it"
                 ) from None
         out = np.stack(parts, axis=1) if parts else np.empty((n_t, 0))
         if not np.isfinite(out).all():
-            raise ValueError(f"custom {name} function returned NaN or infinite values")
+            raise InputError(f"custom {name} function returned NaN or infinite values")
         return out
 
 
@@ -199,7 +201,7 @@ def get_modification(
         return Modification(name, "perc", 0.01 if name == "perc1" else 0.99)
     if name == "fixed":
         if not np.isfinite(fixed_value):
-            raise ValueError(f"fixed_value must be a finite number, got {fixed_value!r}")
+            raise InputError(f"fixed_value must be a finite number, got {fixed_value!r}")
         return Modification(name, "fixed", float(fixed_value))
     if name in ("positive_aberrant", "negative_aberrant"):
         return Modification(name, "aberrant", 1.0 if name.startswith("positive") else -1.0)
@@ -211,9 +213,9 @@ def get_modification(
         return Modification(name, "decile", sign * float(m.group(2)))
     if name in _CUSTOM:
         if not callable(fn):
-            raise ValueError(f"modification {name!r} needs a custom function: pass fn=...")
+            raise InputError(f"modification {name!r} needs a custom function: pass fn=...")
         return Modification(name, "custom", fn=fn)
-    raise ValueError(
+    raise InputError(
         f"unknown modification {name!r}; use one of {', '.join(_SIMPLE)}, decile+X / decile-X "
         f"(e.g. 'decile+5'), or a custom {', '.join(_CUSTOM)} with fn=..."
     )
@@ -245,7 +247,7 @@ def apply_modification(X, clusters, target: str, genes, modification="perc99", *
     clusters = np.asarray(clusters).astype(str)
     mask = clusters == str(target)
     if not mask.any():
-        raise ValueError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
+        raise InputError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
     mod = get_modification(modification, **kwargs)
     genes = np.asarray(genes, dtype=np.intp).ravel()
     rows = np.flatnonzero(mask)

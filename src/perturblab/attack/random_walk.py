@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..exceptions import InputError
 from ._engine import AttackTarget
 from .modifications import get_modification
 from .single_gene import candidate_genes
@@ -55,7 +56,7 @@ def random_walk_attack(classifier, X, clusters, target: str, modifications=("per
     """
     t0 = time.perf_counter()
     if not 0 < step_change_ratio <= 1:
-        raise ValueError(f"step_change_ratio must be in (0, 1], got {step_change_ratio}")
+        raise InputError(f"step_change_ratio must be in (0, 1], got {step_change_ratio}")
     mods = [get_modification(m, random_state=random_state) for m in modifications]
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names)
     idx = candidate_genes(tgt, genes, excluded_genes)

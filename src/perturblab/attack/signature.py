@@ -25,6 +25,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
+
 __all__ = ["distant_pairs", "mannwhitney_pairs", "signature_genes"]
 
 _CHUNK_VALUES = 2**19  # matrix entries sorted at once (bounds the per-chunk tie-group arrays)
@@ -165,15 +167,15 @@ def signature_genes(X, clusters, gene_names, method: str = "wilcox") -> pd.DataF
     from scipy import stats
 
     if method not in ("wilcox", "ttest"):
-        raise ValueError(f"method must be 'wilcox' or 'ttest', got {method!r}")
+        raise InputError(f"method must be 'wilcox' or 'ttest', got {method!r}")
     X = np.asarray(X, dtype=np.float64)
     clusters = np.asarray(clusters).astype(str)
     names = np.asarray(gene_names).astype(str)
     if X.shape != (len(clusters), len(names)):
-        raise ValueError(f"X has shape {X.shape} for {len(clusters)} cluster labels and {len(names)} gene names")
+        raise InputError(f"X has shape {X.shape} for {len(clusters)} cluster labels and {len(names)} gene names")
     types = list(dict.fromkeys(clusters.tolist()))
     if len(types) < 2:
-        raise ValueError("signature genes need at least two clusters")
+        raise InputError("signature genes need at least two clusters")
     pairs = distant_pairs(types)
     codes = np.asarray(pd.Categorical(clusters, categories=types).codes, dtype=np.intp)
     X = X.copy()

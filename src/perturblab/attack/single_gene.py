@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
 from ._engine import AttackTarget
 from .modifications import get_modification
 
@@ -89,7 +90,7 @@ def candidate_genes(target: AttackTarget, genes=None, excluded_genes=()) -> np.n
         excl = target.gene_indices(list(dict.fromkeys(map(str, excluded_genes))), what="excluded gene")
         idx = idx[~np.isin(idx, excl)]
     if len(idx) == 0:
-        raise ValueError("no gene left to attack after applying genes= and excluded_genes=")
+        raise InputError("no gene left to attack after applying genes= and excluded_genes=")
     return idx
 
 
@@ -177,11 +178,11 @@ def single_gene_attack(
     """
     t0 = time.perf_counter()
     if mode not in ("exhaustive", "dichotomic"):
-        raise ValueError(f"mode must be 'exhaustive' or 'dichotomic', got {mode!r}")
+        raise InputError(f"mode must be 'exhaustive' or 'dichotomic', got {mode!r}")
     if change_type not in ("any", "not_na"):
-        raise ValueError(f"change_type must be 'any' or 'not_na', got {change_type!r}")
+        raise InputError(f"change_type must be 'any' or 'not_na', got {change_type!r}")
     if first_dichot < 1 or max_split_size < 1:
-        raise ValueError("first_dichot and max_split_size must be >= 1")
+        raise InputError("first_dichot and max_split_size must be >= 1")
     mod = get_modification(modification, fixed_value=fixed_value, fn=fn, random_state=random_state)
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
     idx = candidate_genes(tgt, genes, excluded_genes)

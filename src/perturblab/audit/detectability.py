@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
+
 __all__ = ["perturbation_size", "Embedding"]
 
 
@@ -32,7 +34,7 @@ def perturbation_size(before: np.ndarray, after: np.ndarray) -> dict:
     before = np.asarray(before, dtype=np.float64)
     D = np.asarray(after, dtype=np.float64) - before
     if D.shape != before.shape:
-        raise ValueError(f"before {before.shape} and after {D.shape} differ in shape")
+        raise InputError(f"before {before.shape} and after {D.shape} differ in shape")
     changed = D != 0
     total = np.abs(before).sum()
     return {

@@ -71,8 +71,7 @@ def transfer(config, contexts: dict, tables: dict, results: list[dict], store) -
 
 
 def _transfer_from(src, config, contexts, genes_t, results) -> pd.DataFrame:
-    from ..attack import single_gene_attack
-    from ..attack import AttackTarget
+    from ..attack import AttackTarget, single_gene_attack
 
     out = []
     hits = genes_t[(genes_t.get("classifier") == src) & (genes_t.get("attack") == "single_gene")

@@ -104,7 +104,14 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     """
     from .. import datasets
     from .._device import check_device
-    from ..runs import UnitStore, data_checksum, execute, open_run, peak_rss_mb, progress
+    from ..runs import (
+        UnitStore,
+        data_checksum,
+        execute,
+        open_run,
+        peak_rss_mb,
+        progress,
+    )
 
     t0 = time.perf_counter()
     if config is None:

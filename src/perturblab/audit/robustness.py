@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
+
 __all__ = ["marker_ranking", "attacked_metrics", "robustness_unit"]
 
 
@@ -117,7 +119,7 @@ def robustness_unit(ctx, unit) -> tuple[dict, dict]:
             Xa[rows] = res.X[rows]
             n_calls += res.n_classifier_calls
         elif unit.axis not in ("genes", "cgd"):
-            raise ValueError(f"unknown robustness axis {unit.axis!r}: use 'genes' or 'cgd'")
+            raise InputError(f"unknown robustness axis {unit.axis!r}: use 'genes' or 'cgd'")
     table = attacked_metrics(clf, Xa, ctx.clusters, clusters)
     table.insert(0, "strength", s)
     table.insert(0, "axis", unit.axis)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
+
 __all__ = ["RawCountsModel"]
 
 
@@ -46,7 +48,7 @@ class RawCountsModel:
 
         C = np.asarray(C, dtype=np.float32)
         if C.ndim != 2 or C.shape[1] != len(self.genes_):
-            raise ValueError(f"counts must be cells x {len(self.genes_)} genes, got shape {C.shape}")
+            raise InputError(f"counts must be cells x {len(self.genes_)} genes, got shape {C.shape}")
         C = np.maximum(C, 0.0)
         return self.classifier.preprocess(ad.AnnData(C, var=pd.DataFrame(index=self.genes_)))
 

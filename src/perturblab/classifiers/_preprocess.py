@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_counts
+from ..exceptions import InputError
 from .base import NotFittedError
 
 TARGET_SUM = 1e4
@@ -34,11 +35,11 @@ def gene_indices(adata, genes) -> np.ndarray:
     """
     index = adata.var_names
     if not index.is_unique:
-        raise ValueError("adata.var_names are not unique; call adata.var_names_make_unique() first")
+        raise InputError("adata.var_names are not unique; call adata.var_names_make_unique() first")
     pos = index.get_indexer(np.asarray(genes))
     missing = np.asarray(genes)[pos < 0]
     if missing.size:
-        raise ValueError(
+        raise InputError(
             f"adata lacks {missing.size} of the classifier's {len(genes)} genes "
             f"(e.g. {', '.join(map(str, missing[:5]))}); pass raw counts with the genes the model was fitted on"
         )
@@ -61,7 +62,7 @@ def log1p_matrix(adata, genes=None) -> np.ndarray:
         NaN/inf or negative values in ``adata.X``, an empty AnnData, or missing genes.
     """
     if adata.n_obs == 0:
-        raise ValueError("adata has no cells")
+        raise InputError("adata has no cells")
     X = adata.X
     check_counts(X, "adata.X")
     cols = None if genes is None else gene_indices(adata, genes)
@@ -86,7 +87,7 @@ class GeneScaler:
     def fit(cls, X: np.ndarray) -> GeneScaler:
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] < 2:
-            raise ValueError(f"need at least 2 cells to learn per-gene scaling, got {X.shape[0]}")
+            raise InputError(f"need at least 2 cells to learn per-gene scaling, got {X.shape[0]}")
         std = X.std(axis=0, ddof=1)
         std[std == 0] = 1.0
         return cls(mean=X.mean(axis=0).astype(np.float32), std=std.astype(np.float32))

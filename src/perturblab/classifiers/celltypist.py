@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import InputError
 from ._preprocess import CLIP, log1p_matrix, model_input
 from .base import CellTypeClassifier
 
@@ -69,7 +70,7 @@ class CellTypistClassifier(CellTypeClassifier):
 
         y = self._labels(adata, label_key)
         if len(np.unique(y)) < 2:
-            raise ValueError(f"need at least 2 cell types to train CellTypist, got {list(np.unique(y))}")
+            raise InputError(f"need at least 2 cell types to train CellTypist, got {list(np.unique(y))}")
         X = log1p_matrix(adata)
         genes = np.asarray(adata.var_names.astype(str))
         # our normalisation is exact, but the genes passed may be a subset of those the library size

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..exceptions import InputError
 from ._preprocess import log1p_matrix, model_input
 from .base import CellTypeClassifier
 
@@ -147,12 +148,12 @@ class ChetahClassifier(CellTypeClassifier):
         labels = np.asarray(labels).astype(str)
         genes = np.asarray(genes).astype(str)
         if X.ndim != 2 or X.shape != (len(labels), len(genes)):
-            raise ValueError(f"X must be {len(labels)} cells x {len(genes)} genes, got shape {X.shape}")
+            raise InputError(f"X must be {len(labels)} cells x {len(genes)} genes, got shape {X.shape}")
         if not np.isfinite(X).all():
-            raise ValueError("reference X contains NaN or infinite values")
+            raise InputError("reference X contains NaN or infinite values")
         classes = [str(t) for t in np.unique(labels)]
         if len(classes) < 2:
-            raise ValueError(f"need at least 2 reference cell types, got {list(classes)}")
+            raise InputError(f"need at least 2 reference cell types, got {list(classes)}")
         profiles = np.stack([X[labels == t].mean(axis=0) for t in classes])
         prof = dict(zip(classes, profiles, strict=True))
         n_genes = min(self.n_genes, X.shape[1])

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .._device import get_device
+from ..exceptions import InputError
 from ._preprocess import log1p_matrix, model_input
 from .base import CellTypeClassifier
 
@@ -93,7 +94,7 @@ class MLPClassifier(CellTypeClassifier):
         import torch
 
         if self.n_threads is not None and self.n_threads < 1:
-            raise ValueError(f"n_threads must be >= 1 or None, got {self.n_threads}")
+            raise InputError(f"n_threads must be >= 1 or None, got {self.n_threads}")
         y = self._labels(adata, label_key)
         X = log1p_matrix(adata)
         classes, codes = np.unique(y, return_inverse=True)
@@ -155,7 +156,7 @@ class MLPClassifier(CellTypeClassifier):
         self._check_fitted()
         H = np.ascontiguousarray(H, dtype=np.float32)
         if H.ndim != 2 or H.shape[1] != self.net_[0].out_features:
-            raise ValueError(f"H must be n_cells x {self.net_[0].out_features}, got shape {H.shape}")
+            raise InputError(f"H must be n_cells x {self.net_[0].out_features}, got shape {H.shape}")
         rest = torch.nn.Sequential(*list(self.net_)[1:], torch.nn.Softmax(dim=1))
         return self._run(rest, H).astype(np.float64)
 

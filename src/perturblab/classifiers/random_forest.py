@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exceptions import InputError
 from ._preprocess import log1p_matrix, model_input
 from .base import CellTypeClassifier
 
@@ -22,7 +23,7 @@ def balanced_sample(labels, n_per_class: int, random_state: int = 0) -> np.ndarr
     """Indices of ``n_per_class`` cells per label, drawn without replacement, or with replacement
     for a label with fewer cells (seeded; labels in sorted order)."""
     if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+        raise InputError(f"n_per_class must be >= 1, got {n_per_class}")
     labels = np.asarray(labels)
     rng = np.random.default_rng(random_state)
     picks = []
@@ -84,7 +85,7 @@ class FlatForest:
             For a multi-output forest (one label per cell is expected).
         """
         if getattr(model, "n_outputs_", 1) != 1:
-            raise ValueError("FlatForest supports single-output forests only")
+            raise InputError("FlatForest supports single-output forests only")
         trees = [est.tree_ for est in model.estimators_]
         sizes = np.array([t.node_count for t in trees], dtype=np.int64)
         roots = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -119,7 +120,7 @@ class FlatForest:
     def _check(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"X must be cells x {self.n_features} features, got shape {X.shape}")
+            raise InputError(f"X must be cells x {self.n_features} features, got shape {X.shape}")
         return X
 
     def _descend(self, XT: np.ndarray, n: int, roots: np.ndarray | None = None) -> np.ndarray:
@@ -198,7 +199,7 @@ class FlatForest:
         """
         X = self._check(X)
         if X_prev.shape != X.shape or leaves_prev.shape != (self.n_trees, X.shape[0]):
-            raise ValueError(f"X_prev {X_prev.shape} and leaves_prev {leaves_prev.shape} do not match X {X.shape}")
+            raise InputError(f"X_prev {X_prev.shape} and leaves_prev {leaves_prev.shape} do not match X {X.shape}")
         diff = X != X_prev
         rows = np.flatnonzero(diff.any(axis=1))
         if not len(rows):

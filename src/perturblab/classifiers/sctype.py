@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError, PerturblabWarning
 from ._preprocess import GeneScaler, log1p_matrix, model_input
 from .base import CellTypeClassifier
 from .label_maps import read_label_map
@@ -66,7 +67,7 @@ def _normalise_sets(sets: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def _gene_sets(markers) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     if not isinstance(markers, dict) or "positive" not in markers:
-        raise ValueError(
+        raise InputError(
             "markers must be a dict {'positive': {cell type: [genes]}, 'negative': {cell type: [genes]}} "
             "as returned by perturblab.datasets.sctype_markers(..., as_dict=True)"
         )
@@ -159,14 +160,14 @@ class ScTypeClassifier(CellTypeClassifier):
         all_markers = sorted(set().union(*pos.values(), *neg.values()))
         present = [g for g in all_markers if g in upper]
         if not present:
-            raise ValueError(
+            raise InputError(
                 f"none of the {len(all_markers)} marker genes of the database is among adata.var_names "
                 "(gene symbols expected, matched case-insensitively)"
             )
         if len(present) < len(all_markers):
             warnings.warn(
                 f"{len(all_markers) - len(present)} of {len(all_markers)} marker genes are absent from the data "
-                "and ignored", UserWarning, stacklevel=2,
+                "and ignored", PerturblabWarning, stacklevel=2,
             )
         present_set = set(present)
         pos = {t: [g for g in gs if g in present_set] for t, gs in pos.items()}
@@ -194,7 +195,7 @@ class ScTypeClassifier(CellTypeClassifier):
             if unmapped:
                 warnings.warn(
                     f"dataset labels {unmapped} have no ScTypeDB name mapped to them (label_map); "
-                    "their cells count as errors", UserWarning, stacklevel=2,
+                    "their cells count as errors", PerturblabWarning, stacklevel=2,
                 )
         return self
 
@@ -258,10 +259,10 @@ class ScTypeClassifier(CellTypeClassifier):
         clusters = np.asarray(clusters).astype(str)
         mask = clusters == str(target)
         if not mask.any():
-            raise ValueError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
+            raise InputError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
         X = np.asarray(X)
         if len(clusters) != X.shape[0]:
-            raise ValueError(f"clusters has {len(clusters)} entries for {X.shape[0]} cells")
+            raise InputError(f"clusters has {len(clusters)} entries for {X.shape[0]} cells")
         sums = pd.Series(self.decision_function(X[mask]).sum(axis=0), index=self.classes_)
         sums = sums.sort_values(ascending=False, kind="stable")
         label = str(sums.index[0]) if sums.iloc[0] >= mask.sum() / 4 else self.unknown_label

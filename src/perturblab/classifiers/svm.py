@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..exceptions import InputError
 from ._preprocess import GeneScaler, log1p_matrix, model_input
 from .base import CellTypeClassifier
 
@@ -38,7 +39,7 @@ def wilcoxon_z(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     n1 = groups.sum(axis=0).astype(np.float64)
     n2 = n - n1
     if (n1 == 0).any() or (n2 == 0).any():
-        raise ValueError("every group needs at least one cell inside and one outside")
+        raise InputError("every group needs at least one cell inside and one outside")
     U = groups.T.astype(np.float64) @ R - (n1 * (n1 + 1) / 2.0)[:, None]
     var = (n1 * n2 / 12.0)[:, None] * ((n + 1) - ties[None, :] / (n * (n - 1)))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -112,7 +113,7 @@ class SVMClassifier(CellTypeClassifier):
         y = self._labels(adata, label_key)
         classes = np.unique(y)
         if len(classes) < 2:
-            raise ValueError(f"need at least 2 cell types to train one-vs-rest SVMs, got {list(classes)}")
+            raise InputError(f"need at least 2 cell types to train one-vs-rest SVMs, got {list(classes)}")
         L = log1p_matrix(adata)
         self.scaler_ = GeneScaler.fit(L)
         Z = self.scaler_.transform(L)
@@ -124,14 +125,14 @@ class SVMClassifier(CellTypeClassifier):
             diff = L[groups[:, k]].mean(axis=0) - L[~groups[:, k]].mean(axis=0)
             ok = np.flatnonzero(np.abs(diff) > self.min_mean_diff)
             if ok.size == 0:
-                raise ValueError(
+                raise InputError(
                     f"cell type {t!r}: no gene has |mean log1p difference| > {self.min_mean_diff}; "
                     "lower min_mean_diff"
                 )
             idx = ok[np.argsort(-np.abs(z[k, ok]), kind="stable")[: self.n_markers]]
             n_min = int(min(groups[:, k].sum(), (~groups[:, k]).sum()))
             if n_min < 2:
-                raise ValueError(f"cell type {t!r} has {n_min} cell(s) on one side; need >= 2 to calibrate its SVM")
+                raise InputError(f"cell type {t!r} has {n_min} cell(s) on one side; need >= 2 to calibrate its SVM")
             svc = SVC(kernel="linear", C=self.C, random_state=self.random_state)
             model = CalibratedClassifierCV(svc, method="sigmoid", cv=min(5, n_min), ensemble=False)
             model.fit(Z[:, idx], groups[:, k])

@@ -14,6 +14,8 @@ import typer
 
 from .. import __version__
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="perturblab",
     help="Put single-cell models under controlled perturbation: attack, predict, interpret.",

@@ -8,8 +8,25 @@ import typer
 
 from ..audit.config import ATTACKS, CLASSIFIERS, EVALUATIONS, SEARCH_MODES, SPACES
 from . import app
-from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Scheduler, Seed, \
-    TableFormat, Verbose, choices, command, echo, str_enum
+from ._common import (
+    Data,
+    Device,
+    Format,
+    NBootstrap,
+    NJobs,
+    Out,
+    Overwrite,
+    Quiet,
+    Resume,
+    Scheduler,
+    Seed,
+    TableFormat,
+    Verbose,
+    choices,
+    command,
+    echo,
+    str_enum,
+)
 
 Classifier = str_enum("Classifier", CLASSIFIERS)
 Attack = str_enum("Attack", ATTACKS)

@@ -7,10 +7,36 @@ from typing import Annotated
 import typer
 
 from . import app
-from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Scheduler, \
-    TableFormat, Verbose, choices, command, echo, str_enum
-from ._predict_options import CellTypeKey, ConditionKey, Control, MaxEpochs, MinCells, Model, NTopGenes, \
-    Stimulated, Target, settings
+from ._common import (
+    Data,
+    Device,
+    Format,
+    NBootstrap,
+    NJobs,
+    Out,
+    Overwrite,
+    Quiet,
+    Resume,
+    Scheduler,
+    TableFormat,
+    Verbose,
+    choices,
+    command,
+    echo,
+    str_enum,
+)
+from ._predict_options import (
+    CellTypeKey,
+    ConditionKey,
+    Control,
+    MaxEpochs,
+    MinCells,
+    Model,
+    NTopGenes,
+    Stimulated,
+    Target,
+    settings,
+)
 
 Variant = str_enum("Variant", ("balanced", "unbalanced", "proportion_shift"))
 

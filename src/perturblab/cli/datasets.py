@@ -11,7 +11,15 @@ from ._common import Quiet, Verbose, command, echo
 def datasets_cmd(quiet: Quiet = False, verbose: Verbose = False) -> None:
     """List the dataset names --data accepts and perturblab's data files: found locally (data directory or
     cache) or not, and where to get them."""
-    from ..datasets import CACHE_DIR_ENV, DATA_DIR_ENV, DATASETS, REGISTRY, cache_dir, data_dir, locate
+    from ..datasets import (
+        CACHE_DIR_ENV,
+        DATA_DIR_ENV,
+        DATASETS,
+        REGISTRY,
+        cache_dir,
+        data_dir,
+        locate,
+    )
 
     echo(f"{DATA_DIR_ENV} = {data_dir() or '<unset>'}")
     echo(f"cache ({CACHE_DIR_ENV}) = {cache_dir()}")

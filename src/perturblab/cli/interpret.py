@@ -7,8 +7,23 @@ from typing import Annotated
 import typer
 
 from . import app
-from ._common import Data, Device, Format, NBootstrap, Out, Overwrite, Quiet, Resume, Seed, TableFormat, Verbose, \
-    choices, command, echo, str_enum
+from ._common import (
+    Data,
+    Device,
+    Format,
+    NBootstrap,
+    Out,
+    Overwrite,
+    Quiet,
+    Resume,
+    Seed,
+    TableFormat,
+    Verbose,
+    choices,
+    command,
+    echo,
+    str_enum,
+)
 
 ModelKind = str_enum("ModelKind", ("own", "geneformer", "scgpt"))
 Reference = str_enum("Reference", ("trrust", "dorothea", "collectri", "string"))

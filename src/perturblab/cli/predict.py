@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 from . import app
-from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Scheduler, Seed, \
-    TableFormat, Verbose, choices, command, echo
-from ._predict_options import CellTypeKey, ConditionKey, Control, MaxEpochs, MinCells, Model, NTopGenes, \
-    Stimulated, Target, settings
+from ._common import (
+    Data,
+    Device,
+    Format,
+    NBootstrap,
+    NJobs,
+    Out,
+    Overwrite,
+    Quiet,
+    Resume,
+    Scheduler,
+    Seed,
+    TableFormat,
+    Verbose,
+    choices,
+    command,
+    echo,
+)
+from ._predict_options import (
+    CellTypeKey,
+    ConditionKey,
+    Control,
+    MaxEpochs,
+    MinCells,
+    Model,
+    NTopGenes,
+    Stimulated,
+    Target,
+    settings,
+)
 
 
 @app.command("predict")

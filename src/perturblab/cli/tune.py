@@ -7,9 +7,31 @@ from typing import Annotated
 import typer
 
 from . import app
-from ._common import Data, Device, Format, NBootstrap, NJobs, Out, Overwrite, Quiet, Resume, Seed, TableFormat, \
-    Verbose, choices, command, echo
-from ._predict_options import CellTypeKey, ConditionKey, Control, MinCells, NTopGenes, Stimulated
+from ._common import (
+    Data,
+    Device,
+    Format,
+    NBootstrap,
+    NJobs,
+    Out,
+    Overwrite,
+    Quiet,
+    Resume,
+    Seed,
+    TableFormat,
+    Verbose,
+    choices,
+    command,
+    echo,
+)
+from ._predict_options import (
+    CellTypeKey,
+    ConditionKey,
+    Control,
+    MinCells,
+    NTopGenes,
+    Stimulated,
+)
 
 
 @app.command("tune")

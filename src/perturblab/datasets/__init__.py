@@ -34,11 +34,17 @@ from ._fetch import (
     sha256sum,
     verify,
 )
-from ._markers import lambert_tfs, panglaodb_markers, sctype_markers
-from ._networks import collectri, dorothea, string_ppi, trrust
 from ._fingerprint import anndata_sha256, content_sha256
 from ._load import DATASETS, load
-from ._perturbation import adamson2016, add_kang_condition, kang2018_full, norman2019, replogle2022
+from ._markers import lambert_tfs, panglaodb_markers, sctype_markers
+from ._networks import collectri, dorothea, string_ppi, trrust
+from ._perturbation import (
+    adamson2016,
+    add_kang_condition,
+    kang2018_full,
+    norman2019,
+    replogle2022,
+)
 from ._registry import REGISTRY, DataFile, Source
 from ._singlecell import (
     adverscarial_pbmc_short,

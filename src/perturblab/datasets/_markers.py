@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..exceptions import InputError
 from ._fetch import fetch
 
 _SCTYPE_DBS = {"full": "markers/ScTypeDB_full.xlsx", "short": "markers/ScTypeDB_short.xlsx"}
@@ -111,7 +112,7 @@ def panglaodb_markers(species: str | None = "Hs") -> pd.DataFrame:
         If ``species`` is not "Hs", "Mm" or None.
     """
     if species not in ("Hs", "Mm", None):
-        raise ValueError(f"species must be 'Hs', 'Mm' or None, got {species!r}")
+        raise InputError(f"species must be 'Hs', 'Mm' or None, got {species!r}")
     table = pd.read_csv(fetch("markers/PanglaoDB_markers_27_Mar_2020.tsv"), sep="\t")
     table.columns = [c.strip().replace(" ", "_") for c in table.columns]
     table = table.rename(columns={"official_gene_symbol": "gene"})

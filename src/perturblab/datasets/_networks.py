@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from ..exceptions import InputError, PerturblabWarning
 from ._fetch import fetch
 
 _TRRUST_SIGN = {"Activation": 1, "Repression": -1, "Unknown": 0}
@@ -60,7 +61,7 @@ def dorothea(levels: Iterable[str] = ("A", "B", "C")) -> pd.DataFrame:
     levels = [str(lv).upper() for lv in levels]
     bad = sorted(set(levels) - set("ABCDE"))
     if not levels or bad:
-        raise ValueError(f"levels must be a non-empty subset of A, B, C, D, E; got {levels}")
+        raise InputError(f"levels must be a non-empty subset of A, B, C, D, E; got {levels}")
     table = pd.read_csv(fetch("references/dorothea_hs_ABCDE.csv.gz"))
     table = table.rename(columns={"tf": "source"})
     table = table[table["confidence"].isin(levels)].reset_index(drop=True)
@@ -108,7 +109,7 @@ def string_ppi(min_score: float = 700) -> pd.DataFrame:
     min_score : float, default 700
         Keep edges with ``combined_score >= min_score`` (STRING scores are 0-1000; 700 = "high confidence").
         Below 700 the result is incomplete (only the per-node top-3 edges of [400, 700) exist in the file):
-        a ``UserWarning`` says so.
+        a ``PerturblabWarning`` says so.
 
     Returns
     -------
@@ -124,12 +125,12 @@ def string_ppi(min_score: float = 700) -> pd.DataFrame:
         If ``min_score`` is outside [0, 1000].
     """
     if not 0 <= min_score <= 1000:
-        raise ValueError(f"min_score must be within [0, 1000] (STRING's score scale), got {min_score}")
+        raise InputError(f"min_score must be within [0, 1000] (STRING's score scale), got {min_score}")
     if min_score < 700:
         warnings.warn(
             f"string_ppi(min_score={min_score}): the stored STRING file has all edges >= 700 but only each "
             "node's top-3 edges in [400, 700); the result is incomplete below 700",
-            UserWarning,
+            PerturblabWarning,
             stacklevel=2,
         )
     table = pd.read_csv(fetch("references/string_v12_human_ntm700_400k3_dmfind.csv.gz"))

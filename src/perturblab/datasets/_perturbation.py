@@ -9,6 +9,7 @@ from __future__ import annotations
 import anndata as ad
 import pandas as pd
 
+from ..exceptions import InputError, MissingKeyError
 from ._fetch import fetch
 
 _ADAMSON = {
@@ -26,7 +27,7 @@ _KANG_CONDITION = {"ctrl": "control", "stim": "stimulated"}
 
 def _choice(value: str, options: dict[str, str], what: str) -> str:
     if value not in options:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {sorted(options)}")
+        raise InputError(f"unknown {what} {value!r}; choose one of {sorted(options)}")
     return options[value]
 
 
@@ -46,11 +47,11 @@ def add_kang_condition(adata: ad.AnnData) -> ad.AnnData:
     if "condition" in adata.obs:
         return adata
     if "label" not in adata.obs:
-        raise KeyError(f"Kang 2018 data needs obs['label'] (ctrl/stim); obs has {list(adata.obs.columns)}")
+        raise MissingKeyError(f"Kang 2018 data needs obs['label'] (ctrl/stim); obs has {list(adata.obs.columns)}")
     labels = adata.obs["label"].astype(str)
     unknown = sorted(set(labels) - set(_KANG_CONDITION))
     if unknown:
-        raise ValueError(f"obs['label'] has values other than ctrl/stim: {unknown}")
+        raise InputError(f"obs['label'] has values other than ctrl/stim: {unknown}")
     adata.obs["condition"] = pd.Categorical(labels.map(_KANG_CONDITION), categories=["control", "stimulated"])
     return adata
 

@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError, MissingKeyError, PerturblabWarning
 from .extraction import extract_attention
 from .models.base import GeneTokenModel
 
@@ -38,7 +39,7 @@ def _check_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]) -> dic
     for layer, head in heads:
         layer, head = int(layer), int(head)
         if not (0 <= layer < model.n_layers and 0 <= head < model.n_heads):
-            raise ValueError(f"head ({layer}, {head}) invalid: the model has {model.n_layers} layers x {model.n_heads} heads")
+            raise InputError(f"head ({layer}, {head}) invalid: the model has {model.n_layers} layers x {model.n_heads} heads")
         by_layer.setdefault(layer, []).append(head)
     return by_layer
 
@@ -159,12 +160,12 @@ def _ranking_list(model: GeneTokenModel, head_ranking) -> list[tuple[int, int]]:
     if isinstance(head_ranking, pd.DataFrame):
         for col in ("layer", "head"):
             if col not in head_ranking.columns:
-                raise KeyError(f"head_ranking has no {col!r} column (needs 'layer' and 'head', best first)")
+                raise MissingKeyError(f"head_ranking has no {col!r} column (needs 'layer' and 'head', best first)")
         head_ranking = list(zip(head_ranking["layer"], head_ranking["head"]))
     ranking = [(int(a), int(b)) for a, b in head_ranking]
     _check_heads(model, ranking)
     if len(set(ranking)) != len(ranking):
-        raise ValueError("head_ranking has duplicate heads")
+        raise InputError("head_ranking has duplicate heads")
     return ranking
 
 
@@ -220,7 +221,7 @@ def ablation_experiment(
     ranking = _ranking_list(model, head_ranking)
     layer_list = model.check_layers(layers)
     if too_big := [k for k in ks if k > len(ranking) or k < 1]:
-        warnings.warn(f"ks {too_big} skipped: the ranking holds {len(ranking)} heads", UserWarning, stacklevel=2)
+        warnings.warn(f"ks {too_big} skipped: the ranking holds {len(ranking)} heads", PerturblabWarning, stacklevel=2)
     ks = [int(k) for k in ks if 1 <= k <= len(ranking)]
     all_heads = [(lay, h) for lay in range(model.n_layers) for h in range(model.n_heads)]
 

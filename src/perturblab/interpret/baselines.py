@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import to_dense
+from ..exceptions import InputError
 from .edges import EdgeScores
 
 __all__ = ["gene_features", "baseline_scores", "tf_out_degree"]
@@ -37,9 +38,9 @@ def gene_features(X, genes: Sequence[str]) -> pd.DataFrame:
     """
     X = to_dense(X, np.float64)
     if X.shape[1] != len(genes):
-        raise ValueError(f"X has {X.shape[1]} genes but {len(genes)} gene names were given")
+        raise InputError(f"X has {X.shape[1]} genes but {len(genes)} gene names were given")
     if X.shape[0] < 2:
-        raise ValueError("gene features need at least 2 cells")
+        raise InputError("gene features need at least 2 cells")
     return pd.DataFrame(
         {"mean": X.mean(axis=0), "variance": X.var(axis=0, ddof=1), "detection": (X > 0).mean(axis=0)},
         index=pd.Index(np.asarray(genes).astype(str), name="gene"),

@@ -19,9 +19,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
 from .edges import EdgeScores
 from .metrics import auroc, auroc_ranks
-from .references import Reference, candidate_scores, candidate_edges
+from .references import Reference, candidate_edges, candidate_scores
 
 __all__ = ["edge_feature_design", "confound_r2", "residualise", "curveball", "degree_preserving_null", "label_shuffle_null"]
 
@@ -55,7 +56,7 @@ def _regressor(kind: str, random_state: int):
         return LinearRegression()
     if kind == "gbdt":
         return HistGradientBoostingRegressor(max_iter=100, random_state=random_state)
-    raise ValueError(f"model must be 'ols' or 'gbdt', got {kind!r}")
+    raise InputError(f"model must be 'ols' or 'gbdt', got {kind!r}")
 
 
 def confound_r2(scores: EdgeScores, features: pd.DataFrame, n_splits: int = 5, random_state: int = 0) -> pd.DataFrame:
@@ -160,10 +161,10 @@ def degree_preserving_null(scores: EdgeScores, reference: Reference, tfs: Iterab
         For an undirected reference or a reference with no edge among the candidates.
     """
     if not reference.directed:
-        raise ValueError(f"the curveball null needs a directed (TF -> target) reference; {reference.name!r} is undirected")
+        raise InputError(f"the curveball null needs a directed (TF -> target) reference; {reference.name!r} is undirected")
     rows, cols, lab = candidate_edges(scores.genes, reference, tfs)
     if not lab.any():
-        raise ValueError(f"reference {reference.name!r} has no edge among the candidates")
+        raise InputError(f"reference {reference.name!r} has no edge among the candidates")
     v = candidate_scores(scores.matrix, rows, cols, True)
     rng = np.random.default_rng(random_state)
     null_lab = np.stack([curveball(rows, cols, lab, rng=rng) for _ in range(n_null)])
@@ -176,7 +177,7 @@ def label_shuffle_null(scores: EdgeScores, reference: Reference, tfs: Iterable[s
     """Reference AUROC vs the same score matrix with gene labels permuted (rows and columns together)."""
     rows, cols, lab = candidate_edges(scores.genes, reference, tfs)
     if not lab.any():
-        raise ValueError(f"reference {reference.name!r} has no edge among the candidates")
+        raise InputError(f"reference {reference.name!r} has no edge among the candidates")
     v = candidate_scores(scores.matrix, rows, cols, reference.directed)
     rng = np.random.default_rng(random_state)
     g = scores.genes.size

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
 from .edges import EdgeScores, spearman_matrix
 from .metrics import ranking_metrics
 from .references import Reference, candidate_edges, candidate_scores
@@ -42,7 +43,7 @@ def leiden_strata(embeddings: np.ndarray, n_neighbors: int = 15, resolution: flo
 
     emb = np.asarray(embeddings, dtype=np.float32)
     if emb.ndim != 2 or emb.shape[0] <= n_neighbors:
-        raise ValueError(f"embeddings must be (n_cells, d) with n_cells > n_neighbors={n_neighbors}, got {emb.shape}")
+        raise InputError(f"embeddings must be (n_cells, d) with n_cells > n_neighbors={n_neighbors}, got {emb.shape}")
     knn = kneighbors_graph(emb, n_neighbors=n_neighbors, mode="connectivity")
     adjacency = knn.maximum(knn.T).tocsr()
     a = ad.AnnData(np.zeros((emb.shape[0], 1), dtype=np.float32))
@@ -80,11 +81,11 @@ def stratified_matrices(X, strata: Sequence, score_fn: Callable = _abs_spearman,
     """
     strata = np.asarray(strata).astype(str)
     if strata.shape[0] != X.shape[0]:
-        raise ValueError(f"{strata.shape[0]} stratum labels for {X.shape[0]} cells")
+        raise InputError(f"{strata.shape[0]} stratum labels for {X.shape[0]} cells")
     labels, counts = np.unique(strata, return_counts=True)
     keep = counts >= min_cells
     if not keep.any():
-        raise ValueError(f"no stratum has at least min_cells={min_cells} cells (sizes: {dict(zip(labels, counts))})")
+        raise InputError(f"no stratum has at least min_cells={min_cells} cells (sizes: {dict(zip(labels, counts))})")
     stack = np.stack([score_fn(X[strata == s]) for s in labels[keep]])
     return stack, counts[keep], labels[keep], dict(zip(labels[~keep].tolist(), counts[~keep].tolist()))
 
@@ -94,7 +95,7 @@ def cssi_aggregate(stack: np.ndarray, sizes: Sequence[int], how: str = "max") ->
     stack = np.asarray(stack, dtype=float)
     w = np.asarray(sizes, dtype=float)
     if stack.ndim != 3 or stack.shape[0] != w.size:
-        raise ValueError(f"stack must be (K, G, G) with K = len(sizes) = {w.size}, got {stack.shape}")
+        raise InputError(f"stack must be (K, G, G) with K = len(sizes) = {w.size}, got {stack.shape}")
     if how == "max":
         return np.abs(stack).max(axis=0)
     if how == "mean":
@@ -103,7 +104,7 @@ def cssi_aggregate(stack: np.ndarray, sizes: Sequence[int], how: str = "max") ->
         return stack.max(axis=0) - stack.min(axis=0)
     if how == "std":
         return stack.std(axis=0)
-    raise ValueError(f"how must be one of {AGGREGATES}, got {how!r}")
+    raise InputError(f"how must be one of {AGGREGATES}, got {how!r}")
 
 
 def cssi_scores(stack: np.ndarray, sizes: Sequence[int], genes, base: str, kind: str,

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from .._validation import check_finite, to_dense
+from ..exceptions import InputError
 
 __all__ = [
     "EdgeScores",
@@ -61,7 +62,7 @@ class EdgeScores:
         self.genes = np.asarray(self.genes).astype(str)
         g = self.genes.size
         if self.matrix.shape != (g, g):
-            raise ValueError(f"{self.name}: score matrix has shape {self.matrix.shape}, expected ({g}, {g}) for {g} genes")
+            raise InputError(f"{self.name}: score matrix has shape {self.matrix.shape}, expected ({g}, {g}) for {g} genes")
         check_finite(self.matrix, f"edge scores {self.name!r}")
 
     def describe(self) -> dict:
@@ -87,7 +88,7 @@ def log_normalise(X, target_sum: float = 1e4, library_size=None) -> np.ndarray:
     X = to_dense(X, np.float64)
     lib = X.sum(axis=1) if library_size is None else np.asarray(library_size, dtype=np.float64).ravel()
     if lib.shape[0] != X.shape[0]:
-        raise ValueError(f"library_size has {lib.shape[0]} values for {X.shape[0]} cells")
+        raise InputError(f"library_size has {lib.shape[0]} values for {X.shape[0]} cells")
     lib = np.where(lib == 0, 1.0, lib)[:, None]
     return np.log1p(X / lib * target_sum)
 
@@ -107,7 +108,7 @@ def spearman_matrix(X) -> np.ndarray:
     """
     X = to_dense(X, np.float64)
     if X.shape[0] < 3:
-        raise ValueError(f"Spearman correlation needs at least 3 cells, got {X.shape[0]}")
+        raise InputError(f"Spearman correlation needs at least 3 cells, got {X.shape[0]}")
     R = rankdata(X, axis=0)
     R -= R.mean(axis=0)
     sd = np.sqrt((R**2).sum(axis=0))

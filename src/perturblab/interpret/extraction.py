@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..exceptions import InputError
 from .models.base import GeneTokenModel
 
 __all__ = ["LayerAttention", "iter_layer_attention", "extract_attention", "cell_embeddings"]
@@ -130,7 +131,7 @@ def iter_layer_attention(
 
     layer_list = model.check_layers(layers)
     if layers_per_pass < 1:
-        raise ValueError(f"layers_per_pass must be >= 1, got {layers_per_pass}")
+        raise InputError(f"layers_per_pass must be >= 1, got {layers_per_pass}")
     if device is not None:
         model.device = get_device(device)
         model.network.to(model.device)

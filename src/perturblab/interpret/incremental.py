@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError, MissingKeyError
 from .edges import EdgeScores
 from .metrics import auprc, auroc
 
@@ -42,7 +43,7 @@ def build_pairs(de: pd.DataFrame, features: pd.DataFrame, edge_scores: Mapping[s
     score. Only perturbations whose gene is among the score genes (and targets among them) are kept.
     """
     if not edge_scores:
-        raise ValueError("give at least one edge score")
+        raise InputError("give at least one edge score")
     first = next(iter(edge_scores.values()))
     index = {g: i for i, g in enumerate(first.genes)}
     d = de[de["perturbation"].isin(index) & de["gene"].isin(index) & de["gene"].isin(features.index)]
@@ -67,7 +68,7 @@ def _model(kind: str, random_state: int):
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     if kind == "gbdt":
         return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=random_state)
-    raise ValueError(f"model must be 'logistic' or 'gbdt', got {kind!r}")
+    raise InputError(f"model must be 'logistic' or 'gbdt', got {kind!r}")
 
 
 def _oof(X: np.ndarray, y: np.ndarray, groups: np.ndarray, kind: str, n_splits: int, random_state: int) -> np.ndarray:
@@ -144,13 +145,13 @@ def incremental_value(
     """
     missing = [c for c in [*edge_columns, *gene_columns, "is_target", *splits] if c not in pairs.columns]
     if missing:
-        raise KeyError(f"pairs table lacks column(s) {missing}")
+        raise MissingKeyError(f"pairs table lacks column(s) {missing}")
     y = pairs["is_target"].to_numpy(bool)
     pert = pairs["perturbation"].to_numpy()
     groups = [np.flatnonzero(pert == p) for p in np.unique(pert)]
     evaluable = [g for g in groups if y[g].any() and not y[g].all()]
     if not evaluable:
-        raise ValueError("incremental value needs a perturbation with both DE targets and non-targets")
+        raise InputError("incremental value needs a perturbation with both DE targets and non-targets")
     rng = np.random.default_rng(random_state)
     boot_idx = rng.integers(len(evaluable), size=(n_boot, len(evaluable)))
     sets = {"gene": list(gene_columns), **{f"gene + {c}": [*gene_columns, c] for c in edge_columns}}
@@ -160,7 +161,7 @@ def incremental_value(
             grp = pairs[split].to_numpy()
             k = min(n_splits, np.unique(grp).size)
             if k < 2:
-                raise ValueError(f"split by {split!r} needs at least 2 groups")
+                raise InputError(f"split by {split!r} needs at least 2 groups")
             preds = {name: _oof(pairs[cols].to_numpy(float), y, grp, kind, k, random_state) for name, cols in sets.items()}
             base_roc = _per_perturbation(preds["gene"], y, evaluable, auroc)
             base_pr = _per_perturbation(preds["gene"], y, evaluable, auprc)

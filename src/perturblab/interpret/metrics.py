@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from ..exceptions import InputError
+
 __all__ = ["auroc", "auprc", "auroc_ranks", "early_precision_ratio", "topk_f1", "ranking_metrics"]
 
 
@@ -19,9 +21,9 @@ def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=float).ravel()
     labels = np.asarray(labels, dtype=bool).ravel()
     if scores.shape != labels.shape:
-        raise ValueError(f"scores ({scores.size}) and labels ({labels.size}) must have the same length")
+        raise InputError(f"scores ({scores.size}) and labels ({labels.size}) must have the same length")
     if not np.isfinite(scores).all():
-        raise ValueError("scores contain NaN or infinite values; edge scores must be finite")
+        raise InputError("scores contain NaN or infinite values; edge scores must be finite")
     return scores, labels
 
 
@@ -83,7 +85,7 @@ def _top_k_hits(scores, labels, k: int | None) -> tuple[int, int, int, int] | No
         return None
     k = n_pos if k is None else int(k)
     if not 0 < k <= scores.size:
-        raise ValueError(f"k must be in 1..{scores.size}, got {k}")
+        raise InputError(f"k must be in 1..{scores.size}, got {k}")
     return int(labels[_top_k(scores, k)].sum()), k, n_pos, labels.size
 
 

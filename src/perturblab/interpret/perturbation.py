@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .._validation import check_counts, check_obs_key, check_values_present
-from ..exceptions import InputError
+from ..exceptions import InputError, MissingKeyError
 from .edges import EdgeScores
 from .metrics import auprc, auroc
 
@@ -203,7 +203,7 @@ def perturbation_auroc(scores: Sequence[EdgeScores], de: pd.DataFrame) -> pd.Dat
     perturbation has no DE target among the candidates.
     """
     if not scores:
-        raise ValueError("no edge scores given")
+        raise InputError("no edge scores given")
     genes = scores[0].genes
     index = {g: i for i, g in enumerate(genes)}
     rows = []
@@ -247,7 +247,7 @@ def compare_scores(per_pert: pd.DataFrame, a: str, b: str, metric: str = "auroc"
     wide = per_pert.pivot_table(index="perturbation", columns="score", values=metric, dropna=False)
     for s in (a, b):
         if s not in wide.columns:
-            raise KeyError(f"score {s!r} not in the per-perturbation table (have: {', '.join(map(str, wide.columns))})")
+            raise MissingKeyError(f"score {s!r} not in the per-perturbation table (have: {', '.join(map(str, wide.columns))})")
     pair = wide[[a, b]].dropna()
     d = (pair[a] - pair[b]).to_numpy()
     out = {"a": a, "b": b, "n": int(d.size), "mean_a": float(pair[a].mean()), "mean_b": float(pair[b].mean()),

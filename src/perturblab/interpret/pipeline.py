@@ -23,7 +23,12 @@ from .._validation import check_labels, check_obs_key, check_positive
 from ..exceptions import InputError, UnknownNameError
 from ..io import TABLE_FORMATS, write_json, write_table
 from .baselines import baseline_scores, gene_features
-from .confounds import confound_r2, degree_preserving_null, label_shuffle_null, residualise
+from .confounds import (
+    confound_r2,
+    degree_preserving_null,
+    label_shuffle_null,
+    residualise,
+)
 from .cssi import cssi_null_stress, cssi_scores, leiden_strata, stratified_matrices
 from .edges import EdgeScores, attention_scores, correlation_scores, log_normalise
 from .incremental import build_pairs, incremental_value

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact
 
+from ..exceptions import InputError
 from .edges import EdgeScores
 from .metrics import ranking_metrics
 
@@ -43,7 +44,7 @@ class Reference:
     def __post_init__(self):
         missing = {"source", "target"} - set(self.edges.columns)
         if missing:
-            raise ValueError(f"reference {self.name!r} lacks column(s) {sorted(missing)}; need 'source' and 'target'")
+            raise InputError(f"reference {self.name!r} lacks column(s) {sorted(missing)}; need 'source' and 'target'")
         self.edges = self.edges[["source", "target"]].astype(str).drop_duplicates().reset_index(drop=True)
 
 
@@ -66,7 +67,7 @@ def load_reference(name: str, dorothea_levels: str = "ABC", string_min_score: in
         return Reference(name, datasets.collectri())
     if name == "string":
         return Reference(f"string >= {string_min_score}", datasets.string_ppi(min_score=string_min_score), directed=False)
-    raise ValueError(f"unknown reference {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
+    raise InputError(f"unknown reference {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
 
 
 def load_tf_list() -> list[str]:
@@ -140,7 +141,7 @@ def reference_recovery(
     """
     refs = list(references.values()) if isinstance(references, Mapping) else list(references)
     if not scores:
-        raise ValueError("no edge scores given")
+        raise InputError("no edge scores given")
     genes = scores[0].genes
     tf_list = None if tfs is None else list(tfs)
     rows_out = []
@@ -149,7 +150,7 @@ def reference_recovery(
         n_top = max(1, min(fisher_top, lab.size // 2))
         for s in scores:
             if not np.array_equal(s.genes, genes):
-                raise ValueError(f"edge scores {s.name!r} are over different genes than {scores[0].name!r}")
+                raise InputError(f"edge scores {s.name!r} are over different genes than {scores[0].name!r}")
             v = candidate_scores(s.matrix, r, c, ref.directed)
             row = {**s.describe(), "reference": ref.name, "n_reference_edges": len(ref.edges)}
             if lab.size == 0:

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..exceptions import InputError
+
 __all__ = ["SimulatedGRN", "simulate_grn"]
 
 
@@ -62,7 +64,7 @@ class SimulatedGRN:
         elif kind == "state_specific":
             e = self.edges[self.edges["state"] != "all"]
         else:
-            raise ValueError(f"kind must be 'all', 'global' or 'state_specific', got {kind!r}")
+            raise InputError(f"kind must be 'all', 'global' or 'state_specific', got {kind!r}")
         return e[["source", "target"]].reset_index(drop=True)
 
     def downstream(self, gene: str) -> set[str]:
@@ -131,11 +133,11 @@ def simulate_grn(
     SimulatedGRN
     """
     if not 0 < n_tfs < n_genes:
-        raise ValueError(f"need 0 < n_tfs < n_genes, got n_tfs={n_tfs}, n_genes={n_genes}")
+        raise InputError(f"need 0 < n_tfs < n_genes, got n_tfs={n_tfs}, n_genes={n_genes}")
     if n_states < 1 or n_cells_per_state < 2:
-        raise ValueError("need n_states >= 1 and n_cells_per_state >= 2")
+        raise InputError("need n_states >= 1 and n_cells_per_state >= 2")
     if n_knockouts > n_tfs:
-        raise ValueError(f"n_knockouts={n_knockouts} exceeds n_tfs={n_tfs}")
+        raise InputError(f"n_knockouts={n_knockouts} exceeds n_tfs={n_tfs}")
     rng = np.random.default_rng(random_state)
     genes = [f"TF{i}" for i in range(n_tfs)] + [f"G{i}" for i in range(n_tfs, n_genes)]
     states = [f"S{k}" for k in range(n_states)]

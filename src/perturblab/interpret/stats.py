@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError
+
 __all__ = ["Registry", "Criterion", "Verdict", "verdict", "FIDELITY_MIN", "RETAINED_MIN", "NULL_Z_MIN"]
 
 FIDELITY_MIN = 0.02
@@ -64,7 +66,7 @@ class Registry:
         """Record one test. ``p`` must be in [0, 1] or NaN (test not computable, e.g. N too small)."""
         p = float(p)
         if not (np.isnan(p) or 0.0 <= p <= 1.0):
-            raise ValueError(f"p-value of {hypothesis!r} is {p}, outside [0, 1]")
+            raise InputError(f"p-value of {hypothesis!r} is {p}, outside [0, 1]")
         self._tests.append(_Test(section, hypothesis, test, int(n), float(effect_size), effect, float(statistic), p,
                                  bool(confirmatory), claim))
 

@@ -134,7 +134,7 @@ def iter_cell_chunks(adata, positions: np.ndarray, batch_size: int, layer: str |
         If ``batch_size < 1`` or the matrix has negative / non-finite values (raw counts expected).
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     X = adata.layers[layer] if layer is not None else adata.X
     for start in range(0, adata.n_obs, batch_size):
         rows = np.arange(start, min(start + batch_size, adata.n_obs))
@@ -309,10 +309,10 @@ def bin_values(row: np.ndarray, n_bins: int = 51, rng: np.random.Generator | Non
         If ``n_bins < 3`` or ``row`` has negative values.
     """
     if n_bins < 3:
-        raise ValueError(f"n_bins must be >= 3, got {n_bins}")
+        raise InputError(f"n_bins must be >= 3, got {n_bins}")
     row = np.asarray(row, dtype=np.float64)
     if (row < 0).any():
-        raise ValueError("bin_values expects non-negative expression values")
+        raise InputError("bin_values expects non-negative expression values")
     out = np.zeros(row.shape, dtype=np.int64)
     nz = np.flatnonzero(row)
     if nz.size == 0:
@@ -380,7 +380,7 @@ def iter_token_batches(chunks, make_cell, pad_id: int, pad_value: float = 0.0) -
         cells = [make_cell(X[b], library[b]) for b in range(len(rows))]
         empty = [int(rows[b]) for b, c in enumerate(cells) if len(c[0]) == 0]
         if empty:
-            raise ValueError(
+            raise InputError(
                 f"cells {empty[:10]} express none of the selected genes and give an empty sequence; "
                 "remove them or select more genes"
             )

@@ -96,9 +96,8 @@ def train_masked_expression(
     import torch
 
     from .._device import seed_everything
-    from .extraction import _progress
-
     from ..exceptions import InputError
+    from .extraction import _progress
 
     if not isinstance(epochs, int | np.integer) or epochs < 1:
         raise InputError(f"epochs must be an integer >= 1, got {epochs!r}")

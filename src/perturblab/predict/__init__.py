@@ -22,8 +22,16 @@ from __future__ import annotations
 from . import metrics
 from .data import LocoSplit, Preprocessing, loco_split, loco_targets, prepare
 from .evaluate import METRIC_DEFINITIONS, evaluate, rank_degs
-from .models import BASELINES, MODELS, IdentityBaseline, MeanDeltaBaseline, PCAMeanDeltaBaseline, ScGen, \
-    ScPRAM, make_model
+from .models import (
+           BASELINES,
+           MODELS,
+           IdentityBaseline,
+           MeanDeltaBaseline,
+           PCAMeanDeltaBaseline,
+           ScGen,
+           ScPRAM,
+           make_model,
+)
 from .run import LocoResult, run_loco
 from .training import TrainingHistory
 

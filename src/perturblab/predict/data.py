@@ -12,8 +12,15 @@ from dataclasses import dataclass
 import anndata as ad
 import numpy as np
 
-from .._validation import check_counts, check_finite, check_labels, check_positive, check_values_present, \
-    to_dense, warn_representation
+from .._validation import (
+    check_counts,
+    check_finite,
+    check_labels,
+    check_positive,
+    check_values_present,
+    to_dense,
+    warn_representation,
+)
 from ..exceptions import InputError
 
 __all__ = ["prepare", "Preprocessing", "loco_split", "loco_targets", "LocoSplit", "check_conditions",

@@ -18,7 +18,13 @@ import pandas as pd
 
 from ..exceptions import InputError
 from ..io import TABLE_FORMATS, write_json, write_table
-from .benchmark.runner import _collect, _targets, benchmark_units, execute_benchmark, prepare_input
+from .benchmark.runner import (
+    _collect,
+    _targets,
+    benchmark_units,
+    execute_benchmark,
+    prepare_input,
+)
 from .benchmark.units import BenchmarkSettings
 from .data import loco_split
 from .models import BASELINES

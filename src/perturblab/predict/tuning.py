@@ -434,7 +434,12 @@ def final_comparison(adata: ad.AnnData, model: str, target: str, best_params: di
         ``config`` (``"tuned"``, ``"default"``, ``"baseline"``), then the columns of
         :func:`perturblab.predict.benchmark.run_unit`.
     """
-    from .benchmark.units import BenchmarkInputs, BenchmarkSettings, BenchmarkUnit, run_unit
+    from .benchmark.units import (
+        BenchmarkInputs,
+        BenchmarkSettings,
+        BenchmarkUnit,
+        run_unit,
+    )
     from .models import BASELINES
 
     tuned_model, tuned_train = split_params(best_params)

@@ -9,7 +9,14 @@ also holds ``decoder_batch_norm`` (theislab/scgen's decoder has BatchNorm, pertp
 
 from __future__ import annotations
 
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from ..exceptions import InputError
 
 __all__ = ["SEARCH_SPACES", "TRAIN_PARAMS", "suggest", "split_params", "search_space"]
 
@@ -51,12 +58,12 @@ def search_space(model: str, space: dict[str, BaseDistribution] | None = None) -
     """
     if space is None:
         if model not in SEARCH_SPACES:
-            raise ValueError(f"no default search space for model {model!r} (tunable: {', '.join(SEARCH_SPACES)}); "
+            raise InputError(f"no default search space for model {model!r} (tunable: {', '.join(SEARCH_SPACES)}); "
                              "pass space={name: optuna distribution}")
         space = SEARCH_SPACES[model]
     bad = [k for k, v in space.items() if not isinstance(v, BaseDistribution)]
     if bad or not space:
-        raise ValueError(f"search space entries must be optuna distributions (bad: {bad or 'empty space'})")
+        raise InputError(f"search space entries must be optuna distributions (bad: {bad or 'empty space'})")
     return dict(space)
 
 

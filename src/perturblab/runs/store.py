@@ -30,8 +30,18 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import RunFolderError
-from ..io import load_torch, read_h5ad, read_json, read_npz, read_table, save_torch, write_h5ad, write_json, \
-    write_npz, write_table
+from ..io import (
+    load_torch,
+    read_h5ad,
+    read_json,
+    read_npz,
+    read_table,
+    save_torch,
+    write_h5ad,
+    write_json,
+    write_npz,
+    write_table,
+)
 from .folder import RunFolder, _canonical
 
 __all__ = ["UnitStore", "StoredUnit", "unit_id"]

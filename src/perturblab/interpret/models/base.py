@@ -204,7 +204,7 @@ class GeneTokenModel(ABC):
         out = sorted({int(x) for x in layers})
         bad = [x for x in out if not 0 <= x < self.n_layers]
         if bad or not out:
-            raise ValueError(f"layers {bad or '[]'} invalid: this model has layers 0..{self.n_layers - 1}")
+            raise InputError(f"layers {bad or '[]'} invalid: this model has layers 0..{self.n_layers - 1}")
         return out
 
     def forward(
@@ -290,7 +290,7 @@ class GeneTokenModel(ABC):
 
         pooling = pooling or self.default_pooling
         if pooling not in {"mean", "cls"}:
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+            raise InputError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         out = []
         with torch.no_grad():
             for batch in self.tokenize(adata, genes, batch_size=batch_size):
@@ -298,7 +298,7 @@ class GeneTokenModel(ABC):
                 hidden = self.forward(batch, output_attentions=False).hidden_states[layer]
                 if pooling == "cls":
                     if bool(batch.gene_token_mask[:, 0].any()):
-                        raise ValueError("pooling='cls' needs a <cls> token first; this model's tokens have none")
+                        raise InputError("pooling='cls' needs a <cls> token first; this model's tokens have none")
                     out.append(hidden[:, 0].float().cpu().numpy())
                 else:
                     w = batch.gene_token_mask.to(hidden.dtype).unsqueeze(-1)

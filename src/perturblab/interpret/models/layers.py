@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...exceptions import InputError
+
 __all__ = ["SelfAttention", "EncoderLayer"]
 
 
@@ -29,7 +31,7 @@ class SelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+            raise InputError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.n_heads, self.d_head = n_heads, d_model // n_heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))

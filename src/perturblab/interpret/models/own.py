@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...exceptions import InputError
 from ..tokenizers import (
     TokenBatch,
     gene_positions,
@@ -96,7 +97,7 @@ class OwnGeneTransformer(GeneTokenModel):
     ):
         self.genes = np.asarray(genes, dtype=str)
         if len(set(self.genes)) != len(self.genes) or self.genes.size == 0:
-            raise ValueError("genes must be a non-empty list of unique gene names")
+            raise InputError("genes must be a non-empty list of unique gene names")
         self.config = {
             "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers, "d_ff": d_ff, "dropout": dropout,
             "target_sum": float(target_sum), "max_length": max_length, "include_zero_genes": include_zero_genes,

@@ -14,9 +14,22 @@ shift), :mod:`.runner` (the resumable, parallel runner), :mod:`.stats` (ranking,
 """
 
 from .report import HEADLINE_METRICS, benchmark_report
-from .runner import BenchmarkResult, benchmark_units, execute_benchmark, prepare_input, run_benchmark
+from .runner import (
+    BenchmarkResult,
+    benchmark_units,
+    execute_benchmark,
+    prepare_input,
+    run_benchmark,
+)
 from .stats import degradation, higher_is_better, paired_tests, rank_models
-from .units import UNIT_COLUMNS, BenchmarkInputs, BenchmarkSettings, BenchmarkUnit, UnitOutput, run_unit
+from .units import (
+    UNIT_COLUMNS,
+    BenchmarkInputs,
+    BenchmarkSettings,
+    BenchmarkUnit,
+    UnitOutput,
+    run_unit,
+)
 from .variants import VARIANTS, make_variant, variant_keep_fractions
 
 __all__ = [

@@ -22,7 +22,13 @@ from ...exceptions import InputError, UnknownNameError
 from ...io import TABLE_FORMATS, write_json, write_table
 from ..data import check_conditions, loco_targets
 from ..models import BASELINES
-from .units import BenchmarkInputs, BenchmarkSettings, BenchmarkUnit, check_models, run_unit
+from .units import (
+    BenchmarkInputs,
+    BenchmarkSettings,
+    BenchmarkUnit,
+    check_models,
+    run_unit,
+)
 from .variants import VARIANTS
 
 __all__ = ["run_benchmark", "BenchmarkResult", "benchmark_units", "prepare_input", "execute_benchmark"]

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from ...exceptions import InputError
+
 __all__ = ["ScGenVAE", "ScPRAMVAE"]
 
 
@@ -47,7 +49,7 @@ class ScGenVAE(nn.Module):
         if decoder_hidden_layers is None:
             decoder_hidden_layers = n_layers
         if decoder_hidden_layers < 0:
-            raise ValueError(f"decoder_hidden_layers must be >= 0, got {decoder_hidden_layers}")
+            raise InputError(f"decoder_hidden_layers must be >= 0, got {decoder_hidden_layers}")
         self.kl_weight = kl_weight
         self.encoder = _fc_layers(n_genes, n_hidden, n_layers, dropout_rate)
         self.mean_head = nn.Linear(n_hidden, n_latent)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..._device import get_device, seed_everything
 from ..._validation import check_finite, to_dense, warn_representation
+from ...exceptions import InputError
 from ..data import check_conditions
 from ..training import EpochCallback, TrainingHistory, fit_module
 
@@ -68,12 +69,12 @@ class PerturbationModel:
         genes = pd.Index(adata.var_names.astype(str))
         if not genes.equals(self.var_names):
             missing = self.var_names.difference(genes)
-            raise ValueError(
+            raise InputError(
                 f"{name} has {len(genes)} genes but the model was trained on {len(self.var_names)} "
                 f"({len(missing)} training genes are missing, or the order differs); subset to "
                 "model.var_names in the same order")
         if adata.n_obs == 0:
-            raise ValueError(f"{name} has no cells")
+            raise InputError(f"{name} has no cells")
         check_finite(adata.X, name)
         warn_representation(adata.X, "log1p", name)
         return to_dense(adata.X)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
+from ...exceptions import InputError, MissingKeyError
 from ..data import balanced_indices
 from ._modules import ScGenVAE
 from .base import VAEModel
@@ -102,10 +103,10 @@ class ScGen(VAEModel):
         mask = np.ones(self.adata.n_obs, dtype=bool)
         if restrict_arithmetic_to != "all":
             if not isinstance(restrict_arithmetic_to, dict) or len(restrict_arithmetic_to) != 1:
-                raise ValueError("restrict_arithmetic_to must be 'all' or a dict {obs_key: [values]}")
+                raise InputError("restrict_arithmetic_to must be 'all' or a dict {obs_key: [values]}")
             (key, values), = restrict_arithmetic_to.items()
             if key not in self.adata.obs:
-                raise KeyError(f"restrict_arithmetic_to key {key!r} not found in the training adata.obs")
+                raise MissingKeyError(f"restrict_arithmetic_to key {key!r} not found in the training adata.obs")
             values = [values] if isinstance(values, str) else list(values)
             mask = self.adata.obs[key].astype(str).isin(list(map(str, values))).to_numpy()
             balance = balance and len(values) > 1
@@ -115,7 +116,7 @@ class ScGen(VAEModel):
         for cond in (self.control, self.stimulated):
             idx = np.flatnonzero(mask & self._mask(cond))
             if idx.size == 0:
-                raise ValueError(f"no training cells with {self.condition_key} == {cond!r} for the latent delta")
+                raise InputError(f"no training cells with {self.condition_key} == {cond!r} for the latent delta")
             if balance:
                 idx = idx[balanced_indices(ct[idx], rng)]
             sides.append(idx)

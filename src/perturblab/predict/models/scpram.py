@@ -8,6 +8,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
+from ...exceptions import InputError
 from ._modules import ScPRAMVAE
 from .base import VAEModel
 
@@ -32,7 +33,7 @@ def ot_match(z_stim: np.ndarray, z_ctrl: np.ndarray, method: str = "emd", reg: f
     elif method == "sinkhorn":
         G = ot.sinkhorn(a, b, M / M.max(), reg, method="sinkhorn_log", numItermax=10_000)
     else:
-        raise ValueError(f"unknown OT method {method!r}; use 'emd' or 'sinkhorn'")
+        raise InputError(f"unknown OT method {method!r}; use 'emd' or 'sinkhorn'")
     return np.asarray(G).argmax(axis=0)
 
 
@@ -104,16 +105,16 @@ class ScPRAM(VAEModel):
         ot_method = self.ot_method if ot_method is None else ot_method
         attention = self.attention if attention is None else attention
         if not 0 < ratio <= 1:
-            raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+            raise InputError(f"ratio must be in (0, 1], got {ratio}")
         if attention not in ("per_cell", "first_cell"):
-            raise ValueError(f"unknown attention {attention!r}; use 'per_cell' or 'first_cell'")
+            raise InputError(f"unknown attention {attention!r}; use 'per_cell' or 'first_cell'")
         X = self._check_input(ctrl_adata)
         ref_ctrl = self._mask(self.control)
         if self.cell_type_key in ctrl_adata.obs:
             targets = set(ctrl_adata.obs[self.cell_type_key].astype(str))
             ref_ctrl &= ~self.adata.obs[self.cell_type_key].astype(str).isin(targets).to_numpy()
         if not ref_ctrl.any():
-            raise ValueError("no training control cells of other cell types to learn the response from")
+            raise InputError("no training control cells of other cell types to learn the response from")
         Z = self.get_latent_representation()
         z_ctrl, z_stim = Z[ref_ctrl], Z[self._mask(self.stimulated)]
         deltas = z_stim[ot_match(z_stim, z_ctrl, ot_method, sinkhorn_reg)] - z_ctrl
