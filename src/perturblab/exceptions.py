@@ -64,9 +64,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(str(name).casefold(), list(folded), n=1, cutoff=0.6)
     if close:
         return folded[close[0]]
-    key = str(name).casefold()
-    contained = [c for f, c in folded.items() if f and (f in key or key in f)]
-    return contained[0] if len(contained) == 1 and key else None
+    words = set(str(name).casefold().split())  # "NK cells" -> "NK": a choice that is one of the name's words
+    contained = [c for f, c in folded.items() if f in words or set(f.split()) >= words]
+    return contained[0] if len(contained) == 1 and words else None
 
 
 class UnknownNameError(InputError, KeyError):

@@ -54,7 +54,7 @@ def test_missing_marker_and_empty_cluster():
     with pytest.raises(ValueError, match="marker genes"):
         MClassifier(["LTB", "CD79A"])
     X, cl = cluster_with()
-    with pytest.raises(ValueError, match="no cells"):
+    with pytest.raises(ValueError, match="unknown cluster"):
         MClassifier(GENES)(X, cl, "zzz")
 
 

@@ -98,7 +98,7 @@ def test_custom_without_function_and_bad_inputs():
         get_modification("full_row_fct")
     with pytest.raises(ValueError, match="finite"):
         get_modification("fixed", fixed_value=float("nan"))
-    with pytest.raises(ValueError, match="no cells"):
+    with pytest.raises(ValueError, match="unknown cluster"):
         apply_modification(X, CL, "absent", [0])
     with pytest.raises(ValueError, match="expected target cells x genes"):
         vals("target_matrix_fct", genes=(0, 2), fn=lambda M: np.zeros((3, 3)))

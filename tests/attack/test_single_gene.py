@@ -200,9 +200,9 @@ def test_bad_input_errors(loom_short):
     clf = MClassifier(genes)
     with pytest.raises(ValueError, match="unknown modification"):
         single_gene_attack(clf, X, cl, "NK", "perc98", gene_names=genes)
-    with pytest.raises(ValueError, match="no cells"):
+    with pytest.raises(ValueError, match="unknown cluster"):
         single_gene_attack(clf, X, cl, "Martian", gene_names=genes)
-    with pytest.raises(ValueError, match="no cells"):
+    with pytest.raises(ValueError, match="unknown cluster"):
         single_gene_attack(clf, X, np.where(cl == "NK", "x", cl), "NK", gene_names=genes)
     with pytest.raises(ValueError, match="excluded gene"):
         single_gene_attack(clf, X, cl, "NK", excluded_genes=["NOT_A_GENE"], gene_names=genes)

@@ -57,7 +57,7 @@ def test_bad_input(name, toy):
         clf.predict_proba(X[:, :-1])
     with pytest.raises(ValueError, match="lacks 1 of the classifier's"):
         clf.preprocess(toy[:, GENES[1:]])
-    with pytest.raises(ValueError, match="has no cells"):
+    with pytest.raises(ValueError, match="unknown cluster 'Platelet'"):
         clf.predict_cluster(X, toy.obs["cell_type"], "Platelet")
     nan_counts = toy.copy()
     nan_counts.X[0, 0] = np.inf
@@ -69,5 +69,5 @@ def test_missing_labels_rejected(toy):
     a = toy.copy()
     a.obs["cell_type"] = a.obs["cell_type"].astype(object)
     a.obs.iloc[0, 0] = None
-    with pytest.raises(ValueError, match="1 missing labels"):
+    with pytest.raises(ValueError, match="1 cells without a label"):
         get_classifier("random_forest", n_estimators=3).fit(a, "cell_type")

@@ -28,7 +28,7 @@ import numpy as np
 
 from .._validation import check_finite
 from ..classifiers.base import CellTypeClassifier, ClusterCall, majority_vote
-from ..exceptions import InputError
+from ..exceptions import InputError, UnknownNameError
 
 __all__ = ["AttackTarget", "as_cluster_call"]
 
@@ -104,7 +104,7 @@ class AttackTarget:
         mask = clusters == target
         if not mask.any():
             known = sorted(set(clusters))
-            raise InputError(f"cluster {target!r} has no cells (unknown or empty cluster); known clusters: {known[:30]}")
+            raise UnknownNameError("cluster", target, known)
         genes = gene_names if gene_names is not None else getattr(classifier, "genes_", None)
         if genes is None:
             raise InputError("pass gene_names= (the column names of X) for a classifier without genes_")

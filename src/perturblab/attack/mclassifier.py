@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..exceptions import InputError
+from ..exceptions import InputError, UnknownNameError
 
 __all__ = ["MCLASSIFIER_RULES", "MClassifier", "MClassifierCall"]
 
@@ -104,7 +104,7 @@ class MClassifier:
         clusters = np.asarray(clusters).astype(str)
         mask = clusters == str(target)
         if not mask.any():
-            raise InputError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
+            raise UnknownNameError("cluster", target, set(map(str, clusters)))
         sub = np.asarray(np.asarray(X)[np.ix_(mask, self._cols)], dtype=np.float64)
         label = self.rule_label(sub.mean(axis=0))
         types = list(dict.fromkeys(clusters.tolist()))

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..exceptions import InputError
+from ..exceptions import InputError, UnknownNameError
 
 __all__ = ["MODIFICATION_NAMES", "Modification", "apply_modification", "get_modification"]
 
@@ -247,7 +247,7 @@ def apply_modification(X, clusters, target: str, genes, modification="perc99", *
     clusters = np.asarray(clusters).astype(str)
     mask = clusters == str(target)
     if not mask.any():
-        raise InputError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
+        raise UnknownNameError("cluster", target, set(map(str, clusters)))
     mod = get_modification(modification, **kwargs)
     genes = np.asarray(genes, dtype=np.intp).ravel()
     rows = np.flatnonzero(mask)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..exceptions import InputError, PerturblabWarning
+from ..exceptions import InputError, PerturblabWarning, UnknownNameError
 from ._preprocess import GeneScaler, log1p_matrix, model_input
 from .base import CellTypeClassifier
 from .label_maps import read_label_map
@@ -259,7 +259,7 @@ class ScTypeClassifier(CellTypeClassifier):
         clusters = np.asarray(clusters).astype(str)
         mask = clusters == str(target)
         if not mask.any():
-            raise InputError(f"cluster {target!r} has no cells; known clusters: {sorted(set(clusters))[:30]}")
+            raise UnknownNameError("cluster", target, set(map(str, clusters)))
         X = np.asarray(X)
         if len(clusters) != X.shape[0]:
             raise InputError(f"clusters has {len(clusters)} entries for {X.shape[0]} cells")
