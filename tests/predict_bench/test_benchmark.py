@@ -20,7 +20,7 @@ def _sorted(table):
 def test_units_have_unique_safe_names_and_always_include_baselines():
     units = benchmark_units(["scgen"], ["CD4 Naive T", "CD4/Naive T"], [0, 1], ["balanced"])
     assert {u.model for u in units} == {"scgen", *BASELINES}
-    assert len({u.key for u in units}) == len(units) == 5 * 2 * 2
+    assert len({u.key for u in units}) == len(units) == (1 + len(BASELINES)) * 2 * 2
     assert all("/" not in u.key and " " not in u.key for u in units)
     with pytest.raises(ValueError, match="unknown model"):
         benchmark_units(["scgan"], ["B"], [0])
@@ -35,7 +35,7 @@ def test_benchmark_table_report_and_variants(kang_small, tiny_settings, tmp_path
     assert set(t["model"]) == {"scgen", *BASELINES}
     assert set(t["variant"]) == {"balanced", "unbalanced"} and set(t["target"]) == {"B", "CD14 Mono"}
     assert {"value", "ci_low", "ci_high", "train_seconds", "n_train_stimulated"} <= set(t.columns)
-    assert res.n_run == len(res.units) == 5 * 2 * 2
+    assert res.n_run == len(res.units) == (1 + len(BASELINES)) * 2 * 2
     # the unbalanced variant trained on 20% of the stimulated cells of the 3 other cell types (60 each -> 12)
     n_stim = t.groupby("variant")["n_train_stimulated"].first()
     assert n_stim["balanced"] == 3 * 60 and n_stim["unbalanced"] == 3 * 12
@@ -48,7 +48,7 @@ def test_benchmark_table_report_and_variants(kang_small, tiny_settings, tmp_path
     html = (tmp_path / "report.html").read_text()
     for section in ("Ranking per metric", "Model x target", "Paired tests", "Degradation"):
         assert section in html
-    assert set(res.ranking["rank"].dropna()) <= set(range(1, 6))
+    assert set(res.ranking["rank"].dropna()) <= set(range(1, 2 + len(BASELINES)))
 
 
 def test_resume_after_interruption_runs_only_missing_units(kang_small, tiny_settings, tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ __all__ = [
     "mann_whitney",
     "rank_sum_stats",
     "top_degs_ttest",
+    "weights_from_scores",
     "welch_t_scores",
 ]
 
@@ -198,16 +199,23 @@ def top_degs_ttest(X_group, X_ref, n: int = 100) -> np.ndarray:
     return np.argsort(-np.abs(t), kind="stable")[:n]
 
 
-def deg_weights(X_group, X_ref) -> np.ndarray:
-    """Mejia et al. 2025's per-gene DEG weights (sum 1) for weighted MSE and weighted delta R2.
-
-    ``s = |t|`` of scanpy's ``"t-test_overestim_var"`` (group vs reference), min-max scaled to [0, 1],
-    squared, divided by the sum (shiftbioscience "Diversity by design" ``calculate_weights``; a constant
-    ``s`` gives denominator 1 as there). All-zero weights (nothing differs) become uniform, so the
-    weighted metrics fall back to the unweighted ones instead of dividing by 0.
-    """
-    s = np.abs(welch_t_scores(X_group, X_ref, overestimate_var=True))
+def weights_from_scores(scores) -> np.ndarray:
+    """Mejia et al.'s transform of DE scores into gene weights: ``|s|`` min-max scaled to [0, 1], squared,
+    divided by the sum (a constant ``|s|`` gives denominator 1, as there). All-zero weights (nothing
+    differs) become uniform, so the weighted metrics fall back to the unweighted ones instead of dividing
+    by 0."""
+    s = np.abs(np.asarray(scores, dtype=np.float64))
     span = s.max() - s.min()
     w = ((s - s.min()) / (span if span > 0 else 1.0)) ** 2
     total = w.sum()
     return w / total if total > 0 else np.full(s.shape, 1.0 / s.size)
+
+
+def deg_weights(X_group, X_ref) -> np.ndarray:
+    """Mejia et al. 2025's per-gene DEG weights (sum 1) for weighted MSE and weighted delta R2.
+
+    The scores are scanpy's ``"t-test_overestim_var"`` t statistics of the group against the reference
+    (:func:`welch_t_scores`), turned into weights by :func:`weights_from_scores` (shiftbioscience "Diversity
+    by design" ``calculate_weights``: reference "rest" = the other perturbations' cells, or "control").
+    """
+    return weights_from_scores(welch_t_scores(X_group, X_ref, overestimate_var=True))

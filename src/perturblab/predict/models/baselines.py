@@ -172,6 +172,8 @@ class LinearBaseline(PerturbationModel):
     perturbation, so a cell type is embedded by the PCA scores of its CONTROL pseudobulk (the paper embeds a
     gene perturbation by its target gene's row of ``G``); the held-out type's control cells give its
     embedding at prediction time. The predicted change ``G K b + c`` is added to every control cell (paired).
+    As in the paper, ``prcomp`` centres each pseudobulk over genes, so ``G`` has no component along the
+    all-genes direction: the part of the response shared by every gene comes from ``c`` alone.
 
     Parameters
     ----------
