@@ -150,6 +150,11 @@ def perturbed_centroid(adata, condition_key: str = "condition", cell_type_key: s
     and the groups are cell types). Pass the TRAINING cells (e.g. ``loco_split(...).train``), which hold no
     stimulated cell of the held-out type. Log-normalised input; returns one value per gene.
 
+    Caveat for cell types as targets: Systema's reference is built for perturbations of one cell line, where
+    it holds the shared response. Across cell types it also holds the other types' identity, so a delta from
+    it measures how the held-out type differs from the others as much as its response: on Kang's CD4 Memory
+    T cells, control cells as the prediction score ``pearson_delta_perturbed`` .96.
+
     Raises
     ------
     MissingKeyError, InputError

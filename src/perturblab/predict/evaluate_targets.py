@@ -35,7 +35,8 @@ TARGET_METRICS = {
 }
 
 
-def _target_scores(deltas_pred: np.ndarray, deltas_real: np.ndarray, exclude) -> dict:
+def _target_scores(deltas: tuple[np.ndarray, np.ndarray], exclude) -> dict[str, np.ndarray]:
+    deltas_pred, deltas_real = deltas
     out = {f"discrimination_score_{m}": discrimination_score(deltas_pred, deltas_real, m, exclude)
            for m in ("l1", "l2", "cosine")}
     out["centroid_accuracy"] = centroid_accuracy(deltas_pred, deltas_real)
@@ -128,17 +129,17 @@ def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, 
         dr = np.vstack([S.mean(0) - C.mean(0) for _, S, C in samples])
         return dp, dr
 
-    point = _target_scores(*deltas(data), excl)
+    point = _target_scores(deltas(data), excl)
     counts = np.array([_nsig(P, S, C, fdr) for P, S, C in data], dtype=float)
     point_de = MD.de_spearman_sig(counts[:, 0], counts[:, 1])
-    draws = {m: [] for m in point}
-    draws_de = []
+    draws: dict[str, list] = {m: [] for m in point}
+    draws_de: list[float] = []
     for _ in range(n_bootstrap):
         sample = []
         for (P, S, C), plan in zip(data, plans, strict=True):
             idx = plan.draw()
             sample.append((P[idx["pred"]], S[idx["stim"]], C[idx["ctrl"]]))
-        for m, v in _target_scores(*deltas(sample), excl).items():
+        for m, v in _target_scores(deltas(sample), excl).items():
             draws[m].append(v)
         if de_resample:
             c = np.array([_nsig(P, S, C, fdr) for P, S, C in sample], dtype=float)

@@ -10,6 +10,7 @@ resamples of one evaluation (the PCA, the gene sets, the DEG weights, the refere
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class SuiteContext:
         ``N`` of cell-eval's overlap/precision metrics (None = number of DEGs) and the FDR threshold.
     """
 
-    pca: object
+    pca: Any
     degs: np.ndarray
     n_degs: int
     ks: tuple

@@ -21,7 +21,7 @@ __all__ = ["BASELINES", "MODELS", "SOURCE_KEY", "AdditiveBaseline", "IdentityBas
            "ScPRAM", "TrainMeanBaseline", "VAEModel", "baselines_for", "make_model", "ot_match"]
 
 #: Every model name accepted by :func:`make_model`, with its class and fixed settings.
-MODELS = {
+MODELS: dict[str, tuple[type[PerturbationModel], dict]] = {
     "scgen": (ScGen, {}),
     "scpram": (ScPRAM, {}),
     "scpram_first_cell": (ScPRAM, {"attention": "first_cell"}),
