@@ -53,12 +53,43 @@ PAIRS = {
                                         "de_nsig_counts_real", "de_nsig_counts_pred", "pr_auc", "roc_auc")},
 }
 EXPLAIN = {
-    "float32": "cell-eval (pdex) averages float32 values in float32 and stores fold changes and FDRs as float32; "
-               "perturblab averages in float64: fold changes differ in the 7th digit, which can reorder genes of "
-               "near-equal |log2FC| at the cut of a top-N list or move a gene across FDR 0.05",
-    "nan": "both undefined (NaN): no real DEG, or a constant vector in a correlation",
-    "de_spearman_lfc_sig": "polars' Spearman correlation vs scipy's on fold changes with +-inf (one-sided zeros)",
+    "tie": "a tie of |log2FC| crosses the cut N of the real or predicted top-N list (mostly |log2FC| = inf: "
+           "genes with a one-sided zero); cell-eval orders tied genes arbitrarily (polars' struct rank, an "
+           "unstable sort), perturblab by p-value then gene order: the two lists hold different tied genes",
+    "other": "not explained by a tie at the cut: see the DE-table comparison",
 }
+_TOP = {f"overlap_at_{n}": ("real", None if n == "N" else int(n)) for n in ("N", "50", "100", "200")}
+_TOP.update({f"precision_at_{n}": ("pred", None if n == "N" else int(n)) for n in ("N", "50", "100", "200")})
+
+
+def tie_at_cut(real, pred, metric: str, fdr: float = 0.05) -> bool:
+    """True when a tie of |log2FC| crosses the cut k of cell-eval's top-k lists for ``metric``."""
+    import numpy as np
+
+    on, n = _TOP[metric]
+    lists = {side: de.ranked_significant(fdr) for side, de in (("real", real), ("pred", pred))}
+    size = lists[on].size
+    k = min(size if not n else n, size)
+    for de, ranked in ((real, lists["real"]), (pred, lists["pred"])):
+        vals = np.abs(de.log2_fold_change[ranked])
+        if 0 < k < vals.size and vals[k - 1] == vals[k]:
+            return True
+    return False
+
+
+def compare_de_tables(ours, path) -> dict:
+    """perturblab's DE of one comparison against cell-eval's CSV (pdex output) of the same comparison."""
+    import numpy as np
+    import pandas as pd
+
+    ce = pd.read_csv(path).set_index("feature")
+    lfc_ce = ce["log2_fold_change"].to_numpy(float)
+    fin = np.isfinite(lfc_ce) & np.isfinite(ours.log2_fold_change)
+    return {"genes": len(ce), "same_infinite_fold_changes": bool(np.array_equal(np.isinf(lfc_ce),
+                                                                                 np.isinf(ours.log2_fold_change))),
+            "max_abs_diff_log2fc_finite": float(np.max(np.abs(lfc_ce[fin] - ours.log2_fold_change[fin]))),
+            "max_abs_diff_fdr": float(np.max(np.abs(ce["fdr"].to_numpy(float) - ours.fdr))),
+            "same_significant_genes": bool(np.array_equal(ce["fdr"].to_numpy(float) < 0.05, ours.fdr < 0.05))}
 
 
 def find_python(explicit: str | None) -> str:
@@ -134,6 +165,7 @@ def main(argv=None):
     p.add_argument("--min-cells", type=int, default=30)
     p.add_argument("--with-scgen", action="store_true", help="also predict with scGen (trained per target)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rerun", action="store_true", help="rerun cell-eval even where this --out holds its results")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     exe = ensure_venv(args.venv or args.out / "celleval-venv", find_python(args.python), args.cell_eval)
@@ -154,6 +186,7 @@ def main(argv=None):
         make_model,
         prepare,
     )
+    from perturblab.predict import de as DE
     from perturblab.predict.metrics_targets import discrimination_score
 
     adata = prepare(plab.datasets.kang2018(), n_top_genes=args.n_top_genes)
@@ -166,7 +199,7 @@ def main(argv=None):
                                      for t, s in splits.items()], var)
     real_path = io.write_h5ad(args.out / "real.h5ad", real)
 
-    rows, notes, clipped, disc = [], {}, {}, {}
+    rows, notes, clipped, disc, de_cmp = [], {}, {}, {}, {}
     t_ours = t_ce = 0.0
     for model in models:
         preds, neg = {}, 0
@@ -182,13 +215,17 @@ def main(argv=None):
         raw = _pack([(preds[t].X, {"condition": "stimulated", "cell_type": t, "target": t}) for t in targets]
                     + [(splits[t].target_ctrl.X, {"condition": "control", "cell_type": t, "target": "control"})
                        for t in targets], var)
-        if neg and "negative_values" not in notes:
+        if neg and "negative_values" not in notes and (args.rerun or not (args.out / f"ce_{model}_unclipped").exists()
+                                                        or not (args.out / "negative_note.json").exists()):
             path = io.write_h5ad(args.out / f"pred_{model}_unclipped.h5ad", raw)
             r = run_cell_eval(exe, path, real_path, args.out / f"ce_{model}_unclipped", "condition", args.threads,
                               True)
             err = [ln for ln in (r.stderr + r.stdout).splitlines() if "Invalid scale" in ln]
             notes["negative_values"] = {"model": model, "share_negative": clipped[model], "exit_code": r.returncode,
                                         "cell_eval_says": err[-1].strip() if err else (r.stderr or r.stdout)[-500:]}
+            io.write_json(args.out / "negative_note.json", notes["negative_values"])
+        elif neg and "negative_values" not in notes:
+            notes["negative_values"] = io.read_json(args.out / "negative_note.json")
         for pr in preds.values():
             pr.X = np.clip(pr.X, 0, None)
         pred = _pack([(preds[t].X, {"condition": "stimulated", "cell_type": t, "target": t}) for t in targets]
@@ -196,21 +233,32 @@ def main(argv=None):
                         for t in targets], var)
         pred_path = io.write_h5ad(args.out / f"pred_{model}.h5ad", pred)
         t0 = time.perf_counter()
-        r = run_cell_eval(exe, pred_path, real_path, args.out / f"ce_{model}", "condition", args.threads, True)
-        r2 = run_cell_eval(exe, pred_path, real_path, args.out / f"ce_{model}_all", "target", args.threads, False,
-                           profile="anndata")
+        done = (args.out / f"ce_{model}" / f"{targets[-1]}_results.csv").exists() and \
+            (args.out / f"ce_{model}_all" / "results.csv").exists()
+        if args.rerun or not done:  # predictions are seeded: earlier cell-eval results of this --out are reused
+            r = run_cell_eval(exe, pred_path, real_path, args.out / f"ce_{model}", "condition", args.threads, True)
+            r2 = run_cell_eval(exe, pred_path, real_path, args.out / f"ce_{model}_all", "target", args.threads,
+                               False, profile="anndata")
+            if r.returncode != 0 or r2.returncode != 0:
+                raise SystemExit(f"cell-eval failed on {model}: {(r.stderr + r2.stderr)[-3000:]}")
         t_ce += time.perf_counter() - t0
-        if r.returncode != 0 or r2.returncode != 0:
-            raise SystemExit(f"cell-eval failed on {model}: {(r.stderr + r2.stderr)[-3000:]}")
         t0 = time.perf_counter()
+        de_cmp[model] = []
         for t in targets:
             ours = evaluate(preds[t], splits[t].target_stim, splits[t].target_ctrl, n_bootstrap=0)
             ours = ours.set_index(["metric", "gene_set"])["value"]
             ce = pd.read_csv(args.out / f"ce_{model}" / f"{t}_results.csv").set_index("perturbation").loc["stimulated"]
+            S, C = splits[t].target_stim.X, splits[t].target_ctrl.X
+            de_real, de_pred = DE.differential_expression(S, C), DE.differential_expression(preds[t].X, C)
+            de_cmp[model] += [compare_de_tables(de_real, args.out / f"ce_{model}" / f"{t}_real_de.csv"),
+                              compare_de_tables(de_pred, args.out / f"ce_{model}" / f"{t}_pred_de.csv")]
             for ce_name, key in PAIRS.items():
                 a, b = float(ours[key]), float(ce[ce_name])
+                same = equal(a, b)
+                why = "" if same else ("tie" if ce_name in _TOP and tie_at_cut(de_real, de_pred, ce_name)
+                                       else "other")
                 rows.append({"model": model, "target": t, "metric": ce_name, "perturblab": a, "cell_eval": b,
-                             "diff": a - b, "equal": equal(a, b)})
+                             "diff": a - b, "equal": same, "why": why})
         # discrimination over targets: cell-eval's combined run uses the pooled controls for every target
         ce_all = pd.read_csv(args.out / f"ce_{model}_all" / "results.csv").set_index("perturbation")
         pooled = np.vstack([splits[t].target_ctrl.X for t in targets]).mean(0)
@@ -225,7 +273,7 @@ def main(argv=None):
             for t, a, b in zip(targets, ours_pooled, ce_vals, strict=True):
                 rows.append({"model": model, "target": t, "metric": f"discrimination_score_{d}[pooled control]",
                              "perturblab": float(a), "cell_eval": float(b), "diff": float(a - b),
-                             "equal": equal(float(a), float(b))})
+                             "equal": equal(float(a), float(b)), "why": ""})
             disc[model][d] = {"pooled_control_mean": float(ours_pooled.mean()), "cell_eval_mean": float(ce_vals.mean()),
                               "own_control_mean": float(discrimination_score(own_p, own_r, d).mean())}
         t_ours += time.perf_counter() - t0
@@ -239,14 +287,21 @@ def main(argv=None):
         entry = {"pairs": len(g), "equal": int(g["equal"].sum()), "both_nan": both_nan,
                  "max_abs_diff": float(np.nanmax(np.abs(g["diff"]))) if g["diff"].notna().any() else None}
         if len(bad):
-            entry["differing"] = bad[["model", "target", "perturblab", "cell_eval"]].round(6).to_dict("records")[:8]
-            entry["why"] = EXPLAIN.get(metric, EXPLAIN["float32"])
+            entry["differing"] = bad[["model", "target", "perturblab", "cell_eval", "why"]].round(6).to_dict(
+                "records")[:6]
+            entry["why"] = {w: f"{int((bad['why'] == w).sum())} pairs: {EXPLAIN[w]}" for w in sorted(set(bad["why"]))}
         summary[metric] = entry
     doc = {"cell_eval": version, "data": {"dataset": "kang2018 subset", "n_top_genes": args.n_top_genes,
                                           "targets": targets, "min_cells": args.min_cells},
            "models": models, "share_of_prediction_values_clipped_at_0": clipped, "notes": notes,
            "seconds": {"cell_eval": round(t_ce, 1), "perturblab": round(t_ours, 1)},
            "summary": summary, "discrimination_means": disc,
+           "de_tables": {m: {"comparisons": len(v),
+                             "all_same_significant_genes": all(x["same_significant_genes"] for x in v),
+                             "all_same_infinite_fold_changes": all(x["same_infinite_fold_changes"] for x in v),
+                             "max_abs_diff_log2fc_finite": max(x["max_abs_diff_log2fc_finite"] for x in v),
+                             "max_abs_diff_fdr": max(x["max_abs_diff_fdr"] for x in v)} for m, v in de_cmp.items()},
+           "all_differences_explained": bool((table.loc[~table["equal"], "why"] == "tie").all()),
            "discrimination_note": "cell-eval's combined run takes every target's delta from the pooled controls; "
                                   "perturblab's evaluate_targets takes each cell type's delta from its own "
                                   "controls (own_control_mean): with cell types as targets, pooled controls let "

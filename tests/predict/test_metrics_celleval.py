@@ -93,6 +93,10 @@ def test_differential_expression_fold_changes_pdex():
     np.testing.assert_allclose(res.fdr, [0.0131246 * 3 / 2, 1.0, 0.0131246 * 3 / 2], rtol=1e-4)
     assert res.significant().tolist() == [0, 2]
     assert res.ranked_significant().tolist() == [2, 0]  # |inf| before |log2 3|
+    # ties of |log2FC| (one-sided zeros: inf) go to the smaller p-value, then the gene order
+    tied = DE.DEResult(*[np.ones(4)] * 2, np.array([np.inf, -np.inf, 2.0, np.inf], np.float32),
+                       np.array([0.01, 0.001, 1e-4, 0.01]), np.full(4, 0.01, np.float32), np.zeros(4))
+    assert tied.ranked_significant().tolist() == [1, 0, 3, 2]
 
 
 def _de(lfc, fdr) -> DE.DEResult:

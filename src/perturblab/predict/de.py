@@ -125,11 +125,15 @@ class DEResult:
     def ranked_significant(self, fdr: float = 0.05) -> np.ndarray:
         """Significant genes sorted by decreasing ``|log2_fold_change|`` (cell-eval's ``get_top_genes``).
 
-        Ties (equal float32 values, e.g. two +inf) keep gene order, as polars' ordinal rank does.
+        Ties of the float32 ``|log2FC|`` are broken by increasing p-value, then gene order. Ties are common:
+        every gene with a one-sided zero has ``|log2FC| = inf`` (hundreds with 2,000 HVGs). cell-eval ranks
+        with polars' ``struct(...).rank("ordinal", descending=True)``, whose order within ties is that of an
+        unstable sort (neither gene order nor p-value), so its top-N lists are arbitrary where such a tie
+        crosses the cut N; here the order is defined and favours the more significant gene.
         """
         sig = self.significant(fdr)
         key = np.abs(self.log2_fold_change[sig]).astype(np.float32)
-        return sig[np.argsort(-key, kind="stable")]
+        return sig[np.lexsort((sig, self.p_value[sig], -key))]
 
 
 def differential_expression(X_group, X_ref, epsilon: float = 0.0, stats=None) -> DEResult:

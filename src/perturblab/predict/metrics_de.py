@@ -41,7 +41,8 @@ def _overlap(real: DEResult, pred: DEResult, k: int | None, fdr: float, on: str)
 def overlap_at_n(real: DEResult, pred: DEResult, n: int | None = None, fdr: float = 0.05) -> float:
     """cell-eval's ``overlap_at_N`` (``n=None``) and ``overlap_at_50/100/200/500`` (``n`` given).
 
-    Both sides' significant genes are sorted by decreasing ``|log2 fold change|``;
+    Both sides' significant genes are sorted by decreasing ``|log2 fold change|`` (ties by p-value, then gene
+    order: :meth:`DEResult.ranked_significant`; cell-eval's order within ties is arbitrary);
     ``k = min(n or |sig real|, |sig real|)``; the value is ``|top_k(real) & top_k(pred)| / k``, 0 when
     ``k = 0`` (no real DEG; cell-eval also returns 0 for every target when no target has any DEG). So with
     fewer real DEGs than ``n`` the score is a recall over all real DEGs.
