@@ -164,6 +164,8 @@ def main(argv=None):
     p.add_argument("--n-top-genes", type=int, default=2000)
     p.add_argument("--min-cells", type=int, default=30)
     p.add_argument("--with-scgen", action="store_true", help="also predict with scGen (trained per target)")
+    p.add_argument("--scgen-epochs", type=int, default=None, help="scGen's max epochs (default: its own, 60)")
+    p.add_argument("--targets", default=None, help="comma-separated targets (default: all with --min-cells)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rerun", action="store_true", help="rerun cell-eval even where this --out holds its results")
     args = p.parse_args(argv)
@@ -191,6 +193,8 @@ def main(argv=None):
 
     adata = prepare(plab.datasets.kang2018(), n_top_genes=args.n_top_genes)
     targets = loco_targets(adata, min_cells=args.min_cells)
+    if args.targets:
+        targets = [t for t in targets if t in args.targets.split(",")]
     models = list(BASELINES) + (["scgen"] if args.with_scgen else [])
     splits = {t: loco_split(adata, t) for t in targets}
     var = adata.var[[]].copy()
@@ -206,7 +210,7 @@ def main(argv=None):
         for t, s in splits.items():
             m = make_model(model, s.train, random_state=0)
             if model == "scgen":
-                m.train(progress=False)
+                m.train(progress=False, max_epochs=args.scgen_epochs)
             pr = m.predict(s.target_ctrl)
             neg += int((pr.X < 0).sum())
             preds[t] = pr
