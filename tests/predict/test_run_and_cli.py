@@ -55,7 +55,9 @@ def test_cli_predict_baselines(tmp_path):
     for f in ("metrics.csv", "training.csv", "summary.csv", "summary.json", "report.html", "run.json"):
         assert (out / f).exists(), f
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["models"][:3] == ["identity", "mean_delta", "pca_mean_delta"]
+    from perturblab.predict import BASELINES
+
+    assert summary["models"] == list(BASELINES) and "scgen_unbalanced" not in summary["models"]
     assert r.output.strip().splitlines()[-1].startswith("predict: B: best R2 ")
     # defect 1: a rerun with other settings never reuses the earlier results, and names what differs
     again = CliRunner().invoke(app, [*args[:-8], "--n-top-genes", "150", "--seed", "7", "--n-bootstrap", "2",

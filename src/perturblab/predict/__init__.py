@@ -13,28 +13,68 @@ Building blocks (all on log-normalised cells x genes after :func:`prepare`)::
     history = model.train(max_epochs=60, callback=None)           # TrainingHistory
     pred = model.predict(split.target_ctrl)                        # AnnData of predicted cells
     table = plab.predict.evaluate(pred, split.target_stim, split.target_ctrl)
+    ceiling = plab.predict.ceiling(split.target_stim, split.target_ctrl)   # the achievable, same metrics
 
 Spec: ``perturbation-models.md`` (scGen v2.1.1, scPRAM, pertpy, cell-eval, ECCB 2025 tutorial).
 """
 
 from __future__ import annotations
 
-from . import metrics
+from . import de, intervals, metrics, metrics_de, metrics_targets
+from .ceiling import calibrate, ceiling
 from .data import LocoSplit, Preprocessing, loco_split, loco_targets, prepare
-from .evaluate import METRIC_DEFINITIONS, evaluate, rank_degs
+from .evaluate import METRIC_DEFINITIONS, evaluate, perturbed_centroid, rank_degs
+from .evaluate_targets import evaluate_targets
 from .models import (
-           BASELINES,
-           MODELS,
-           IdentityBaseline,
-           MeanDeltaBaseline,
-           PCAMeanDeltaBaseline,
-           ScGen,
-           ScPRAM,
-           make_model,
+    BASELINES,
+    MODELS,
+    AdditiveBaseline,
+    IdentityBaseline,
+    LinearBaseline,
+    MatchingMeanBaseline,
+    MeanDeltaBaseline,
+    PCAMeanDeltaBaseline,
+    ScGen,
+    ScPRAM,
+    TrainMeanBaseline,
+    baselines_for,
+    make_model,
 )
 from .run import LocoResult, run_loco
 from .training import TrainingHistory
 
-__all__ = ["prepare", "Preprocessing", "loco_split", "loco_targets", "LocoSplit", "make_model", "MODELS", "BASELINES", "ScGen",
-           "ScPRAM", "IdentityBaseline", "MeanDeltaBaseline", "PCAMeanDeltaBaseline", "TrainingHistory",
-           "evaluate", "rank_degs", "METRIC_DEFINITIONS", "metrics", "run_loco", "LocoResult"]
+__all__ = [
+    "BASELINES",
+    "METRIC_DEFINITIONS",
+    "MODELS",
+    "AdditiveBaseline",
+    "IdentityBaseline",
+    "LinearBaseline",
+    "LocoResult",
+    "LocoSplit",
+    "MatchingMeanBaseline",
+    "MeanDeltaBaseline",
+    "PCAMeanDeltaBaseline",
+    "Preprocessing",
+    "ScGen",
+    "ScPRAM",
+    "TrainMeanBaseline",
+    "TrainingHistory",
+    "baselines_for",
+    "calibrate",
+    "ceiling",
+    "de",
+    "evaluate",
+    "evaluate_targets",
+    "intervals",
+    "loco_split",
+    "loco_targets",
+    "make_model",
+    "metrics",
+    "metrics_de",
+    "metrics_targets",
+    "perturbed_centroid",
+    "prepare",
+    "rank_degs",
+    "run_loco",
+]

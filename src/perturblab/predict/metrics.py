@@ -17,18 +17,24 @@ from scipy.spatial.distance import cdist
 from scipy.stats import gaussian_kde, rankdata
 
 __all__ = [
+    "direction_match",
+    "edistance",
+    "jaccard",
+    "kde_distance",
+    "mae",
+    "mae_delta",
+    "mmd",
+    "mse",
+    "mse_delta",
+    "overlap_at_k",
+    "pearson_delta",
+    "pearson_delta_reference",
     "r2_pearson",
     "r2_score",
-    "mse",
-    "pearson_delta",
-    "edistance",
-    "mmd",
     "wasserstein_per_gene",
-    "kde_distance",
+    "weighted_mse",
+    "weighted_r2_delta",
     "wilcoxon_scores",
-    "jaccard",
-    "overlap_at_k",
-    "direction_match",
 ]
 
 
@@ -68,9 +74,36 @@ def r2_score(y_true, y_pred) -> float:
 
 
 def mse(y_true, y_pred) -> float:
-    """Mean over genes of ``(y_pred - y_true)^2`` (on per-gene means: cell-eval, tutorial)."""
+    """Mean over genes of ``(y_pred - y_true)^2`` (on per-gene means: cell-eval's ``mse``, tutorial).
+
+    cell-eval 0.8.1 (``metrics/_anndata.py``): ``sklearn.metrics.mean_squared_error(mean P, mean S)``
+    on all genes of the log-normalised data.
+    """
     t, p = _vec(y_true, "y_true"), _vec(y_pred, "y_pred")
     return float(np.mean((p - t) ** 2))
+
+
+def mae(y_true, y_pred) -> float:
+    """Mean over genes of ``|y_pred - y_true|``: cell-eval's ``mae`` on per-gene means ``mean S``, ``mean P``."""
+    t, p = _vec(y_true, "y_true"), _vec(y_pred, "y_pred")
+    return float(np.mean(np.abs(p - t)))
+
+
+def mse_delta(pred_mean, real_mean, ctrl_mean) -> float:
+    """cell-eval's ``mse_delta``: ``mean_g ((mean P - mean C) - (mean S - mean C))^2``.
+
+    With one control for both sides (perturblab passes the real control cells, as a cell-eval prediction
+    file carrying the real controls does) the control cancels and this equals :func:`mse`; it differs when
+    the prediction brings its own controls (cell-eval reads the controls of the prediction file).
+    """
+    c = _vec(ctrl_mean, "ctrl_mean")
+    return mse(_vec(real_mean, "real_mean") - c, _vec(pred_mean, "pred_mean") - c)
+
+
+def mae_delta(pred_mean, real_mean, ctrl_mean) -> float:
+    """cell-eval's ``mae_delta``: ``mean_g |(mean P - mean C) - (mean S - mean C)|`` (see :func:`mse_delta`)."""
+    c = _vec(ctrl_mean, "ctrl_mean")
+    return mae(_vec(real_mean, "real_mean") - c, _vec(pred_mean, "pred_mean") - c)
 
 
 def pearson_delta(pred_mean, real_mean, ctrl_mean) -> float:
@@ -84,6 +117,54 @@ def pearson_delta(pred_mean, real_mean, ctrl_mean) -> float:
     if d_pred.std() == 0 or d_real.std() == 0:
         return float("nan")
     return float(np.corrcoef(d_pred, d_real)[0, 1])
+
+
+def pearson_delta_reference(pred_mean, real_mean, reference) -> float:
+    """Systema's Pearson delta against a reference other than the control.
+
+    ``r(mean P - ref, mean S - ref)`` (mlbio-epfl/systema ``pearson_delta_reference_metrics``: the
+    reference is the average of the perturbed centroids of the training data,
+    ``eval_utils.average_of_perturbation_centroids``). Against that reference, predicting the average
+    perturbed state scores 0 (NaN: a zero vector has no correlation), so the metric rewards only what is
+    specific to the held-out target. Same formula as :func:`pearson_delta` with another reference.
+    """
+    return pearson_delta(pred_mean, real_mean, reference)
+
+
+def _weights(weights, n: int) -> np.ndarray:
+    w = _vec(weights, "weights")
+    if w.size != n:
+        raise ValueError(f"weights has {w.size} values for {n} genes; give one weight per gene")
+    if np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+    return w / w.sum()
+
+
+def weighted_mse(y_true, y_pred, weights) -> float:
+    """DEG-weighted MSE of Mejia et al. 2025 ("Diversity by design"): ``sum_g w_g (p_g - t_g)^2 / sum w``.
+
+    ``weights`` are per-gene DEG weights (:func:`perturblab.predict.de.deg_weights`); shiftbioscience's
+    ``wmse`` normalises them to sum 1 the same way. Lower is better.
+    """
+    t, p = _vec(y_true, "y_true"), _vec(y_pred, "y_pred")
+    return float(np.sum(_weights(weights, t.size) * (p - t) ** 2))
+
+
+def weighted_r2_delta(pred_mean, real_mean, reference, weights) -> float:
+    """Weighted delta R2 of Mejia et al. 2025: ``sklearn.metrics.r2_score(d_S, d_P, sample_weight=w)``.
+
+    ``d_S = mean S - ref``, ``d_P = mean P - ref``; ``1 - sum w (d_S - d_P)^2 / sum w (d_S - wmean(d_S))^2``
+    with ``wmean`` the weighted mean (the paper's reference is the mean of all perturbed cells; perturblab
+    passes the control mean or Systema's perturbed centroid and names which). NaN when ``d_S`` is constant
+    under the weights.
+    """
+    ref = _vec(reference, "reference")
+    ds, dp = _vec(real_mean, "real_mean") - ref, _vec(pred_mean, "pred_mean") - ref
+    w = _weights(weights, ds.size)
+    ss_tot = np.sum(w * (ds - np.sum(w * ds)) ** 2)
+    if ss_tot == 0:
+        return float("nan")
+    return float(1.0 - np.sum(w * (ds - dp) ** 2) / ss_tot)
 
 
 def _within_mean(D: np.ndarray, ids=None, diagonal: bool = False) -> float:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from .base import PerturbationModel, VAEModel
-from .baselines import IdentityBaseline, MeanDeltaBaseline, PCAMeanDeltaBaseline
+from ...exceptions import UnknownNameError
+from .base import SOURCE_KEY, PerturbationModel, VAEModel
+from .baselines import (
+    AdditiveBaseline,
+    IdentityBaseline,
+    LinearBaseline,
+    MatchingMeanBaseline,
+    MeanDeltaBaseline,
+    PCAMeanDeltaBaseline,
+    TrainMeanBaseline,
+)
 from .scgen import ScGen
 from .scpram import ScPRAM, ot_match
 
-__all__ = ["PerturbationModel", "VAEModel", "ScGen", "ScPRAM", "IdentityBaseline", "MeanDeltaBaseline",
-           "PCAMeanDeltaBaseline", "ot_match", "make_model", "MODELS", "BASELINES"]
+__all__ = ["BASELINES", "MODELS", "SOURCE_KEY", "AdditiveBaseline", "IdentityBaseline", "LinearBaseline",
+           "MatchingMeanBaseline", "MeanDeltaBaseline", "PCAMeanDeltaBaseline", "PerturbationModel", "ScGen",
+           "ScPRAM", "TrainMeanBaseline", "VAEModel", "baselines_for", "make_model", "ot_match"]
 
 #: Every model name accepted by :func:`make_model`, with its class and fixed settings.
-MODELS = {
+MODELS: dict[str, tuple[type[PerturbationModel], dict]] = {
     "scgen": (ScGen, {}),
     "scpram": (ScPRAM, {}),
     "scpram_first_cell": (ScPRAM, {"attention": "first_cell"}),
@@ -19,9 +29,25 @@ MODELS = {
     "identity": (IdentityBaseline, {}),
     "mean_delta": (MeanDeltaBaseline, {}),
     "pca_mean_delta": (PCAMeanDeltaBaseline, {}),
+    "train_mean": (TrainMeanBaseline, {}),
+    "matching_mean": (MatchingMeanBaseline, {}),
+    "linear": (LinearBaseline, {}),
+    "additive": (AdditiveBaseline, {}),
 }
-#: The baselines shown beside every model (``scgen_unbalanced`` is scGen's latent arithmetic without balancing).
-BASELINES = ("identity", "mean_delta", "pca_mean_delta", "scgen_unbalanced")
+#: The baselines shown beside every model: control as prediction, control + mean shift (gene and PCA
+#: space), scPerturBench's trainMean, Systema's matching mean, Ahlmann-Eltze et al.'s linear model. None is
+#: trained (``scgen_unbalanced`` is a trained model, not a baseline). The additive model joins them where
+#: the data hold combinations (:func:`baselines_for`).
+BASELINES = ("identity", "mean_delta", "pca_mean_delta", "train_mean", "matching_mean", "linear")
+
+
+def baselines_for(adata, condition_key: str = "condition", control: str = "control",
+                  separator: str = "+") -> tuple[str, ...]:
+    """:data:`BASELINES`, plus ``"additive"`` when a condition of ``adata`` is a combination (contains
+    ``separator`` once the control is removed, e.g. ``"A+B"``)."""
+    names = {str(v) for v in adata.obs[condition_key].unique()} if condition_key in adata.obs else set()
+    combos = [n for n in names if len([p for p in n.split(separator) if p and p != control]) > 1]
+    return (*BASELINES, "additive") if combos else BASELINES
 
 
 def make_model(name: str, train_adata, **hyperparameters) -> PerturbationModel:
@@ -30,8 +56,9 @@ def make_model(name: str, train_adata, **hyperparameters) -> PerturbationModel:
     Parameters
     ----------
     name
-        One of :data:`MODELS`: ``"scgen"``, ``"scpram"``, ``"scpram_first_cell"``,
-        ``"scgen_unbalanced"``, ``"identity"``, ``"mean_delta"``, ``"pca_mean_delta"``.
+        One of :data:`MODELS`: ``"scgen"``, ``"scpram"``, ``"scpram_first_cell"``, ``"scgen_unbalanced"``,
+        ``"identity"``, ``"mean_delta"``, ``"pca_mean_delta"``, ``"train_mean"``, ``"matching_mean"``,
+        ``"linear"``, ``"additive"``.
     train_adata
         Training cells (e.g. ``loco_split(...).train``).
     **hyperparameters
@@ -39,10 +66,15 @@ def make_model(name: str, train_adata, **hyperparameters) -> PerturbationModel:
 
     Raises
     ------
-    ValueError
-        For an unknown name.
+    UnknownNameError
+        For an unknown name (a ``ValueError`` and ``KeyError``).
+
+    Examples
+    --------
+    >>> model = make_model("linear", split.train, random_state=0)   # doctest: +SKIP
+    >>> pred = model.predict(split.target_ctrl)                    # doctest: +SKIP
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        raise UnknownNameError("model", name, MODELS)
     cls, fixed = MODELS[name]
     return cls(train_adata, **{**fixed, **hyperparameters})

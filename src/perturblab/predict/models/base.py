@@ -18,9 +18,12 @@ from ...exceptions import InputError
 from ..data import check_conditions
 from ..training import EpochCallback, TrainingHistory, fit_module
 
-__all__ = ["PerturbationModel", "VAEModel"]
+__all__ = ["SOURCE_KEY", "PerturbationModel", "VAEModel"]
 
 PREDICTED = "predicted"
+#: obs column of a prediction naming the control cell (its obs name) each predicted cell was made from;
+#: :func:`perturblab.predict.evaluate` resamples a predicted cell together with its source control cell.
+SOURCE_KEY = "source_cell"
 
 
 class PerturbationModel:
@@ -79,9 +82,15 @@ class PerturbationModel:
         warn_representation(adata.X, "log1p", name)
         return to_dense(adata.X)
 
-    def _output(self, X_pred: np.ndarray, ctrl_adata: ad.AnnData) -> ad.AnnData:
+    def _output(self, X_pred: np.ndarray, ctrl_adata: ad.AnnData, paired: bool = True) -> ad.AnnData:
+        """The prediction as AnnData: row ``i`` made from control cell ``i`` when ``paired`` (its obs name is
+        recorded in ``obs[SOURCE_KEY]``), else cells not tied to any control cell (no such column)."""
         obs = ctrl_adata.obs.copy()
         obs[self.condition_key] = PREDICTED
+        if paired:
+            obs[SOURCE_KEY] = ctrl_adata.obs_names.astype(str)
+        else:
+            obs = obs.drop(columns=[SOURCE_KEY], errors="ignore")
         out = ad.AnnData(np.asarray(X_pred, dtype=np.float32), obs=obs, var=pd.DataFrame(index=self.var_names))
         out.uns["perturblab_model"] = self.name
         return out

@@ -1,0 +1,93 @@
+"""Metrics over several targets at once: can the prediction for one target be told apart from the truth
+of the others?
+
+Inputs are matrices with one row per target (held-out cell type or perturbation) and one column per gene,
+in the same target order on both sides: per-target mean expression (centroids) or changes from control
+(deltas), log-normalised scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+__all__ = ["centroid_accuracy", "discrimination_score"]
+
+_METRICS = {"l1": "cityblock", "manhattan": "cityblock", "cityblock": "cityblock", "l2": "euclidean",
+            "euclidean": "euclidean", "cosine": "cosine"}
+
+
+def _matrices(pred, real) -> tuple[np.ndarray, np.ndarray]:
+    P, R = np.atleast_2d(np.asarray(pred, dtype=np.float64)), np.atleast_2d(np.asarray(real, dtype=np.float64))
+    if P.shape != R.shape:
+        raise ValueError(f"pred has shape {P.shape} and real {R.shape}; give one row per target and one column "
+                         "per gene on both sides, in the same order")
+    if P.shape[0] < 2:
+        raise ValueError("a score over targets needs at least 2 targets")
+    return P, R
+
+
+def discrimination_score(pred_deltas, real_deltas, metric: str = "l1", exclude=None) -> np.ndarray:
+    """cell-eval's ``discrimination_score_{l1,l2,cosine}``: how well each predicted delta picks out its own
+    target's real delta among all targets' real deltas.
+
+    For target ``p``: distances ``d_q = dist(pred_p, real_q)`` to every target ``q``; ``rank`` = position of
+    ``q = p`` in ascending order (0 = closest); score ``1 - rank / T`` with ``T`` targets (1 best,
+    ``1 / T`` worst). cell-eval 0.8.1 (``metrics/_anndata.py``) does the same on pseudobulk deltas
+    (``pert mean - control mean``); its sort is numpy's default quicksort, so exact ties may order
+    differently there; here ties keep target order (stable sort).
+
+    Parameters
+    ----------
+    pred_deltas, real_deltas
+        Targets x genes. For cell types, give each target's delta from ITS OWN control cells (a shared
+        control would make the score measure cell identity, which the prediction inherits from its input,
+        rather than the response). With one control shared by all targets (Perturb-seq) the l1 and l2 scores
+        equal cell-eval's whether deltas or means are given.
+    metric
+        ``"l1"`` (cityblock), ``"l2"`` (Euclidean) or ``"cosine"`` (cosine distance).
+    exclude
+        Optional list (one entry per target) of gene indices left out of that target's distances: the
+        target gene of a genetic perturbation (cell-eval's ``exclude_target_gene``); cell types have none.
+
+    Returns
+    -------
+    numpy.ndarray
+        One score per target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> real = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    >>> discrimination_score(real + 0.1, real).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    P, R = _matrices(pred_deltas, real_deltas)
+    if metric not in _METRICS:
+        raise ValueError(f"unknown distance {metric!r}; use 'l1', 'l2' or 'cosine'")
+    T, G = P.shape
+    scores = np.empty(T)
+    for p in range(T):
+        keep = np.ones(G, dtype=bool)
+        if exclude is not None and len(exclude[p]):
+            keep[np.asarray(exclude[p], dtype=int)] = False
+        d = cdist(R[:, keep], P[p:p + 1, keep], _METRICS[metric]).ravel()
+        rank = int(np.flatnonzero(np.argsort(d, kind="stable") == p)[0])
+        scores[p] = 1.0 - rank / T
+    return scores
+
+
+def centroid_accuracy(pred_centroids, real_centroids) -> np.ndarray:
+    """Systema's centroid accuracy: the share of the other targets whose real centroid lies farther from
+    the predicted centroid than the target's own real centroid.
+
+    ``acc_p = #{q != p : ||pred_p - real_q|| > ||pred_p - real_p||} / (T - 1)`` with Euclidean distances
+    (mlbio-epfl/systema ``evaluation/centroid_accuracy.py``, ``calculate_centroid_accuracies``); 1 when the
+    own centroid is the closest. Systema passes post-perturbation centroids (mean expression); deltas from
+    one shared reference give the same value.
+    """
+    P, R = _matrices(pred_centroids, real_centroids)
+    D = cdist(P, R, "euclidean")
+    own = np.diag(D)
+    T = P.shape[0]
+    return ((D > own[:, None]).sum(axis=1)) / (T - 1)
