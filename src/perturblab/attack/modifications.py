@@ -48,7 +48,7 @@ import numpy as np
 
 from ..exceptions import InputError, UnknownNameError
 
-__all__ = ["MODIFICATION_NAMES", "Modification", "apply_modification", "get_modification"]
+__all__ = ["MODIFICATION_NAMES", "Modification", "apply_modification", "describe_modification", "get_modification"]
 
 _SIMPLE = ("perc1", "perc99", "fixed", "positive_aberrant", "negative_aberrant", "random")
 _CUSTOM = ("full_row_fct", "target_row_fct", "target_matrix_fct", "full_matrix_fct")
@@ -253,3 +253,29 @@ def apply_modification(X, clusters, target: str, genes, modification="perc99", *
     rows = np.flatnonzero(mask)
     X[np.ix_(rows, genes)] = mod.values(X, mask, genes)
     return X
+
+
+def describe_modification(name: str) -> str:
+    """What a modification does, in one sentence a biologist can read (for reports).
+
+    Examples
+    --------
+    >>> describe_modification("perc99")
+    "perc99: the gene's 99th percentile over all cells, written into every cell of the attacked cluster (switch the gene on)"
+    """
+    if name in ("perc99", "perc1"):
+        q, what = ("99th", "on") if name == "perc99" else ("1st", "off")
+        return (f"{name}: the gene's {q} percentile over all cells, written into every cell of the attacked cluster "
+                f"(switch the gene {what})")
+    if name.startswith("fixed"):
+        return f"{name}: a fixed value written into every cell of the attacked cluster"
+    if name in ("positive_aberrant", "negative_aberrant"):
+        sign = "+" if name.startswith("positive") else "-"
+        return f"{name}: {sign}10,000 x the gene's maximum, far outside anything a sequencer can measure"
+    if name == "random":
+        return "random: a random value within the gene's observed range, drawn per cell (seeded)"
+    m = re.fullmatch(r"decile([+-])(\d+(?:\.\d+)?)", name)
+    if m:
+        return (f"{name}: each cell of the cluster moved {m.group(2)} tenths of all cells {'up' if m.group(1) == '+' else 'down'} "
+                "the gene's ranked values (within the observed range)")
+    return f"{name}: a custom modification"

@@ -10,7 +10,9 @@ Named after the table they draw, as scanpy's ``sc.pl``:
 - :func:`label_noise`: accuracy or vulnerability against the label-noise rate
   (:func:`~perturblab.attack.label_noise.label_noise_sweep`);
 - :func:`abstention`: abstention rate before / after an attack per cluster
-  (:func:`~perturblab.attack.abstention.abstention_table`).
+  (:func:`~perturblab.attack.abstention.abstention_table`);
+- the audit's figures: :func:`vulnerability_heatmap`, :func:`robustness_curves`, :func:`embedding_shift`,
+  :func:`transfer_matrix` (tables of :func:`perturblab.audit.run_audit`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
 
-__all__ = ["abstention", "budget_curve", "fewest_genes", "flip_taxonomy", "label_noise", "strength_response"]
+__all__ = ["abstention", "budget_curve", "embedding_shift", "fewest_genes", "flip_taxonomy", "label_noise",
+           "robustness_curves", "strength_response", "transfer_matrix", "vulnerability_heatmap"]
 
 _MARKERS = {"single_gene": "o", "cgd": "s", "pgd": "^", "fgsm": "v"}
 _CATEGORY_COLORS = {"no_flip": "#dddddd", "to_correct": "#4daf4a", "already_wrong": "#999999",
@@ -253,4 +256,151 @@ def abstention(table: pd.DataFrame, *, ax=None):
     ax.set_ylabel("abstentions (fraction of the cluster's cells)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize="small")
+    return ax
+
+
+def vulnerability_heatmap(attacks: pd.DataFrame, *, ax=None):
+    """Genes found per classifier x (cluster | modification), one attack and space at a time (log colour scale).
+
+    A zero from a dichotomic search (which can miss genes masked by others) is written ``0?``; a zero from an
+    exhaustive search, ``0``.
+
+    Parameters
+    ----------
+    attacks
+        The audit's ``attacks`` table restricted to one attack and one space (columns classifier, cluster,
+        modification, n_found, mode).
+    ax
+        Axes to draw on (default: a new figure sized to the table).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    _need(attacks, ["classifier", "cluster", "modification", "n_found"])
+    g = attacks.assign(col=attacks["cluster"].astype(str)
+                       + np.where(attacks["modification"].astype(str) != "", " | " + attacks["modification"].astype(str),
+                                  ""))
+    M = g.pivot_table(index="classifier", columns="col", values="n_found", aggfunc="sum", sort=False)
+    dich = (g.assign(d=g.get("mode", pd.Series("", index=g.index)).eq("dichotomic"))
+            .pivot_table(index="classifier", columns="col", values="d", aggfunc="any", sort=False)
+            .reindex(index=M.index, columns=M.columns))
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(max(4, 0.5 * M.shape[1] + 2), 0.5 * M.shape[0] + 1.8))
+    values = M.to_numpy(dtype=float)
+    im = ax.imshow(np.log1p(values), cmap="Reds", aspect="auto")
+    ax.set_xticks(range(M.shape[1]), M.columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(M.shape[0]), M.index, fontsize=8)
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            text = "0?" if v == 0 and bool(dich.iloc[i, j]) else f"{int(v)}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6)
+    ax.figure.colorbar(im, ax=ax, label="log(1 + genes found)")
+    return ax
+
+
+def robustness_curves(table: pd.DataFrame, axis: str = "genes", *, axes=None):
+    """Test-half accuracy as the attack strength grows, overall and per attacked cluster.
+
+    Parameters
+    ----------
+    table
+        The audit's ``robustness`` table (columns classifier, axis, strength, scope, accuracy).
+    axis
+        ``"genes"`` (number of marker genes modified) or ``"cgd"`` (CGD step).
+    axes
+        A row of Axes, one per scope (default: a new figure).
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+    """
+    _need(table, ["classifier", "axis", "strength", "scope", "accuracy"])
+    g = table[table["axis"] == axis]
+    scopes = ["overall"] + sorted(set(g["scope"]) - {"overall"})
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, len(scopes), figsize=(2.6 * len(scopes), 2.8), sharey=True, squeeze=False)
+        axes = axes[0]
+    for ax, scope in zip(axes, scopes):
+        for clf, d in g[g["scope"] == scope].groupby("classifier", sort=False):
+            d = d.sort_values("strength")
+            x = d["strength"] if axis == "genes" else np.arange(len(d))
+            ax.plot(x, d["accuracy"], marker="o", ms=3, label=clf)
+            if axis != "genes":
+                ax.set_xticks(x, [f"{v:g}" for v in d["strength"]], fontsize=7)
+        ax.set_title(scope, fontsize=8)
+        ax.set_xlabel("genes modified" if axis == "genes" else "CGD alpha = epsilon", fontsize=7)
+    axes[0].set_ylabel("accuracy (higher = more robust)")
+    axes[0].legend(fontsize=6)
+    return np.asarray(axes)
+
+
+def embedding_shift(coordinates: pd.DataFrame, background: pd.DataFrame | None = None, *, axes=None):
+    """Cells of an attacked cluster before and after the attack in the unattacked test half's UMAP and PCA.
+
+    Parameters
+    ----------
+    coordinates
+        The audit's ``embedding`` rows of one attack (columns state, pc1, pc2, optionally umap1, umap2, cluster).
+    background
+        The test half's coordinates (grey).
+    axes
+        Axes, one per embedding (default: a new figure).
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+    """
+    _need(coordinates, ["state", "pc1", "pc2"])
+    d = coordinates
+    first = str(d["cluster"].iloc[0]) if "cluster" in d.columns else "cluster"
+    kinds = [("umap1", "umap2")] if "umap1" in d.columns and d["umap1"].notna().all() else []
+    kinds.append(("pc1", "pc2"))
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.8), squeeze=False)
+        axes = axes[0]
+    for ax, (a, b) in zip(axes, kinds):
+        if background is not None and a in background.columns:
+            ax.scatter(background[a], background[b], s=2, c="lightgrey", label="test half")
+        for state, color in (("before", "tab:blue"), ("after", "tab:red")):
+            e = d[d["state"] == state]
+            ax.scatter(e[a], e[b], s=5, c=color, label=f"{first} {state}")
+        ax.set_xlabel(a)
+        ax.set_ylabel(b)
+    axes[0].legend(fontsize=6)
+    return np.asarray(axes)
+
+
+def transfer_matrix(table: pd.DataFrame, *, ax=None):
+    """Fraction of a source classifier's perturbations that also flip a target classifier.
+
+    Parameters
+    ----------
+    table
+        The audit's ``transfer`` rows of one attack (columns source, target, rate).
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    _need(table, ["source", "target", "rate"])
+    M = table.pivot_table(index="source", columns="target", values="rate", sort=False)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(0.7 * M.shape[1] + 2.5, 0.5 * M.shape[0] + 1.8))
+    im = ax.imshow(M.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(M.shape[1]), M.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(M.shape[0]), M.index, fontsize=8)
+    ax.set_xlabel("target")
+    ax.set_ylabel("source")
+    ax.figure.colorbar(im, ax=ax, label="transfer rate")
     return ax

@@ -12,6 +12,7 @@ __all__ = [
     "ATTACKS",
     "EVALUATIONS",
     "SPACES",
+    "SPLITS",
     "SEARCH_MODES",
     "CGD_STRENGTHS",
     "GENE_COUNTS",
@@ -19,10 +20,19 @@ __all__ = [
 
 #: The six classifiers of :mod:`perturblab.classifiers` (registry names), in report order.
 CLASSIFIERS = ("sctype", "chetah", "svm", "random_forest", "mlp", "celltypist")
-#: Attacks an audit can run on every (classifier, cluster[, modification]).
-ATTACKS = ("single_gene", "max_change", "cgd", "grid", "random_walk")
+#: Attacks an audit can run on every (classifier, cluster[, modification]); ``pgd`` and ``fgsm`` (white-box,
+#: under biological budgets) run on the differentiable classifiers only.
+ATTACKS = ("single_gene", "max_change", "cgd", "grid", "random_walk", "pgd", "fgsm")
 #: Evaluations beyond the attacks (Part 2 of the audit); none by default.
-EVALUATIONS = ("robustness", "detectability", "transferability", "defence")
+EVALUATIONS = ("robustness", "detectability", "transferability", "defence", "abstention", "strength", "label_noise")
+#: How the labelled cells are split into train and test halves.
+SPLITS = ("stratified", "anchor")
+#: White-box budgets: numbers of genes changed (L0) and amplitudes (fraction of each gene's allowed range).
+WHITEBOX_KS = (1, 2, 5, 10, 20, 50)
+WHITEBOX_AMPLITUDES = (1.0,)
+#: Training-label noise levels and modes of the label-noise evaluation.
+NOISE_RATES = (0.0, 0.05, 0.1, 0.2)
+NOISE_MODES = ("uniform", "similar")
 #: Where an attack writes its modification: the classifier's model input, or the raw counts
 #: (then the classifier's own ``preprocess`` turns them into model input).
 SPACES = ("model_input", "raw_counts")
@@ -81,6 +91,22 @@ class AuditConfig:
         Keep genes detected in at least this many cells (3).
     n_bootstrap
         Resamples of the test cells for the 95% intervals of accuracy and macro-F1 (100; 0: none).
+    split
+        ``"stratified"`` (default: :func:`~perturblab.audit.data.stratified_split`) or ``"anchor"``:
+        adverSCarial's published PBMC3k halves (:func:`perturblab.datasets.pbmc3k_split`; PBMC3k only).
+    label_map
+        scType's map from ScTypeDB names to the dataset's labels: a shipped map's name (``"pbmc3k"``, the
+        broad map, default on PBMC3k; ``"pbmc3k_strict"``), or the path of a CSV/TSV table (columns
+        ``sctype_name``, ``label``); None elsewhere (scType's names then count as errors unless they equal
+        the dataset's labels). See :mod:`perturblab.classifiers.label_maps`.
+    whitebox_ks, whitebox_amplitudes, whitebox_bounds
+        White-box budgets (``pgd`` / ``fgsm``): numbers of genes changed, amplitudes (fraction of each gene's
+        allowed range) and the allowed range (``"range"``: observed min/max; ``"percentile"``: perc1/perc99).
+    noise_rates, noise_modes
+        Label-noise evaluation: fractions of training labels changed, and how (``"uniform"`` or to the
+        ``"similar"`` cell type).
+    strength_genes
+        Strength-response evaluation: the cluster's top marker genes modified one at a time.
     """
 
     data: str = "pbmc3k"
@@ -103,6 +129,14 @@ class AuditConfig:
     drop_labels: tuple[str, ...] = ("UNDETERMINED",)
     min_cells: int = 3
     n_bootstrap: int = 100
+    split: str = "stratified"
+    label_map: str | None = "default"
+    whitebox_ks: tuple[int, ...] = WHITEBOX_KS
+    whitebox_amplitudes: tuple[float, ...] = WHITEBOX_AMPLITUDES
+    whitebox_bounds: str = "range"
+    noise_rates: tuple[float, ...] = NOISE_RATES
+    noise_modes: tuple[str, ...] = NOISE_MODES
+    strength_genes: int = 50
 
     def __post_init__(self):
         for name in ("classifiers", "modifications", "attacks", "evaluations", "spaces", "drop_labels"):
@@ -111,6 +145,12 @@ class AuditConfig:
             self.clusters = tuple(str(c) for c in _as_tuple(self.clusters))
         self.cgd_strengths = tuple(float(v) for v in _as_tuple(self.cgd_strengths))
         self.gene_counts = tuple(int(v) for v in _as_tuple(self.gene_counts))
+        self.whitebox_ks = tuple(int(v) for v in _as_tuple(self.whitebox_ks))
+        self.whitebox_amplitudes = tuple(float(v) for v in _as_tuple(self.whitebox_amplitudes))
+        self.noise_rates = tuple(float(v) for v in _as_tuple(self.noise_rates))
+        self.noise_modes = tuple(str(v) for v in _as_tuple(self.noise_modes))
+        if self.label_map == "default":  # the broad map on PBMC3k, none elsewhere (recorded as resolved)
+            self.label_map = "pbmc3k" if self.data == "pbmc3k" else None
         # "auto" is the default: dropped so that equivalent settings compare equal on resume
         self.search_modes = {str(k): str(v) for k, v in dict(self.search_modes).items() if str(v) != "auto"}
         self.validate()
@@ -149,16 +189,32 @@ class AuditConfig:
             raise InputError("the defence evaluation augments training data with single-gene hits: add single_gene")
         if "transferability" in self.evaluations and len(self.classifiers) < 2:
             raise InputError("the transferability evaluation needs at least 2 classifiers")
+        _check_subset([self.split], SPLITS, "split")
+        if self.split == "anchor" and self.data != "pbmc3k":
+            raise InputError("split 'anchor' is adverSCarial's published PBMC3k split: use it with --data pbmc3k, or "
+                             "--split stratified")
+        _check_subset([self.whitebox_bounds], ("range", "percentile"), "white-box bounds")
+        _check_subset(self.noise_modes, ("uniform", "similar"), "label-noise mode")
+        if not self.whitebox_ks or min(self.whitebox_ks) < 1:
+            raise InputError(f"whitebox_ks must be numbers of genes >= 1, got {list(self.whitebox_ks)}")
+        if not self.whitebox_amplitudes or not all(0 < a <= 1 for a in self.whitebox_amplitudes):
+            raise InputError(f"whitebox_amplitudes must be in (0, 1], got {list(self.whitebox_amplitudes)}")
+        if not self.noise_rates or not all(0 <= r < 1 for r in self.noise_rates):
+            raise InputError(f"noise_rates must be in [0, 1), got {list(self.noise_rates)}")
+        if self.strength_genes < 1:
+            raise InputError(f"strength_genes must be >= 1, got {self.strength_genes}")
+        if self.label_map is not None:
+            from ..classifiers.label_maps import read_label_map
+
+            read_label_map(self.label_map)  # raises naming the shipped maps, or the unreadable file
 
     def search_mode(self, classifier: str) -> str:
         """The single-gene search mode requested for ``classifier`` (``"auto"`` by default)."""
         return self.search_modes.get(classifier, "auto")
 
     def classifier_kwargs(self, name: str) -> dict:
-        """Constructor arguments the audit sets for classifier ``name``: scType's PBMC3k label map on PBMC3k."""
-        from ..classifiers import PBMC3K_LABEL_MAP
-
-        return {"label_map": PBMC3K_LABEL_MAP} if name == "sctype" and self.data == "pbmc3k" else {}
+        """Constructor arguments the audit sets for classifier ``name``: scType's label map."""
+        return {"label_map": self.label_map} if name == "sctype" and self.label_map is not None else {}
 
     def to_dict(self) -> dict:
         """JSON-serialisable settings (stored in the output folder to guard resumed runs)."""

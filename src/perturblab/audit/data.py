@@ -7,7 +7,7 @@ import numpy as np
 from .._validation import check_counts, check_labels
 from ..exceptions import InputError
 
-__all__ = ["stratified_split"]
+__all__ = ["anchor_split", "stratified_split"]
 
 
 def stratified_split(adata, label_key: str = "cell_type", *, test_size: float = 0.5,
@@ -64,3 +64,42 @@ def stratified_split(adata, label_key: str = "cell_type", *, test_size: float = 
     train_idx, test_idx = train_test_split(np.arange(adata.n_obs), test_size=test_size, stratify=y,
                                            random_state=random_state)
     return adata[np.sort(train_idx)].copy(), adata[np.sort(test_idx)].copy()
+
+
+def anchor_split(adata, label_key: str = "cell_type", *, random_state: int = 0):
+    """adverSCarial's published PBMC3k halves (:func:`perturblab.datasets.pbmc3k_split`), cells in dataset order.
+
+    The anchor's split is an unstratified seeded permutation of the labelled PBMC3k cells (``UNDETERMINED``
+    dropped, genes detected in >= 3 cells kept); its halves are returned here in the order of ``adata`` (the
+    barcode order adverSCarial works in: CGD's signature-gene order depends on it).
+
+    Parameters
+    ----------
+    adata
+        PBMC3k (:func:`perturblab.datasets.pbmc3k`); checked to hold the split's cells.
+    label_key
+        Label column (checked for missing labels).
+    random_state
+        Seed of the permutation (adverSCarial's measurements: 0).
+
+    Returns
+    -------
+    (train, test)
+        Raw-count AnnData copies.
+
+    Raises
+    ------
+    InputError
+        If ``adata`` does not hold the PBMC3k cells of the split.
+    """
+    from ..datasets import pbmc3k_split
+
+    check_labels(adata, label_key, "label")
+    halves = []
+    for half in pbmc3k_split(random_state=random_state):
+        pos = adata.obs_names.get_indexer(half.obs_names)
+        if (pos < 0).any():
+            raise InputError("the anchor split is adverSCarial's PBMC3k split: the data do not hold its cells; use "
+                             "--split stratified")
+        halves.append(half[np.argsort(pos, kind="stable")].copy())
+    return halves[0], halves[1]

@@ -13,7 +13,7 @@ import pandas as pd
 from ..exceptions import InputError
 from .units import Unit
 
-__all__ = ["transfer", "defence", "to_model_input"]
+__all__ = ["transfer", "defence", "label_noise", "to_model_input"]
 
 
 def _cached(store, unit: Unit, compute) -> pd.DataFrame:
@@ -193,3 +193,42 @@ def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.Da
     return pd.DataFrame([{**row, "n_augmented_cells": int(len(ya) - len(labels)), "accuracy_after": ev["accuracy"],
                           "macro_f1_after": ev["macro_f1"], "hits_after": after,
                           "hits_removed": row["hits_before"] - after, "note": ""}])
+
+
+def label_noise(config, contexts: dict, train, test, clusters, store) -> pd.DataFrame:
+    """Reference corruption: each classifier retrained with ``config.noise_rates`` of its training labels changed
+    (uniformly at random, and to the most similar cell type), then its accuracy and single-gene vulnerability on
+    the clean test half (:func:`perturblab.attack.label_noise_sweep`; real flips counted by the flip taxonomy).
+
+    The single-gene attacks run on the attacked clusters' marker panel (``config.strength_genes`` top markers of
+    each, restricted to the classifier's genes), so that slow classifiers stay affordable. One persisted result per
+    classifier (a resumed audit does not redo it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :attr:`~perturblab.attack.LabelNoiseResult.summary` rows of every classifier.
+    """
+    from ..attack.label_noise import label_noise_sweep
+    from ..classifiers import make_classifier
+    from ..runs import progress
+    from .units import marker_panel
+
+    rows = []
+    with progress.task("label noise (retraining)", total=len(config.classifiers)) as bar:
+        for name in config.classifiers:
+            unit = Unit("label_noise", name, space="model_input")
+
+            def compute(name=name):
+                kwargs = config.classifier_kwargs(name)
+                res = label_noise_sweep(lambda: make_classifier(name, random_state=config.seed, **kwargs), train, test,
+                                        config.label_key,
+                                        rates=config.noise_rates, modes=config.noise_modes, targets=clusters,
+                                        modifications=config.modifications,
+                                        attack_genes=marker_panel(contexts[name], config.strength_genes),
+                                        random_state=config.seed, name=name)
+                return res.summary
+
+            rows.append(_cached(store, unit, compute))
+            bar.advance()
+    return pd.concat(rows, ignore_index=True)

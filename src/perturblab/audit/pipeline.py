@@ -14,15 +14,16 @@ import pandas as pd
 from ..exceptions import InputError
 from ..io import TABLE_FORMATS, write_json, write_table
 from .config import AuditConfig
-from .data import stratified_split
+from .data import anchor_split, stratified_split
 from .units import Context, Unit, choose_mode, run_unit
 
 __all__ = ["AuditResult", "run_audit", "plan_units"]
 
 log = logging.getLogger(__name__)
 
-TABLES = ("accuracy", "attacks", "genes", "overview", "max_change_genes", "cgd_path", "robustness",
-          "detectability", "embedding", "transfer", "defence")
+TABLES = ("accuracy", "attacks", "genes", "flips", "fewest_genes", "overview", "max_change_genes", "cgd_path",
+          "labels_after", "budget", "abstention", "strength", "robustness", "detectability", "embedding", "transfer",
+          "defence", "label_noise")
 
 
 @dataclass
@@ -122,8 +123,12 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
     check_device(device)
     adata = datasets.load(config.data if data is None else data)
-    train, test = stratified_split(adata, config.label_key, test_size=config.test_size,
-                                   drop_labels=config.drop_labels, min_cells=config.min_cells, random_state=config.seed)
+    if config.split == "anchor":
+        train, test = anchor_split(adata, config.label_key, random_state=config.seed)
+    else:
+        train, test = stratified_split(adata, config.label_key, test_size=config.test_size,
+                                       drop_labels=config.drop_labels, min_cells=config.min_cells,
+                                       random_state=config.seed)
     y = test.obs[config.label_key].astype(str).to_numpy()
     clusters = _clusters(config, y)  # bad input fails before anything is written
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-audit-") if out is None else None
@@ -145,15 +150,22 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     tables = _collect(results)
     tables["accuracy"] = accuracy
     tables["overview"] = _overview(tables.get("attacks", pd.DataFrame()))
-    from .evaluations import defence, transfer
+    from .evaluations import defence, label_noise, transfer
+    from .findings import fewest_genes, flips
 
+    tables["flips"] = flips(tables.get("genes", pd.DataFrame()), contexts)
+    tables["fewest_genes"] = fewest_genes(tables.get("attacks", pd.DataFrame()), tables["flips"])
     if "transferability" in config.evaluations:
         tables["transfer"] = transfer(config, contexts, tables, results, store)
     if "defence" in config.evaluations:
         tables["defence"] = defence(config, contexts, train, test, tables, store)
+    if "label_noise" in config.evaluations:
+        tables["label_noise"] = label_noise(config, contexts, train, test, clusters, store)
     background = {n: c.embedding.background() for n, c in contexts.items() if c.embedding is not None}
     wall = time.perf_counter() - t0
     summary = _summary(config, tables, units, len(todo), wall, run.path if tmp is None else None, peak_rss_mb())
+    summary["cluster_sizes"] = {c: int((y == c).sum()) for c in clusters}
+    summary["split"] = config.split
     result = AuditResult(config=config, tables=tables, summary=summary, out=None if tmp else run.path,
                          background=background)
     if tmp is None:
@@ -212,7 +224,8 @@ def _contexts(config, fitted, test, y, clusters) -> dict[str, Context]:
 
     need_counts = "raw_counts" in config.spaces or "defence" in config.evaluations
     need_cgd = "cgd" in config.attacks or "robustness" in config.evaluations
-    need_markers = "robustness" in config.evaluations or bool({"grid", "random_walk"} & set(config.attacks))
+    need_markers = bool({"robustness", "strength", "label_noise"} & set(config.evaluations)
+                        or {"grid", "random_walk"} & set(config.attacks))
     counts = np.asarray(test.X.toarray() if hasattr(test.X, "toarray") else test.X, dtype=np.float32)
     var_names = np.asarray(test.var_names.astype(str))
     L = log1p_matrix(test) if (need_cgd or need_markers) else None
@@ -221,7 +234,8 @@ def _contexts(config, fitted, test, y, clusters) -> dict[str, Context]:
     if need_markers:
         from .robustness import marker_ranking
 
-        markers = marker_ranking(L, y, var_names, n_top=max(*config.gene_counts, config.grid_genes, config.walk_genes))
+        markers = marker_ranking(L, y, var_names, n_top=max(*config.gene_counts, config.grid_genes, config.walk_genes,
+                                                            config.strength_genes))
     contexts = {}
     for name, clf in fitted.items():
         X = clf.preprocess(test)
@@ -248,7 +262,10 @@ def _signature(L, y, var_names, n: int) -> list[str]:
 
 
 def plan_units(config: AuditConfig, contexts: dict, clusters: list[str]) -> list[Unit]:
-    """Every unit of the audit, in a deterministic order (single-gene search modes resolved)."""
+    """Every unit of the audit, in a deterministic order (single-gene search modes resolved; white-box attacks only
+    on differentiable classifiers)."""
+    from ..classifiers import is_differentiable
+
     units = []
     for name, ctx in contexts.items():
         used = getattr(ctx.classifier, "used_genes_", None)
@@ -257,6 +274,10 @@ def plan_units(config: AuditConfig, contexts: dict, clusters: list[str]) -> list
             for c in clusters:
                 n_cells = int((ctx.clusters == c).sum())
                 for attack in config.attacks:
+                    if attack in ("pgd", "fgsm"):  # white-box: differentiable classifiers only
+                        if is_differentiable(ctx.classifier):
+                            units.append(Unit("attack", name, attack, c, "", space))
+                        continue
                     if attack == "cgd":
                         units.append(Unit("attack", name, attack, c, "", space))
                         continue
@@ -270,6 +291,8 @@ def plan_units(config: AuditConfig, contexts: dict, clusters: list[str]) -> list
                             model = ctx.classifier if space == "model_input" else None
                             mode = choose_mode(model, n_genes, n_cells, config.search_mode(name))
                         units.append(Unit("attack", name, attack, c, mod, space, mode))
+        if "strength" in config.evaluations:
+            units.append(Unit("strength", name))
         if "robustness" in config.evaluations:
             units += [Unit("robustness", name, axis="genes", strength=float(k)) for k in config.gene_counts]
             units += [Unit("robustness", name, axis="cgd", strength=float(s)) for s in config.cgd_strengths]
@@ -312,22 +335,18 @@ def _summary(config, tables, units, n_run, wall, out, peak_mb) -> dict:
         "n_found": ({f"{k[0]}/{k[1]}": int(v) for k, v in att.groupby(["classifier", "attack"])["n_found"].sum().items()}
                     if not att.empty else {}),
         "n_classifier_calls": int(att["n_classifier_calls"].sum()) if not att.empty else 0,
-        "headline": _headline(att, tables.get("genes", pd.DataFrame())),
+        "headline": _headline(att, tables.get("flips", pd.DataFrame()), list(config.classifiers)),
         "out": str(out) if out else None,
     }
 
 
-def _headline(attacks: pd.DataFrame, genes: pd.DataFrame) -> str:
-    """One sentence per attack: how many units changed their cluster's label, with how many distinct genes."""
+def _headline(attacks: pd.DataFrame, flip_table: pd.DataFrame, classifiers: list[str]) -> str:
+    """The run's headline: real flips per classifier (see :func:`perturblab.audit.findings.headline`)."""
+    from .findings import headline
+
     if attacks.empty:
         return "no attack unit ran"
-    parts = []
-    for attack, g in attacks.groupby("attack", sort=False):
-        hits = genes[genes["attack"] == attack]["gene"].astype(str).nunique() if len(genes) else 0
-        what = "classifier x cluster" if attack == "cgd" else "classifier x cluster x modification"
-        parts.append(f"{attack}: {int(g['success'].sum())} of {len(g)} {what} units changed the cluster's label "
-                     f"({hits} distinct genes)")
-    return "; ".join(parts)
+    return " | ".join(headline(attacks, flip_table, c) for c in classifiers)
 
 
 def _write(result: AuditResult, out: Path, table_format: str) -> None:

@@ -165,6 +165,8 @@ def run_unit(ctx: Context, unit: Unit) -> UnitResult:
         from .robustness import robustness_unit
 
         summary, tables = robustness_unit(ctx, unit)
+    elif unit.kind == "strength":
+        summary, tables = _strength(ctx, unit)
     else:
         raise InputError(f"unknown unit kind {unit.kind!r}")
     summary = {**_keys(unit), **summary, "unit_wall_time_s": time.perf_counter() - t0}
@@ -175,6 +177,8 @@ def _keys(unit: Unit) -> dict:
     if unit.kind == "attack":
         return {"classifier": unit.classifier, "attack": unit.attack, "cluster": unit.cluster,
                 "modification": unit.modification, "space": unit.space, "mode": unit.mode}
+    if unit.kind == "strength":
+        return {"classifier": unit.classifier}
     return {"classifier": unit.classifier, "axis": unit.axis, "strength": unit.strength}
 
 
@@ -268,28 +272,104 @@ def _cgd(ctx: Context, unit: Unit):
     res = cgd_attack(model, X, ctx.clusters, unit.cluster, ctx.cgd_genes[:n_genes], alpha=step, epsilon=step,
                      gene_names=genes)
     rows = np.flatnonzero(ctx.clusters == unit.cluster)
+    # the cluster's majority answer after the attack (not CGD's target, which the stop rule may not reach)
     summary = {"original_label": res.original_label, "original_label_mapped": _mapped(ctx, res.original_label),
-               "new_target": res.new_target, "new_target_mapped": _mapped(ctx, res.new_target),
-               "n_found": len(res.modified_genes), "success": bool(res.switched), "alpha": step, "epsilon": step,
-               "n_classifier_calls": res.n_classifier_calls, "n_batched_calls": res.n_batched_calls,
-               "attack_wall_time_s": res.wall_time_s}
+               "new_target": res.new_target, "new_label": res.new_label, "new_label_mapped": _mapped(ctx, res.new_label),
+               "n_found": len(res.modified_genes), "success": bool(res.flipped), "switched": bool(res.switched),
+               "alpha": step, "epsilon": step, "score_kind": res.score_kind,
+               "n_classifier_calls": res.n_classifier_calls, "n_anchor_calls": res.n_anchor_calls,
+               "n_batched_calls": res.n_batched_calls, "attack_wall_time_s": res.wall_time_s}
     path = _with_keys(unit, res.by_gene)
     tables = {
-        "genes": _genes_table(unit, res.modified_genes, original_label=res.original_label, new_label=res.new_target,
-                              new_label_mapped=_mapped(ctx, res.new_target), score=np.nan,
-                              switched=bool(res.switched), n_classifier_calls=res.n_classifier_calls),
+        "genes": _genes_table(unit, res.modified_genes, original_label=res.original_label, new_label=res.new_label,
+                              new_label_mapped=_mapped(ctx, res.new_label), score=np.nan,
+                              switched=bool(res.flipped), n_classifier_calls=res.n_classifier_calls),
         "cgd_path": path,
+        "labels_after": _with_keys(unit, res.label_distribution),
     }
     idx = np.flatnonzero(np.isin(genes, res.modified_genes))
     if ctx.keep_cgd_values and len(idx):
         # the attacked values of the modified genes (cluster cells x genes), for transfer to other classifiers
         tables["cgd_values"] = pd.DataFrame(res.X[np.ix_(rows, idx)], columns=genes[idx])
+    if "abstention" in ctx.config.evaluations:
+        tables["abstention"] = _abstention(ctx, unit, X, res.X)
     if ctx.embedding is not None:
         before, after = X[rows], res.X[rows]
         tables["detectability"] = _detect(ctx, unit, before, after, gene=f"{len(idx)} genes")
         tables["embedding"] = _with_keys(unit, ctx.embedding.coordinates(ctx.model_input_rows(unit.space, before),
                                                                          ctx.model_input_rows(unit.space, after)))
     return summary, tables
+
+
+def _abstention(ctx: Context, unit: Unit, X_before, X_after) -> pd.DataFrame:
+    """Abstentions and margins of the cluster before and after an attack (model input of the classifier)."""
+    from ..attack.abstention import abstention_table
+
+    rows = ctx.clusters == unit.cluster
+    before = ctx.model_input_rows(unit.space, X_before[rows])
+    after = ctx.model_input_rows(unit.space, X_after[rows])
+    tab = abstention_table(ctx.classifier, before, after, ctx.clusters[rows], [unit.cluster], attack=unit.attack,
+                           name=ctx.name)
+    return tab.assign(space=unit.space)
+
+
+def _whitebox(ctx: Context, unit: Unit):
+    """FGSM / PGD under the audit's biological budgets: success against the number of genes changed."""
+    from ..attack.whitebox import budget_curve, whitebox_attack
+
+    counts = unit.space == "raw_counts"
+    X = ctx.counts if counts else ctx.X
+    if X is None:
+        raise InputError("raw-count attacks need the test counts in the context (counts=None)")
+    cfg = ctx.config
+    space = "counts" if counts else "model_input"
+    var_names = ctx.var_names if counts else None
+    tab = budget_curve(ctx.classifier, X, ctx.clusters, [unit.cluster], ks=cfg.whitebox_ks,
+                       amplitudes=cfg.whitebox_amplitudes, methods=[unit.attack], bounds=cfg.whitebox_bounds,
+                       space=space, var_names=var_names, name=ctx.name)
+    flips = tab[tab["flipped"].astype(bool)]
+    best = flips.sort_values(["k", "amplitude"]).iloc[0] if len(flips) else None
+    orig = str(tab["original_label"].iloc[0])
+    summary = {"original_label": orig, "original_label_mapped": _mapped(ctx, orig),
+               "n_found": int(best["n_genes"]) if best is not None else 0, "success": best is not None,
+               "min_genes": int(best["k"]) if best is not None else np.nan,
+               "new_label": str(best["new_label"]) if best is not None else orig,
+               "cell_success_rate_max": float(tab["cell_success_rate"].max()),
+               "n_classifier_calls": int(len(tab)), "attack_wall_time_s": float(tab["wall_time_s"].sum())}
+    tables = {"budget": _with_keys(unit, tab.drop(columns=[c for c in ("classifier", "cluster", "space")
+                                                             if c in tab.columns]))}
+    if best is not None:
+        genes = [g for g in str(best["genes"]).split(";") if g]
+        tables["genes"] = _genes_table(unit, ["__".join(genes)], original_label=orig, new_label=summary["new_label"],
+                                       new_label_mapped=_mapped(ctx, summary["new_label"]), score=np.nan,
+                                       n_classifier_calls=summary["n_classifier_calls"])
+    if "abstention" in cfg.evaluations:
+        k = int(best["k"]) if best is not None else max(cfg.whitebox_ks)
+        amp = float(best["amplitude"]) if best is not None else max(cfg.whitebox_amplitudes)
+        res = whitebox_attack(ctx.classifier, X, ctx.clusters, unit.cluster, method=unit.attack, k=k, amplitude=amp,
+                              bounds=cfg.whitebox_bounds, space=space, var_names=var_names, name=ctx.name)
+        tables["abstention"] = _abstention(ctx, unit, X, res.X)
+    return summary, tables
+
+
+def marker_panel(ctx: Context, n: int) -> list[str]:
+    """The union of the attacked clusters' top ``n`` one-vs-rest marker genes that the classifier uses (a shared
+    gene panel: it keeps classifiers comparable and the slow ones affordable)."""
+    genes = set(np.asarray(ctx.classifier.genes_).astype(str))
+    panel = dict.fromkeys(g for c in ctx.attacked for g in ctx.markers[c][0][:n] if g in genes)
+    return list(panel)
+
+
+def _strength(ctx: Context, unit: Unit):
+    """Strength response: single-gene flips and moved cells from decile-9 to decile+9, perc1/perc99, aberrant and
+    fixed values, on the attacked clusters' marker panel (the paper's qualitative claims, measured)."""
+    from ..attack.strength import strength_response
+
+    panel = marker_panel(ctx, ctx.config.strength_genes)
+    tab = strength_response(ctx.classifier, ctx.X, ctx.clusters, ctx.attacked, genes=panel,
+                            gene_names=np.asarray(ctx.classifier.genes_).astype(str), name=ctx.name,
+                            random_state=ctx.config.seed)
+    return {"n_genes": len(panel)}, {"strength": tab}
 
 
 def _combination_genes(ctx: Context, unit: Unit) -> list[str]:
@@ -340,4 +420,4 @@ def _random_walk(ctx: Context, unit: Unit):
 
 
 _ATTACKS = {"single_gene": _single_gene, "max_change": _max_change, "cgd": _cgd, "grid": _grid,
-            "random_walk": _random_walk}
+            "random_walk": _random_walk, "pgd": _whitebox, "fgsm": _whitebox}

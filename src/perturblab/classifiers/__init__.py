@@ -27,7 +27,7 @@ from .label_maps import (
 )
 from .mlp import MLPClassifier
 from .random_forest import RandomForestClassifier
-from .registry import CLASSIFIERS, fit_classifier, get_classifier
+from .registry import CLASSIFIERS, fit_classifier, get_classifier, make_classifier
 from .sctype import PBMC3K_BROAD_LABEL_MAP, PBMC3K_LABEL_MAP, ScTypeClassifier
 from .svm import SVMClassifier
 
@@ -48,6 +48,7 @@ __all__ = [
     "evaluate_classifier",
     "fit_classifier",
     "get_classifier",
+    "make_classifier",
     "is_abstention",
     "is_differentiable",
     "label_map_coverage",

@@ -14,7 +14,7 @@ from .random_forest import RandomForestClassifier
 from .sctype import ScTypeClassifier
 from .svm import SVMClassifier
 
-__all__ = ["CLASSIFIERS", "get_classifier", "fit_classifier"]
+__all__ = ["CLASSIFIERS", "get_classifier", "make_classifier", "fit_classifier"]
 
 #: Registry names of perturblab's classifiers, in report order.
 CLASSIFIERS: dict[str, type[CellTypeClassifier]] = {
@@ -54,6 +54,28 @@ def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
     return CLASSIFIERS[name](**kwargs)
 
 
+def make_classifier(name: str, *, random_state: int = 0, device: str | None = None, **kwargs) -> CellTypeClassifier:
+    """A new, unfitted registry classifier, seeded where it takes a seed, single-threaded where it has ``n_jobs``,
+    on ``device`` where it takes one (arguments a classifier does not take are not passed to it).
+
+    Raises
+    ------
+    UnknownNameError
+        If ``name`` is unknown.
+    """
+    if name not in CLASSIFIERS:
+        raise UnknownNameError("classifier", name, CLASSIFIERS)
+    params = inspect.signature(CLASSIFIERS[name].__init__).parameters
+    kw = dict(kwargs)
+    if "random_state" in params:
+        kw["random_state"] = random_state
+    if "n_jobs" in params:
+        kw.setdefault("n_jobs", 1)
+    if "device" in params:
+        kw["device"] = device
+    return get_classifier(name, **kw)
+
+
 def fit_classifier(name: str, train, label_key: str, *, random_state: int = 0, device: str | None = None,
                    **kwargs) -> tuple[CellTypeClassifier, list[str]]:
     """A registry classifier fitted on raw-count ``train``, and the warnings its fitting raised.
@@ -81,15 +103,7 @@ def fit_classifier(name: str, train, label_key: str, *, random_state: int = 0, d
         The fitted classifier and the messages of the warnings raised while fitting (e.g. scType: "labels have
         no ScTypeDB name"), so that a caller can show them beside the classifier's accuracy.
     """
-    params = inspect.signature(CLASSIFIERS[name].__init__).parameters if name in CLASSIFIERS else {}
-    kw = dict(kwargs)
-    if "random_state" in params:
-        kw["random_state"] = random_state
-    if "n_jobs" in params:
-        kw.setdefault("n_jobs", 1)
-    if "device" in params:
-        kw["device"] = device
-    clf = get_classifier(name, **kw)
+    clf = make_classifier(name, random_state=random_state, device=device, **kwargs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         clf.fit(train, label_key)
