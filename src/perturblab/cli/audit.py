@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ..audit.config import ATTACKS, CLASSIFIERS, EVALUATIONS, SEARCH_MODES, SPACES
+from ..audit.config import ATTACKS, CLASSIFIERS, EVALUATIONS, NOISE_MODES, NOISE_RATES, SEARCH_MODES, SPACES, SPLITS, \
+    WHITEBOX_AMPLITUDES, WHITEBOX_KS
 from . import app
 from ._common import (
     Data,
@@ -32,6 +33,9 @@ Classifier = str_enum("Classifier", CLASSIFIERS)
 Attack = str_enum("Attack", ATTACKS)
 Evaluation = str_enum("Evaluation", EVALUATIONS)
 Space = str_enum("Space", SPACES)
+Split = str_enum("Split", SPLITS)
+Bounds = str_enum("Bounds", ("range", "percentile"))
+NoiseMode = str_enum("NoiseMode", NOISE_MODES)
 
 
 def _search_modes(value: str, classifiers: list[str]) -> dict[str, str]:
@@ -73,6 +77,24 @@ def audit_cmd(
                                              "classifier, e.g. 'mlp=dichotomic,svm=exhaustive'.")] = "auto",
     cgd_strength: Annotated[float, typer.Option(help="CGD step alpha = epsilon.")] = 1.0,
     cgd_genes: Annotated[int, typer.Option(help="Signature genes CGD walks through.")] = 100,
+    split: Annotated[Split, typer.Option(help="Train/test halves: stratified, or anchor (adverSCarial's published "  # type: ignore[valid-type]
+                                         "PBMC3k split).")] = Split("stratified"),  # type: ignore[assignment]
+    label_map: Annotated[str, typer.Option(help="scType label map: pbmc3k (broad), pbmc3k_strict, none, or a CSV/TSV "
+                                           "file (columns sctype_name, label); default: pbmc3k on PBMC3k, none "
+                                           "elsewhere.")] = "default",
+    whitebox_k: Annotated[list[int], typer.Option("--whitebox-k", help="PGD/FGSM gene budget (repeat).")]
+    = list(WHITEBOX_KS),  # noqa: B006
+    whitebox_amplitude: Annotated[list[float], typer.Option("--whitebox-amplitude", help="PGD/FGSM amplitude, a "
+                                                            "fraction of each gene's allowed range (repeat).")]
+    = list(WHITEBOX_AMPLITUDES),  # noqa: B006
+    whitebox_bounds: Annotated[Bounds, typer.Option(help="PGD/FGSM allowed range per gene: observed range or "  # type: ignore[valid-type]
+                                                    "[perc1, perc99].")] = Bounds("range"),  # type: ignore[assignment]
+    noise_rate: Annotated[list[float], typer.Option("--noise-rate", help="label_noise: share of training labels "
+                                                    "changed (repeat).")] = list(NOISE_RATES),  # noqa: B006
+    noise_mode: Annotated[list[NoiseMode], typer.Option("--noise-mode", help="label_noise: how labels are "  # type: ignore[valid-type]
+                                                        "changed (repeat).")] = list(NoiseMode),  # noqa: B008
+    strength_genes: Annotated[int, typer.Option(help="strength / label_noise: top marker genes per cluster in the "
+                                                "gene panel.")] = 50,
     n_bootstrap: NBootstrap = 100,
     seed: Seed = 0,
     device: Device = "auto",
@@ -94,7 +116,11 @@ def audit_cmd(
     config = AuditConfig(data=data, label_key=label_key, classifiers=clfs, clusters=cluster or None,
                          modifications=modification, attacks=choices(attack), evaluations=choices(evaluation),
                          spaces=choices(space), search_modes=_search_modes(search_mode, clfs), seed=seed,
-                         cgd_strength=cgd_strength, cgd_n_genes=cgd_genes, n_bootstrap=n_bootstrap)
+                         cgd_strength=cgd_strength, cgd_n_genes=cgd_genes, n_bootstrap=n_bootstrap,
+                         split=choices([split])[0], label_map=None if label_map == "none" else label_map,
+                         whitebox_ks=tuple(whitebox_k), whitebox_amplitudes=tuple(whitebox_amplitude),
+                         whitebox_bounds=choices([whitebox_bounds])[0], noise_rates=tuple(noise_rate),
+                         noise_modes=tuple(choices(noise_mode)), strength_genes=strength_genes)
     result = run_audit(config, out, resume=resume, overwrite=overwrite, n_jobs=n_jobs, scheduler=scheduler or None,
                        table_format=choices([table_format])[0], device=device)
     s = result.summary
