@@ -64,6 +64,7 @@ def make_data(folder: Path) -> dict[str, str]:
     import perturblab as plab
 
     rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     # labelled counts for the audit: 3 clusters, one with a 300-character name, one that looks like rich markup
     long_name = "T cells of a very long annotation " * 9
@@ -268,7 +269,7 @@ def cases(files: dict[str, str], root: Path) -> list[Case]:
         Case("audit: cluster typo", "attack", [*a, "--cluster", "NK cells"], 2, ("unknown cluster 'NK cells'",
                                                                                  "did you mean 'NK'")),
         Case("audit: unknown classifier", "attack", [*a, "--classifier", "xgboost"], 2, ("xgboost",)),
-        Case("audit: unknown attack", "attack", [*a, "--attack", "fgsm"], 2, ("fgsm",)),
+        Case("audit: unknown attack", "attack", [*a, "--attack", "deepfool"], 2, ("deepfool",)),
         Case("audit: unknown modification", "attack", [*a, "--modification", "perc50"], 2, ("modification",)),
         Case("audit: bad search mode", "attack", [*a, "--search-mode", "random_forest=fast"], 2, ("search mode",)),
         Case("audit: malformed search mode", "attack", [*a, "--search-mode", "mlp=dichotomic,svm"], 2,
@@ -296,7 +297,7 @@ def cases(files: dict[str, str], root: Path) -> list[Case]:
     # ---- predict wing ----
     p = [*PREDICT, "--data", f["kang"]]
     out += [
-        Case("predict: target typo", "predict", [*PREDICT[:4], "--target", "CD14 mono", "--n-top-genes", "200",
+        Case("predict: target typo", "predict", [*PREDICT[:3], "--target", "CD14 mono", "--n-top-genes", "200",
                                                  "--data", f["kang"]], 2, ("did you mean 'CD14 Mono'",)),
         Case("predict: model typo", "predict", [*p, "--model", "scgan"], 2, ("did you mean 'scgen'",)),
         Case("predict: --n-top-genes 0", "predict", [*p, "--n-top-genes", "0"], 2, ("n_top_genes",)),
@@ -305,7 +306,7 @@ def cases(files: dict[str, str], root: Path) -> list[Case]:
              ("max_epochs",)),
         Case("predict: --min-cells 0", "predict", [*p, "--min-cells", "0"], 2, ("min_cells",)),
         Case("predict: --target all when none qualifies", "predict",
-             [*PREDICT[:4], "--target", "all", "--data", f["kang_tiny"], "--n-top-genes", "200"], 2,
+             [*PREDICT[:3], "--target", "all", "--data", f["kang_tiny"], "--n-top-genes", "200"], 2,
              ("no cell type has",)),
         Case("predict: control typo", "predict", [*p, "--control", "ctrl"], 2, ("did you mean 'control'",)),
         Case("predict: missing condition column", "predict", [*PREDICT, "--data", f["kang_nokey"]], 2,
@@ -313,7 +314,7 @@ def cases(files: dict[str, str], root: Path) -> list[Case]:
         Case("predict: NaN conditions", "predict", [*PREDICT, "--data", f["kang_nan"]], 2, ("without a condition",)),
         Case("predict: NaN expression", "predict", [*PREDICT, "--data", f["kang_nanx"]], 2, ("NaN",)),
         Case("predict: cell types that collide as file names", "predict",
-             [*PREDICT[:4], "--target", "CD14+ Mono", "--target", "CD14 Mono", "--n-top-genes", "200",
+             [*PREDICT[:3], "--target", "CD14+ Mono", "--target", "CD14 Mono", "--n-top-genes", "200",
               "--n-bootstrap", "0", "--data", f["kang_collide"]], 0, (), None,
              lambda o, _: _distinct_targets(o)),
         Case("predict: log-normalised input where counts are expected", "predict",
@@ -461,12 +462,15 @@ def run(case: Case, root: Path, index: int) -> tuple[str, str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=None, help="Work folder (default: a temporary folder).")
+    parser.add_argument("--out", type=Path, default=None, help="Work folder, emptied first (default: a temporary "
+                                                              "folder).")
     parser.add_argument("--only", default="", help="Run the cases whose name contains this text.")
     parser.add_argument("--json", type=Path, default=None, help="Write every case's grade to this JSON file.")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="perturblab-probe-"))
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
     source = Path(os.environ["PERTURBLAB_DATA_DIR"])
     files = make_data(root / "data")
     _edited_data_dir(root, source)

@@ -56,6 +56,9 @@ def stratified_split(adata, label_key: str = "cell_type", *, test_size: float = 
     adata = adata[keep]
     y = adata.obs[label_key].astype(str).to_numpy()
     values, counts = np.unique(y, return_counts=True)
+    if len(values) < 2:
+        raise InputError(f"adata.obs[{label_key!r}] holds {len(values)} cell type(s) {list(values)}; a classifier "
+                         "needs at least 2 labelled cell types")
     if (counts < 2).any():
         raise InputError(f"cell types with fewer than 2 cells cannot be split in a stratified way: "
                          f"{list(values[counts < 2])}; drop them or add them to drop_labels")

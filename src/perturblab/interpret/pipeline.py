@@ -142,8 +142,9 @@ class InterpretConfig:
         check_positive(self.n_cells, "n_cells", minimum=20)
         check_positive(self.cells_per_group, "cells_per_group", allow_none=True)
         check_positive(self.max_length, "max_length", minimum=2, allow_none=True)
-        for name in ("n_label_null", "n_degree_null", "n_bootstrap", "cssi_null_repeats", "random_state"):
+        for name in ("n_label_null", "n_degree_null", "n_bootstrap", "cssi_null_repeats"):
             check_positive(getattr(self, name), name, minimum=0)
+        check_positive(self.random_state, "seed (random_state)", minimum=0)
         check_positive(self.leiden_resolution, "leiden_resolution", minimum=1e-9)
         if self.d_model % self.n_heads:
             raise InputError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")

@@ -93,6 +93,9 @@ class BenchmarkSettings:
     torch_threads: int | None = None
 
     def __post_init__(self) -> None:
+        from ..._device import check_device
+
+        check_device(self.device)
         check_positive(self.min_cells, "min_cells")
         if "n_bootstrap" in self.evaluate_params:
             check_positive(self.evaluate_params["n_bootstrap"], "n_bootstrap", minimum=0)
