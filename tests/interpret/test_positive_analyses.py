@@ -186,3 +186,27 @@ def test_gene_set_libraries_are_registered_with_checksums(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         build_into(bad, {"sdist": sdist}, tmp_path / "out" / "y.txt")
     assert not (tmp_path / "out" / "y.txt").exists()
+
+
+def test_evaluate_edge_sources_runs_the_attention_evaluations(sim, corr):
+    from perturblab.interpret.baselines import baseline_scores, gene_features
+    from perturblab.interpret.edge_sources import edge_source_rows, evaluate_edge_sources
+    from perturblab.interpret.perturbation import de_targets
+
+    a = sim.adata[sim.adata.obs["perturbation"] == "control"]
+    base = baseline_scores(gene_features(log_normalise(a.X), corr.genes))
+    g = corr.genes.size
+    noise = EdgeScores("token-embedding similarity", np.random.default_rng(0).random((g, g)), corr.genes, "embedding")
+    echo = EdgeScores("value-context L0 mean", corr.matrix, corr.genes, "value", 0, "mean")
+    ref = Reference("global", sim.reference("global"))
+    tab = evaluate_edge_sources([noise, echo], [ref], de_targets(sim.adata), [corr, *base], tfs=sim.tfs, n_boot=100)
+    rec = tab[tab["analysis"] == "reference recovery"].set_index("score")
+    assert rec.loc["value-context L0 mean", "auroc"] > 0.8 and abs(rec.loc["token-embedding similarity", "auroc"]
+                                                                     - 0.5) < 0.15
+    cmp = tab[tab["analysis"] == "perturbation-first"].set_index(["score", "b"])
+    assert len(cmp) == 2 * 4
+    assert cmp.loc[("value-context L0 mean", "spearman"), "delta"] == 0  # the same matrix as |Spearman|
+    assert cmp.loc[("token-embedding similarity", "spearman"), "delta"] < 0
+    rows = edge_source_rows(tab)
+    assert len(rows) == 2 + 8
+    _registry_accepts(rows)
