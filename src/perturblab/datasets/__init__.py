@@ -35,6 +35,7 @@ from ._fetch import (
     verify,
 )
 from ._fingerprint import anndata_sha256, content_sha256
+from ._gene_sets import GENE_SET_LIBRARIES, gene_sets, read_gmt
 from ._load import DATASETS, load
 from ._markers import lambert_tfs, panglaodb_markers, sctype_markers
 from ._networks import collectri, dorothea, string_ppi, trrust
@@ -57,24 +58,26 @@ from ._singlecell import (
 from ._splits import pbmc3k_split
 
 __all__ = [
-    "DATASETS",
     "CACHE_DIR_ENV",
+    "DATASETS",
     "DATA_DIR_ENV",
+    "GENE_SET_LIBRARIES",
     "REGISTRY",
     "DataFile",
     "DataFileNotFoundError",
     "Source",
-    "anndata_sha256",
-    "content_sha256",
     "adamson2016",
     "add_kang_condition",
     "adverscarial_pbmc_short",
+    "anndata_sha256",
     "cache_dir",
     "chetah_headneck_ref",
     "collectri",
+    "content_sha256",
     "data_dir",
     "dorothea",
     "fetch",
+    "gene_sets",
     "kang2018",
     "kang2018_full",
     "lambert_tfs",
@@ -86,6 +89,7 @@ __all__ = [
     "pbmc3k",
     "pbmc3k_split",
     "pbmc68k_reduced",
+    "read_gmt",
     "replogle2022",
     "sctype_markers",
     "sha256sum",

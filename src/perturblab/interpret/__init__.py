@@ -4,9 +4,37 @@ Part A: gene-token model adapters (Geneformer, scGPT, perturblab's own), streame
 ablation, masked-expression training. Part B: the analyses (reference recovery, perturbation-first evaluation,
 gene-level baselines, incremental value, confounds and nulls, CSSI), the planted-GRN simulator, the statistics
 registry and verdict, and :func:`run_interpretation`, which runs them all (``perturblab interpret``).
+Part C (issue 14, one module each, catalogued in :mod:`~perturblab.interpret.catalogue`): value-weighted
+edges, propensity matching, split designs, TF stratification, TRRUST circularity, per-TF CIs and recovery
+decomposition, the HVG-protocol confound and the sensitivity scan, layer profiles, partial correlation,
+attention-co-expression map, gene-set references, CSSI scaling / strata scan / edge FDR, embedding and SAE
+edges, in-silico perturbation; figures in :mod:`perturblab.interpret.pl`.
 """
 
 from __future__ import annotations
+
+# --- part C: issue-14 analyses (modules; the entry points are also exported by name) ---
+from . import (
+    catalogue,
+    circularity,
+    coexpression,
+    cssi_scan,
+    decomposition,
+    edge_sources,
+    embedding_edges,
+    gene_sets,
+    in_silico,
+    matching,
+    partial,
+    pl,
+    profiles,
+    registry_rows,
+    sae,
+    sensitivity,
+    splits,
+    stratify,
+    value_edges,
+)
 
 # --- part A: adapters, attention extraction, ablation, training ---
 from .ablation import (
@@ -20,6 +48,9 @@ from .ablation import (
 
 # --- part B: analyses, simulator, statistics registry, pipeline ---
 from .baselines import baseline_scores, gene_features, tf_out_degree
+from .catalogue import ANALYSES, AnalysisSpec
+from .circularity import direction_recovery, sign_agreement
+from .coexpression import attention_coexpression
 from .confounds import (
     confound_r2,
     curveball,
@@ -34,6 +65,9 @@ from .cssi import (
     leiden_strata,
     stratified_matrices,
 )
+from .cssi_scan import cssi_edge_fdr, scaling_curve, scaling_test, strata_scan
+from .decomposition import per_tf_recovery, recovery_decomposition
+from .edge_sources import evaluate_edge_sources
 from .edges import (
     EdgeScores,
     attention_scores,
@@ -42,13 +76,17 @@ from .edges import (
     log_normalise,
     spearman_matrix,
 )
+from .embedding_edges import embedding_similarity_scores, gene_embeddings
 from .extraction import (
     LayerAttention,
     cell_embeddings,
     extract_attention,
     iter_layer_attention,
 )
+from .gene_sets import gene_set_recovery, gene_set_references
+from .in_silico import in_silico_perturbation, score_in_silico
 from .incremental import build_pairs, incremental_value
+from .matching import matched_recovery
 from .metrics import auprc, auroc, early_precision_ratio, ranking_metrics, topk_f1
 from .models import (
     GeneformerModel,
@@ -59,8 +97,10 @@ from .models import (
     TokenBatch,
     load_model,
 )
+from .partial import partial_correlation
 from .perturbation import compare_scores, de_targets, perturbation_auroc
 from .pipeline import InterpretConfig, InterpretResult, run_interpretation
+from .profiles import layer_profiles, profile_references
 from .references import (
     Reference,
     candidate_edges,
@@ -68,69 +108,124 @@ from .references import (
     load_tf_list,
     reference_recovery,
 )
+from .registry_rows import add_rows
+from .sae import train_sae
+from .sensitivity import hvg_protocol, sensitivity_scan
 from .simulate import SimulatedGRN, simulate_grn
+from .splits import split_design
 from .stats import Registry, Verdict, verdict
+from .stratify import tf_stratification
 from .training import TrainingResult, train_masked_expression
+from .value_edges import iter_value_edges, value_edge_scores
 
 __all__ = [
+    "ANALYSES",
+    "AnalysisSpec",
+    "EdgeScores",
+    "GeneMatch",
+    "GeneTokenModel",
+    "GeneformerModel",
+    "InterpretConfig",
+    "InterpretResult",
+    "LayerAttention",
+    "OwnGeneTransformer",
+    "Reference",
+    "Registry",
+    "ScGPTModel",
+    "SimulatedGRN",
+    "TokenBatch",
+    "TrainingResult",
+    "Verdict",
     "ablation_experiment",
+    "add_rows",
+    "attention_coexpression",
     "attention_scores",
     "auprc",
     "auroc",
     "baseline_scores",
     "build_pairs",
     "candidate_edges",
+    "catalogue",
     "cell_embeddings",
+    "circularity",
+    "coexpression",
     "compare_scores",
     "confound_r2",
     "correlation_scores",
     "cssi_aggregate",
+    "cssi_edge_fdr",
     "cssi_null_stress",
+    "cssi_scan",
     "cssi_scores",
     "curveball",
     "de_targets",
+    "decomposition",
     "degree_preserving_null",
+    "direction_recovery",
     "early_precision_ratio",
+    "edge_sources",
     "edge_table",
-    "EdgeScores",
+    "embedding_edges",
+    "embedding_similarity_scores",
+    "evaluate_edge_sources",
     "extract_attention",
     "fidelity",
+    "gene_embeddings",
     "gene_features",
-    "GeneformerModel",
-    "GeneMatch",
-    "GeneTokenModel",
+    "gene_set_recovery",
+    "gene_set_references",
+    "gene_sets",
+    "hvg_protocol",
+    "in_silico",
+    "in_silico_perturbation",
     "incremental_value",
-    "InterpretConfig",
-    "InterpretResult",
     "iter_layer_attention",
+    "iter_value_edges",
     "label_shuffle_null",
-    "LayerAttention",
+    "layer_profiles",
     "leiden_strata",
     "load_model",
     "load_reference",
     "load_tf_list",
     "log_normalise",
-    "OwnGeneTransformer",
+    "matched_recovery",
+    "matching",
+    "partial",
+    "partial_correlation",
+    "per_tf_recovery",
     "perturbation_auroc",
+    "pl",
+    "profile_references",
+    "profiles",
     "ranking_metrics",
-    "Reference",
+    "recovery_decomposition",
     "reference_recovery",
-    "Registry",
+    "registry_rows",
     "residualise",
     "run_interpretation",
-    "ScGPTModel",
+    "sae",
+    "scaling_curve",
+    "scaling_test",
+    "score_in_silico",
+    "sensitivity",
+    "sensitivity_scan",
+    "sign_agreement",
     "simulate_grn",
-    "SimulatedGRN",
     "spearman_matrix",
+    "split_design",
+    "splits",
+    "strata_scan",
     "stratified_matrices",
+    "stratify",
     "tf_out_degree",
-    "TokenBatch",
+    "tf_stratification",
     "topk_f1",
     "train_masked_expression",
-    "TrainingResult",
+    "train_sae",
     "uniform_attention",
+    "value_edge_scores",
+    "value_edges",
     "verdict",
-    "Verdict",
     "zero_heads",
     "zero_layer_attention",
     "zero_mlp",
