@@ -159,7 +159,8 @@ def cases(files: dict[str, str], root: Path) -> list[Case]:
     data = {"audit": f["labelled"], "predict": f["kang"], "benchmark": f["kang"], "tune": f["kang"],
             "interpret": f["papalexi"]}
     base = {"audit": AUDIT, "predict": PREDICT, "benchmark": BENCH, "tune": TUNE, "interpret": INTERPRET}
-    wing = {"audit": "attack", "predict": "predict", "benchmark": "predict", "tune": "predict", "interpret": "interpret"}
+    wing = {"audit": "attack", "predict": "predict", "benchmark": "predict", "tune": "predict",
+            "interpret": "interpret"}
     out: list[Case] = []
 
     def add(name, cmd, extra, code=2, words=(), setup=None, check=None, env=None, with_data=True):
@@ -203,7 +204,7 @@ def cases(files: dict[str, str], root: Path) -> list[Case]:
         add("--n-bootstrap -1", cmd, ["--n-bootstrap", "-1"], words=("n_bootstrap",))
         add("--format xlsx", cmd, ["--format", "xlsx"], words=("format",))
         add("--quiet and --verbose", cmd, ["--quiet", "--verbose"], words=("exclude each other",))
-        add("--seed -1", cmd, ["--seed", "-1"] if cmd != "benchmark" else ["--seed", "-1"], words=("seed",))
+        add("--seed -1", cmd, ["--seed", "-1"], words=("seed",))
         if cmd not in ("interpret",):
             add("--n-jobs 0", cmd, ["--n-jobs", "0"], words=("--n-jobs",))
         if cmd in ("audit", "predict", "benchmark"):

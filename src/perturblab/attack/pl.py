@@ -263,7 +263,8 @@ def vulnerability_heatmap(attacks: pd.DataFrame, *, ax=None):
     """Genes found per classifier x (cluster | modification), one attack and space at a time (log colour scale).
 
     A zero from a dichotomic search (which can miss genes masked by others) is written ``0?``; a zero from an
-    exhaustive search, ``0``.
+    exhaustive search, ``0``. For attacks that stop at a flip (CGD, PGD, FGSM) a cell whose cluster did not change
+    (``success`` False) is written ``-`` (no flip), whatever number of genes the attack tried.
 
     Parameters
     ----------
@@ -281,7 +282,12 @@ def vulnerability_heatmap(attacks: pd.DataFrame, *, ax=None):
     g = attacks.assign(col=attacks["cluster"].astype(str)
                        + np.where(attacks["modification"].astype(str) != "", " | " + attacks["modification"].astype(str),
                                   ""))
-    M = g.pivot_table(index="classifier", columns="col", values="n_found", aggfunc="sum", sort=False)
+    if "success" in g.columns and "attack" in g.columns:  # genes tried without a flip are not vulnerabilities
+        stops = g["attack"].isin(("cgd", "pgd", "fgsm")) & ~g["success"].astype(bool)
+        g = g.assign(n_found=g["n_found"].where(~stops, np.nan))
+    M = g.pivot_table(index="classifier", columns="col", values="n_found", aggfunc=lambda v: v.sum(min_count=1),
+                      sort=False, dropna=False)
+    tried = g.pivot_table(index="classifier", columns="col", values="cluster", aggfunc="size", sort=False)
     dich = (g.assign(d=g.get("mode", pd.Series("", index=g.index)).eq("dichotomic"))
             .pivot_table(index="classifier", columns="col", values="d", aggfunc="any", sort=False)
             .reindex(index=M.index, columns=M.columns))
@@ -290,13 +296,18 @@ def vulnerability_heatmap(attacks: pd.DataFrame, *, ax=None):
 
         _, ax = plt.subplots(figsize=(max(4, 0.5 * M.shape[1] + 2), 0.5 * M.shape[0] + 1.8))
     values = M.to_numpy(dtype=float)
-    im = ax.imshow(np.log1p(values), cmap="Reds", aspect="auto")
+    ran = tried.reindex(index=M.index, columns=M.columns).notna().to_numpy()
+    im = ax.imshow(np.log1p(np.nan_to_num(values)), cmap="Reds", aspect="auto")
     ax.set_xticks(range(M.shape[1]), M.columns, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(M.shape[0]), M.index, fontsize=8)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
             text = "0?" if v == 0 and bool(dich.iloc[i, j]) else f"{int(v)}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=6)
+        elif ran[i, j]:
+            text = "-"
+        else:
+            continue
+        ax.text(j, i, text, ha="center", va="center", fontsize=6)
     ax.figure.colorbar(im, ax=ax, label="log(1 + genes found)")
     return ax
 

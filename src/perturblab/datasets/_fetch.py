@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -116,10 +117,8 @@ def verify(file: str | DataFile, path: str | os.PathLike) -> Path:
             f"data file {entry.relpath!r} at {path} does not match its registered checksum (edited, truncated or "
             f"another version); restore the original file or delete it so that perturblab fetches it again")
     verdicts[key] = entry.relpath
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache only costs a new check next time
         write_json(store, verdicts)
-    except OSError:  # a read-only cache only costs a new check next time
-        pass
     return path
 
 

@@ -76,7 +76,7 @@ def sctype_markers(tissue: str = "Immune system", db: str = "full", as_dict: boo
     sets = {direction: {} for _, direction in _DIRECTIONS}
     rows = []
     for record in table.itertuples(index=False):
-        cell_type = str(getattr(record, "cellName")).strip()
+        cell_type = str(record.cellName).strip()
         for column, direction in _DIRECTIONS:
             genes = _split_genes(getattr(record, column))
             sets[direction][cell_type] = genes

@@ -132,7 +132,8 @@ _FILES = (
         "2eba9d9daddbd8aeef8552cc65311ca00ba417f115face5ff1f94758b71beca6",
         "CHETAH reference headneck_ref (Puram et al. 2017 HNSCC), jdekanter/CHETAH@c19cba29 "
         "data/headneck_ref.rda (AGPL-3); converted to h5ad by the perturblab maintainers",
-        sources=(Source("rda", _GHRAW.format(repo="jdekanter/CHETAH", commit="c19cba29", path="data/headneck_ref.rda")),),
+        sources=(Source("rda", _GHRAW.format(repo="jdekanter/CHETAH", commit="c19cba29",
+                                             path="data/headneck_ref.rda")),),
         builder="chetah_headneck_ref",
         content_sha256="ec0807478aee9fa5dc227944be2fb23bd002a36007f52c4869ba275502ce5d6c",
     ),

@@ -155,10 +155,11 @@ def open_run(out: str | os.PathLike, command: str, settings: dict, data: Any = N
     >>> from perturblab.runs import open_run
     >>> out = tempfile.mkdtemp()
     >>> run = open_run(out, "predict", {"seed": 0})
-    >>> open_run(out, "predict", {"seed": 7}, resume=True)
-    Traceback (most recent call last):
-    ...
-    perturblab.exceptions.SettingsMismatchError: cannot resume ...: its results were computed with other settings (settings.seed: 0 -> 7); rerun with the stored settings, choose another --out, or pass --overwrite
+    >>> try:
+    ...     open_run(out, "predict", {"seed": 7}, resume=True)
+    ... except Exception as err:
+    ...     print(err.differences)
+    {'settings.seed': (0, 7)}
     """
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other; give one of them")
@@ -194,6 +195,6 @@ def open_run(out: str | os.PathLike, command: str, settings: dict, data: Any = N
     from .. import __version__
 
     write_json(out / RUN_FILE, {"command": command, "perturblab_version": __version__,
-                                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                                 "settings": settings, "data": data, "fingerprint": fp})
     return RunFolder(out, command, settings, data, fp, resumed=False)

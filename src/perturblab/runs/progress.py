@@ -58,7 +58,8 @@ class Task:
         self.reporter.update(self)
 
 
-_REPORTER: ContextVar[Reporter] = ContextVar("perturblab_progress", default=Reporter())
+_SILENT = Reporter()
+_REPORTER: ContextVar[Reporter] = ContextVar("perturblab_progress", default=_SILENT)
 
 
 @contextmanager
