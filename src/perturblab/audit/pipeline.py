@@ -103,7 +103,7 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     >>> res = plab.audit.run_audit(classifiers=["sctype"], clusters=["NK"], modifications=["perc99"])  # doctest: +SKIP
     >>> res.attacks[["classifier", "cluster", "modification", "n_found"]]  # doctest: +SKIP
     """
-    from .. import datasets
+    from ..datasets import load as load_data
     from .._device import check_device
     from ..runs import (
         UnitStore,
@@ -122,7 +122,7 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     if table_format not in TABLE_FORMATS:
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
     check_device(device)
-    adata = datasets.load(config.data if data is None else data)
+    adata = load_data(config.data if data is None else data)
     if config.split == "anchor":
         train, test = anchor_split(adata, config.label_key, random_state=config.seed)
     else:

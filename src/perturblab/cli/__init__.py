@@ -12,7 +12,7 @@ import importlib
 
 import typer
 
-from .. import __version__
+from .._version import __version__
 
 __all__ = ["app", "main"]
 

@@ -75,13 +75,13 @@ def gene_set_references(libraries: Mapping[str, pd.DataFrame] | Sequence[str] = 
 
     Library names are loaded with :func:`perturblab.datasets.gene_sets`.
     """
-    from .. import datasets
+    from ..datasets import gene_sets as load_gene_sets
 
     genes = list(genes)
     if not genes:
         raise InputError("give the genes under study (genes=...)")
     tables = (dict(libraries) if isinstance(libraries, Mapping)
-              else {name: datasets.gene_sets(name) for name in libraries})
+              else {name: load_gene_sets(name) for name in libraries})
     return [gene_set_reference(t, genes, name, min_size, max_size) for name, t in tables.items()]
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact
 
-from ..exceptions import InputError
+from ..exceptions import InputError, UnknownNameError
 from .edges import EdgeScores
 from .metrics import ranking_metrics
 
@@ -57,24 +57,24 @@ def load_reference(name: str, dorothea_levels: str = "ABC", string_min_score: in
         ``"trrust"`` (TRRUST v2), ``"dorothea"`` (confidence ``dorothea_levels``), ``"collectri"``
         or ``"string"`` (STRING v12, combined score >= ``string_min_score``; undirected).
     """
-    from .. import datasets
+    from ..datasets import collectri, dorothea, string_ppi, trrust
 
     if name == "trrust":
-        return Reference(name, datasets.trrust())
+        return Reference(name, trrust())
     if name == "dorothea":
-        return Reference(f"dorothea {dorothea_levels}", datasets.dorothea(levels=tuple(dorothea_levels)))
+        return Reference(f"dorothea {dorothea_levels}", dorothea(levels=tuple(dorothea_levels)))
     if name == "collectri":
-        return Reference(name, datasets.collectri())
+        return Reference(name, collectri())
     if name == "string":
-        return Reference(f"string >= {string_min_score}", datasets.string_ppi(min_score=string_min_score), directed=False)
-    raise InputError(f"unknown reference {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
+        return Reference(f"string >= {string_min_score}", string_ppi(min_score=string_min_score), directed=False)
+    raise UnknownNameError("reference network", name, REFERENCE_NAMES)
 
 
 def load_tf_list() -> list[str]:
     """The 1,639 human transcription factors of Lambert et al. 2018 (via :mod:`perturblab.datasets`)."""
-    from .. import datasets
+    from ..datasets import lambert_tfs
 
-    return list(datasets.lambert_tfs())
+    return list(lambert_tfs())
 
 
 def candidate_edges(genes: Sequence[str], reference: Reference, tfs: Iterable[str] | None = None):

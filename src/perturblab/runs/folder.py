@@ -192,7 +192,7 @@ def open_run(out: str | os.PathLike, command: str, settings: dict, data: Any = N
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
-    from .. import __version__
+    from .._version import __version__
 
     write_json(out / RUN_FILE, {"command": command, "perturblab_version": __version__,
                                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

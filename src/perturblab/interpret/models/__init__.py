@@ -13,9 +13,9 @@ from .checkpoints import (
     detect_model_kind,
     find_geneformer_files,
     find_scgpt_files,
-    load_model,
 )
 from .geneformer import GeneformerModel
+from .loading import load_model
 from .own import OwnGeneTransformer
 from .scgpt import ScGPTModel, load_scgpt_state_dict
 
