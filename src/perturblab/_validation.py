@@ -59,7 +59,8 @@ def check_positive(value, name: str, minimum: int | float = 1, allow_none: bool 
     """Raise :class:`InputError` unless ``value >= minimum`` (``None`` allowed when ``allow_none``)."""
     if value is None and allow_none:
         return
-    if value is None or isinstance(value, bool) or not np.isscalar(value) or not value >= minimum:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not value >= minimum:
         raise InputError(f"{name} must be a number >= {minimum}, got {value!r}")
 
 

@@ -135,5 +135,6 @@ def prediction_robustness(model, split, *, modifications: Sequence[str] = ("perc
                          "edistance": ed, "edistance_change": ed - ed_0, "deg_overlap": len(degs & degs_0) / n_degs,
                          "seconds": time.perf_counter() - t0})
     out = pd.DataFrame(rows)
-    k = out["n_genes"].replace(0, np.nan)
-    return out.assign(r2_change_per_gene=out["r2_change"] / k, edistance_change_per_gene=out["edistance_change"] / k)
+    per_gene = out["n_genes"].replace(0, np.nan)
+    return out.assign(r2_change_per_gene=out["r2_change"] / per_gene,
+                      edistance_change_per_gene=out["edistance_change"] / per_gene)

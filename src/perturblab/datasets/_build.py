@@ -184,7 +184,7 @@ def build_chetah_headneck_ref(sources: dict[str, Path], out: Path) -> None:
     values, genes, cells = r_matrix(assay, "headneck_ref counts assay")
     if genes is None or cells is None:
         raise ValueError("headneck_ref.rda: the counts assay needs gene and cell names")
-    x = values.toarray() if sp.issparse(values) else np.asarray(values)
+    x = values.toarray() if sp.issparse(values) else np.asarray(values)  # type: ignore[union-attr]
     obs = pd.DataFrame({"celltypes": pd.Categorical(np.asarray(celltypes, dtype=str))}, index=cells)
     adata = ad.AnnData(x.T.astype(np.float32), obs=obs, var=pd.DataFrame(index=genes))
     adata.uns["source"] = "CHETAH headneck_ref (Puram et al. 2017 HNSCC), jdekanter/CHETAH (AGPL-3), log-normalised"

@@ -167,7 +167,7 @@ def _download(entry: DataFile) -> Path:
             known_hash = None
         else:
             known_hash = f"sha256:{entry.sha256}" if entry.sha256 else f"md5:{entry.md5}"
-        got = _retrieve(entry.url, known_hash, tmp, entry)
+        got = _retrieve(str(entry.url), known_hash, tmp, entry)
         if entry.compression == "gzip":
             plain = Path(tmp) / (target.name + ".plain")
             with gzip.open(got, "rb") as src, open(plain, "wb") as dst:

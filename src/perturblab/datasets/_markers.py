@@ -73,7 +73,7 @@ def sctype_markers(tissue: str = "Immune system", db: str = "full", as_dict: boo
     if tissue not in tissues:
         raise UnknownNameError("tissue", tissue, tissues)
     table = table[table["tissueType"] == tissue]
-    sets = {direction: {} for _, direction in _DIRECTIONS}
+    sets: dict[str, dict[str, list[str]]] = {direction: {} for _, direction in _DIRECTIONS}
     rows = []
     for record in table.itertuples(index=False):
         cell_type = str(record.cellName).strip()

@@ -95,6 +95,9 @@ def seurat_layer(seurat, layer: str, what: str, assay: str = "RNA"):
     if hasattr(obj, "layers"):  # Assay5
         if layer not in obj.layers:
             return None
+        values: sp.csc_matrix | np.ndarray
+        genes: np.ndarray | None
+        cells: np.ndarray | None
         values, _, _ = r_matrix(obj.layers[layer], f"{what} layer {layer}")
         genes = _logmap_names(obj.features, layer, f"{what} features")
         cells = _logmap_names(obj.cells, layer, f"{what} cells")
