@@ -27,7 +27,7 @@ def server(www):
 
 
 def test_download_into_cache_with_checksum(server, dirs):
-    data, cache = dirs
+    _data, cache = dirs
     entry = DataFile("markers/test.tsv", PAYLOAD_SHA, "test", url=f"{server}/markers.tsv")
     path = datasets.fetch(entry)
     assert path == cache / "markers" / "test.tsv"
