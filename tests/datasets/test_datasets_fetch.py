@@ -88,7 +88,8 @@ def test_unknown_file_lists_registry():
 
 def test_registry_matches_shared_data_checksums():
     """Every registered file of the real data directory has the registered sha256; the others (the full
-    perturbation datasets) are downloadable over https with a checksum."""
+    perturbation datasets, the gene-set libraries) are downloadable over https with a checksum, or rebuilt from
+    checksummed public sources with a content checksum."""
     checked = 0
     for relpath, entry in datasets.REGISTRY.items():
         assert entry.url is None or entry.url.startswith("https://")
@@ -96,6 +97,39 @@ def test_registry_matches_shared_data_checksums():
         if (datasets.data_dir() / relpath).is_file():
             assert datasets.sha256sum(datasets.fetch(relpath)) == entry.sha256, relpath
             checked += 1
+        elif entry.url is not None:
+            assert entry.sha256 or entry.md5, relpath
         else:
-            assert entry.url is not None and (entry.sha256 or entry.md5), relpath
+            assert entry.builder and entry.content_sha256 and all(src.known_hash for src in entry.sources), relpath
     assert checked == 13  # every file of the shared data folder's README
+
+
+def test_local_copies_are_verified_once(tmp_path, monkeypatch):
+    """A copy in the data directory is checked against its registered checksum on first use (a one-byte edit of
+    TRRUST, STAT1 -> STAT7, is refused); the verdict is cached, so an unchanged file is not hashed again."""
+    import os
+    import shutil
+
+    from perturblab.datasets import _fetch
+    from perturblab.exceptions import ChecksumError
+
+    source = datasets.data_dir()
+    for tag in ("edited", "intact"):
+        (tmp_path / tag / "references").mkdir(parents=True)
+    shutil.copy(source / "references" / "trrust_v2_human.tsv", tmp_path / "intact" / "references")
+    text = (source / "references" / "trrust_v2_human.tsv").read_text()
+    assert "STAT1\t" in text
+    (tmp_path / "edited" / "references" / "trrust_v2_human.tsv").write_text(text.replace("STAT1\t", "STAT7\t", 1))
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "edited"))
+    with pytest.raises(ChecksumError, match="trrust_v2_human.tsv.*does not match its registered checksum"):
+        datasets.trrust()
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "intact"))
+    assert len(datasets.trrust()) > 9000
+    calls = []
+    monkeypatch.setattr(_fetch, "sha256sum", lambda p: calls.append(p) or "x")
+    assert len(datasets.trrust()) > 9000 and calls == []  # cached verdict: not hashed again
+    os.utime(tmp_path / "intact" / "references" / "trrust_v2_human.tsv", ns=(1, 1))  # touched: checked again
+    with pytest.raises(ChecksumError):
+        datasets.trrust()
+    assert calls
