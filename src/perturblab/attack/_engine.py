@@ -68,8 +68,9 @@ class AttackTarget:
     ----------
     classifier
         A fitted :class:`~perturblab.classifiers.base.CellTypeClassifier` (or any object
-        with ``predict`` and ``per_cell``), or a cluster-level callable
-        ``f(X, clusters, target) -> (label, score)``.
+        with ``predict`` and ``per_cell``), a fitted scikit-learn estimator (wrapped with
+        :func:`perturblab.classifiers.wrap` over ``gene_names``), or a cluster-level callable
+        ``f(X, clusters, target) -> (label, score)``. Anything else raises one error saying how to wrap it.
     X
         Dense cells x genes model-input matrix (the output of ``classifier.preprocess``;
         any representation for a callable). Converted to float32; never modified.
@@ -91,8 +92,11 @@ class AttackTarget:
     """
 
     def __init__(self, classifier, X, clusters, target, *, gene_names=None, max_batch_values: int = 2**24):
+        from ..classifiers.wrap import as_classifier
+
         if hasattr(X, "columns") and gene_names is None:  # pandas DataFrame: columns are the genes
             gene_names = X.columns
+        classifier = as_classifier(classifier, genes=gene_names, where="the attack")
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
         if X.ndim != 2:
             raise InputError(f"X must be a cells x genes matrix, got shape {X.shape}")

@@ -273,6 +273,7 @@ def cgd_attack(
     if stop_rule not in _STOP_RULES:
         raise InputError(f"stop_rule must be one of {', '.join(_STOP_RULES)}, got {stop_rule!r}")
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names)
+    classifier = tgt.classifier
     if not tgt.per_cell:
         raise InputError("CGD needs a per-cell classifier with class scores (class_scores or predict_proba)")
     score_fn, kind = _scorer(classifier, scores)

@@ -109,6 +109,7 @@ def max_change_attack(
         raise InputError(f"max_split_size must be >= 1, got {max_split_size}")
     mod = get_modification(modification, fixed_value=fixed_value, fn=fn, random_state=random_state)
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
+    classifier = tgt.classifier
     idx = candidate_genes(tgt, genes, excluded_genes)
     values = _Values(tgt, mod, idx)
     used = tgt.used_gene_mask()

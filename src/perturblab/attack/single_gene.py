@@ -185,6 +185,7 @@ def single_gene_attack(
         raise InputError("first_dichot and max_split_size must be >= 1")
     mod = get_modification(modification, fixed_value=fixed_value, fn=fn, random_state=random_state)
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
+    classifier = tgt.classifier
     idx = candidate_genes(tgt, genes, excluded_genes)
     base = tgt.baseline()
     if mode == "exhaustive":

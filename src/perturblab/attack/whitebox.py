@@ -119,7 +119,11 @@ class _Setup:
 
     def __init__(self, classifier, X, clusters, target, *, space, var_names, new_target, bounds, nonnegative,
                  library_size, loss="margin"):
+        from ..classifiers.wrap import as_classifier
+
         torch = _torch()
+        classifier = as_classifier(classifier, genes=var_names if space == "model_input" else None,
+                                   where="the white-box attack")
         if not is_differentiable(classifier):
             raise InputError(f"{type(classifier).__name__} is not differentiable (no torch_module()); "
                              "use the single-gene, max-change or CGD attacks, or wrap the model as a torch module")
