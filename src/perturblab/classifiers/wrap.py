@@ -40,11 +40,12 @@ _HOW = ("wrap it first: plab.classifiers.wrap(obj, genes=GENES, representation='
 
 
 def is_protocol_classifier(obj) -> bool:
-    """True for objects that follow :mod:`perturblab.classifiers.base` (``predict``, ``classes_``, ``genes_``,
-    ``per_cell``, ``preprocess``) or subclass :class:`~perturblab.classifiers.base.CellTypeClassifier`."""
+    """True for objects that follow :mod:`perturblab.classifiers.base`: subclasses of
+    :class:`~perturblab.classifiers.base.CellTypeClassifier`, or objects with ``predict`` that declare ``per_cell``
+    (what the attack engine reads; scikit-learn estimators do not)."""
     if isinstance(obj, CellTypeClassifier):
         return True
-    return all(hasattr(obj, a) for a in ("predict", "preprocess", "per_cell", "genes_", "classes_"))
+    return hasattr(obj, "predict") and hasattr(obj, "per_cell")
 
 
 class _Wrapped(CellTypeClassifier):

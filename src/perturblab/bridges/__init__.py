@@ -1,0 +1,14 @@
+"""Bridges between the wings: code that needs more than one wing, imported by nobody but the command line and users.
+
+perturblab's wings do not import each other ("no arrow between wings"): :mod:`perturblab.classifiers`,
+:mod:`perturblab.attack` and :mod:`perturblab.audit` never import :mod:`perturblab.interpret`. What joins them lives
+here, and importing this package registers it:
+
+- :mod:`perturblab.bridges.transformer`: a cell-type annotator fine-tuned from the interpret wing's gene-token
+  transformer, registered as the classifier ``"transformer"`` (:func:`perturblab.classifiers.register_classifier`),
+  so that attacks and ``perturblab audit --classifier transformer`` use it.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
