@@ -287,7 +287,11 @@ def _fit_eval(inputs, name: str):
     """Fit and evaluate one classifier (the unit function of the training step)."""
     from ..classifiers import evaluate_classifier, fit_classifier
 
-    config, train, test, device = inputs
+    from ..classifiers.registry import CLASSIFIERS as REGISTRY
+
+    config, train, test, device, factories = inputs
+    for reg, factory in factories.items():  # names registered in the parent (plugins, bridges) exist in workers too
+        REGISTRY.setdefault(reg, factory)
     t = time.perf_counter()
     clf, notes = fit_classifier(config.registry_name(name), train, config.label_key, random_state=config.seed,
                                 device=device, **config.classifier_kwargs(name))
@@ -299,6 +303,14 @@ def _fit_eval(inputs, name: str):
     row["representation"] = clf.representation
     row["notes"] = "; ".join(notes)
     return clf, row
+
+
+def _factories(config) -> dict:
+    """The registry entries of the trained classifiers that are not perturblab's own (shipped to workers)."""
+    from ..classifiers.registry import BUILTIN_CLASSIFIERS, CLASSIFIERS
+
+    regs = {config.registry_name(n) for n in config.trainable()}
+    return {r: CLASSIFIERS[r] for r in regs if r not in BUILTIN_CLASSIFIERS}
 
 
 def _evaluate_user(config, test, name: str, clf):
@@ -331,7 +343,8 @@ def _fit_all(config, train, test, store, n_jobs: int = 1, device: str | None = N
         fitted[name], rows[name] = clf, _evaluate_user(config, test, name, clf)
     with progress.task("training + evaluation", total=len(config.trainable())) as bar:
         for name, (clf, row) in execute(_fit_eval, config.trainable(),
-                                        shared={"inputs": (config, train, test, device)}, n_jobs=n_jobs):
+                                        shared={"inputs": (config, train, test, device, _factories(config))},
+                                        n_jobs=n_jobs):
             fitted[name], rows[name] = clf, row
             for note in row["notes"].iloc[0].split("; ") if row["notes"].iloc[0] else []:
                 log.warning("%s: %s", name, note)

@@ -11,4 +11,16 @@ here, and importing this package registers it:
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .transformer import TransformerAnnotator
+
+__all__ = ["TransformerAnnotator"]
+
+
+def _register() -> None:
+    from ..classifiers.registry import register_classifier
+    from .transformer import TransformerAnnotator
+
+    register_classifier("transformer", TransformerAnnotator, overwrite=True)
+
+
+_register()
