@@ -118,3 +118,27 @@ def test_register_classifier():
         register_classifier("tiny_forest", RandomForestClassifier)
     with pytest.raises(plab.exceptions.UnknownNameError, match="register_classifier"):
         get_classifier("tiny_forrest")
+
+
+def test_representation_warnings_name_the_evidence(pbmc_small):
+    import warnings
+
+    from perturblab.classifiers import SVMClassifier
+    from perturblab.exceptions import PerturblabWarning
+
+    train, test = pbmc_small
+    clf = plab.classifiers.ScTypeClassifier()
+    log = train.copy()
+    log.X = np.log1p(log.X.toarray() if hasattr(log.X, "toarray") else log.X)
+    with pytest.warns(PerturblabWarning, match=r"does not look like raw counts \(\d+ of \d+ values checked are "
+                                               r"non-integer"):
+        SVMClassifier().fit(log, "cell_type")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(train, "cell_type")
+    counts = test.X.toarray().astype(np.float32)[:, test.var_names.get_indexer(clf.genes_)]
+    with pytest.warns(PerturblabWarning, match=r"X \(the model input attacked\) looks like raw counts"):
+        plab.attack.single_gene_attack(clf, counts, test.obs["cell_type"], "NK", mode="dichotomic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerturblabWarning)  # the model input itself: no warning
+        plab.attack.single_gene_attack(clf, clf.preprocess(test), test.obs["cell_type"], "NK", mode="dichotomic")

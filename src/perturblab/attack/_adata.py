@@ -22,11 +22,12 @@ def _is_anndata(x) -> bool:
     return hasattr(x, "obs") and hasattr(x, "var_names") and hasattr(x, "X")
 
 
-def attack_inputs(classifier, X, clusters, groupby: str | None, *, preprocess: bool = True):
+def attack_inputs(classifier, X, clusters, groupby: str | None, *, preprocess: bool = True, sparse: bool = False):
     """(model input, clusters, adata or None) of an attack call.
 
     ``X`` an AnnData: the model input is ``classifier.preprocess(X)`` (raw counts expected: warned otherwise) when
-    ``preprocess``, else ``X.X``; clusters are ``X.obs[groupby]`` (``clusters`` may name the column too). Otherwise
+    ``preprocess`` (with ``sparse``, a :class:`~perturblab.attack._sparse.SparseModelInput` when ``X.X`` is sparse
+    and the classifier's preprocessing is perturblab's standard one), else ``X.X``; clusters are ``X.obs[groupby]`` (``clusters`` may name the column too). Otherwise
     ``X`` and ``clusters`` are returned as given (``clusters`` required).
     """
     if not _is_anndata(X):
@@ -47,6 +48,9 @@ def attack_inputs(classifier, X, clusters, groupby: str | None, *, preprocess: b
             raise InputError(f"clusters has {labels.size} labels for {adata.n_obs} cells")
     else:
         labels = check_labels(adata, key, "cluster")
+    from .._validation import warn_representation
+
+    warn_representation(adata.X, "counts", "adata.X (the attacked AnnData)")
     if not preprocess:
         return adata.X, labels, adata
     from ..classifiers.wrap import as_classifier
@@ -54,6 +58,12 @@ def attack_inputs(classifier, X, clusters, groupby: str | None, *, preprocess: b
     clf = as_classifier(classifier, genes=None, where="the attack")
     if not hasattr(clf, "preprocess"):
         raise InputError("a cluster-level function cannot build its input from an AnnData; pass its matrix as X")
+    if sparse:
+        from ._sparse import sparse_model_input
+
+        lazy = sparse_model_input(clf, adata)
+        if lazy is not None:
+            return lazy, labels, adata
     return clf.preprocess(adata), labels, adata
 
 

@@ -73,7 +73,9 @@ class AttackTarget:
         ``f(X, clusters, target) -> (label, score)``. Anything else raises one error saying how to wrap it.
     X
         Dense cells x genes model-input matrix (the output of ``classifier.preprocess``;
-        any representation for a callable). Converted to float32; never modified.
+        any representation for a callable), converted to float32 and never modified; or a
+        :class:`~perturblab.attack._sparse.SparseModelInput` (an AnnData's sparse counts: only the
+        target cluster's rows are made dense).
     clusters
         Cluster label per cell.
     target
@@ -94,13 +96,25 @@ class AttackTarget:
     def __init__(self, classifier, X, clusters, target, *, gene_names=None, max_batch_values: int = 2**24):
         from ..classifiers.wrap import as_classifier
 
+        from ._sparse import is_sparse_input
+
         if hasattr(X, "columns") and gene_names is None:  # pandas DataFrame: columns are the genes
             gene_names = X.columns
         classifier = as_classifier(classifier, genes=gene_names, where="the attack")
-        X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-        if X.ndim != 2:
-            raise InputError(f"X must be a cells x genes matrix, got shape {X.shape}")
-        check_finite(X)
+        self.sparse = is_sparse_input(X)
+        if self.sparse and not (hasattr(classifier, "predict") and getattr(classifier, "per_cell", False)):
+            X = X.toarray()  # a cluster-level classifier reads the whole matrix
+            self.sparse = False
+        if not self.sparse:
+            X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+            if X.ndim != 2:
+                raise InputError(f"X must be a cells x genes matrix, got shape {X.shape}")
+            check_finite(X)
+        rep = getattr(classifier, "representation", None)
+        if rep in ("counts", "log1p", "scaled") and not self.sparse and X.size:
+            from .._validation import warn_representation
+
+            warn_representation(X, rep, "X (the model input attacked)")
         clusters = np.asarray(clusters).astype(str)
         if clusters.shape != (X.shape[0],):
             raise InputError(f"clusters has {clusters.size} labels but X has {X.shape[0]} cells")
@@ -118,7 +132,7 @@ class AttackTarget:
         self.classifier, self.X, self.clusters, self.target = classifier, X, clusters, target
         self.genes, self.mask = genes, mask
         self.rows = np.flatnonzero(mask)
-        self.Xc = X[self.rows]
+        self.Xc = X.rows(self.rows) if self.sparse else X[self.rows]
         self.n_cells = len(self.rows)
         self.max_batch_values = int(max_batch_values)
         self.callable = not hasattr(classifier, "predict")

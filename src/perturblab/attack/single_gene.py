@@ -178,7 +178,9 @@ def single_gene_attack(
         Dense cells x genes model input (``classifier.preprocess(adata)``; for a callable,
         whatever representation it reads, e.g. raw counts for :class:`MClassifier`), or an AnnData
         of raw counts (then the model input is ``classifier.preprocess(X)`` and the clusters come
-        from ``X.obs[groupby]``).
+        from ``X.obs[groupby]``). A sparse (CSR) AnnData stays sparse with perturblab's classifiers: only
+        the target cluster's rows over the classifier's genes are made dense
+        (:mod:`perturblab.attack._sparse`).
     clusters
         Cluster label per cell (or, with an AnnData, the ``obs`` column; see ``groupby``).
     target
@@ -238,7 +240,7 @@ def single_gene_attack(
     t0 = time.perf_counter()
     if target is None:
         raise InputError("pass target=: the cluster to attack")
-    X, clusters, adata_in = attack_inputs(classifier, X, clusters, groupby)
+    X, clusters, adata_in = attack_inputs(classifier, X, clusters, groupby, sparse=True)
     if mode not in ("exhaustive", "dichotomic"):
         raise InputError(f"mode must be 'exhaustive' or 'dichotomic', got {mode!r}")
     if change_type not in ("any", "not_na"):

@@ -427,7 +427,7 @@ def whitebox_attack(
     steps, step_size
         PGD iterations and step as a fraction of the amplitude (ART's ``eps_step = step_size x eps``).
     gene_ranking
-        ``"gain"`` (first-order loss gain within the budget, default) or ``"gradient"`` (mean |gradient|).
+        ``"gain"`` (first-order loss gain within the budget, default) or ``"gradient"`` (mean absolute gradient).
     loss
         ``"margin"`` (default, :class:`MarginLoss`) or ``"cross_entropy"``.
     genes

@@ -3,6 +3,7 @@ pretrained CellTypist model loaded with celltypist's own loader (:meth:`CellTypi
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -222,7 +223,14 @@ class CellTypistClassifier(CellTypeClassifier):
         index = pd.Index(np.arange(len(labels)).astype(str))
         res = AnnotationResult(pd.DataFrame({"predicted_labels": pd.Categorical(labels)}, index=index), None, None,
                                None)
-        res = Classifier.majority_vote(res, pd.Series(np.asarray(oc).astype(str), index=index), min_prop=self.min_prop)
+        quiet = logging.getLogger("celltypist.logger")
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)  # celltypist logs two INFO lines per vote
+        try:
+            res = Classifier.majority_vote(res, pd.Series(np.asarray(oc).astype(str), index=index),
+                                           min_prop=self.min_prop)
+        finally:
+            quiet.setLevel(level)
         return res.predicted_labels["majority_voting"].astype(str).to_numpy().astype(object)
 
     def fit(self, adata, label_key: str) -> CellTypistClassifier:
@@ -241,6 +249,7 @@ class CellTypistClassifier(CellTypeClassifier):
                                  random_state=self.random_state)
         pos = {g: i for i, g in enumerate(genes)}
         self.model_ = model
+        self.standard_preprocess = True  # type: ignore[misc]  (trained here: model_input; a loaded model is not)
         self.genes_ = genes
         self.classes_ = np.asarray(model.classifier.classes_).astype(object)
         self.used_genes_ = np.array([pos[g] for g in model.classifier.features], dtype=np.int64)
