@@ -34,9 +34,13 @@ def test_sparse_model_input_equals_the_dense_one(fitted, name):
     np.testing.assert_array_equal(lazy.rows(rows), dense[rows])
     genes = np.arange(0, dense.shape[1], 7)
     mask = np.isin(np.arange(test.n_obs), rows)
+    chunked = sparse_model_input(clf, test)
+    chunked.gene_chunks = lambda g: [g[:5], g[5:]]  # columns sorted in two pieces (bounded memory)
     for mod in ("perc1", "perc99", "decile+5", "decile-3", "random", "positive_aberrant"):
         m = plab.attack.get_modification(mod, random_state=3)
-        np.testing.assert_array_equal(m.values(lazy, mask, genes), m.values(dense, mask, genes), err_msg=mod)
+        expected = m.values(dense, mask, genes)
+        np.testing.assert_array_equal(m.values(lazy, mask, genes), expected, err_msg=mod)
+        np.testing.assert_array_equal(m.values(chunked, mask, genes), expected, err_msg=mod)
 
 
 @pytest.mark.parametrize("name", ["random_forest", "sctype"])

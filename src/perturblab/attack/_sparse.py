@@ -78,8 +78,11 @@ class SparseModelInput:
         lib = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
         lib[lib == 0] = 1.0
         self.scale = _TARGET_SUM / lib
-        self.S = counts[:, np.asarray(columns, dtype=np.intp)].tocsr()
-        self.S.sort_indices()
+        columns = np.asarray(columns, dtype=np.intp)
+        if len(columns) == counts.shape[1] and (columns == np.arange(len(columns))).all():
+            self.S = counts  # the classifier reads every gene in order: no copy
+        else:
+            self.S = counts[:, columns].tocsr()
         if self.S.nnz and self.S.data.min() < 0:
             raise InputError("negative counts: pass raw counts")
         self.representation = representation
@@ -128,6 +131,14 @@ class SparseModelInput:
     def sorted_columns(self, genes) -> ColumnOrder:
         """The order statistics of columns ``genes`` (:class:`ColumnOrder`)."""
         return ColumnOrder(self, np.asarray(genes, dtype=np.intp))
+
+    def gene_chunks(self, genes, max_values: int = 2**25):
+        """``genes`` split into consecutive chunks of about ``max_values`` stored values each (bounds the memory of
+        one :class:`ColumnOrder`)."""
+        genes = np.asarray(genes, dtype=np.intp)
+        density = self.S.nnz / max(1, self.shape[1])
+        step = max(1, int(max_values // max(density, 1.0)))
+        return [genes[s:s + step] for s in range(0, len(genes), step)] or [genes]
 
 
 class ColumnOrder:

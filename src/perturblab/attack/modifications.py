@@ -136,6 +136,9 @@ class Modification:
             return np.full((n_t, len(genes)), self.param)
         if self.kind == "custom":
             return self._custom(X.dense_columns(genes), mask, n_t)
+        chunks = X.gene_chunks(genes)
+        if len(chunks) > 1:  # bounded memory: one chunk of columns sorted at a time
+            return np.hstack([self._sparse_values(X, mask, g, n_t) for g in chunks])
         order = X.sorted_columns(genes)
         if self.kind == "perc":
             return np.broadcast_to(order.quantile(self.param), (n_t, len(genes)))
