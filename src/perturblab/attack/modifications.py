@@ -129,16 +129,16 @@ class Modification:
             out = self._custom(cols, mask, n_t)
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def _sparse_values(self, X, mask, genes, n_t):
+    def _sparse_values(self, X, mask, genes, n_t, chunk: bool = True):
         """:meth:`values` on a :class:`~perturblab.attack._sparse.SparseModelInput`: column statistics from the
         sorted stored values (no dense column), the same numbers as on the dense matrix."""
         if self.kind == "fixed":
             return np.full((n_t, len(genes)), self.param)
         if self.kind == "custom":
             return self._custom(X.dense_columns(genes), mask, n_t)
-        chunks = X.gene_chunks(genes)
+        chunks = X.gene_chunks(genes) if chunk else [genes]
         if len(chunks) > 1:  # bounded memory: one chunk of columns sorted at a time
-            return np.hstack([self._sparse_values(X, mask, g, n_t) for g in chunks])
+            return np.hstack([self._sparse_values(X, mask, g, n_t, chunk=False) for g in chunks])
         order = X.sorted_columns(genes)
         if self.kind == "perc":
             return np.broadcast_to(order.quantile(self.param), (n_t, len(genes)))
