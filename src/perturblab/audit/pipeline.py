@@ -122,11 +122,11 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     Examples
     --------
     >>> import perturblab as plab
-    >>> res = plab.audit.run_audit(classifiers=["sctype"], clusters=["NK"], modifications=["perc99"],
+    >>> res = plab.audit.run_audit(classifiers=["sctype"], clusters=["B"], modifications=["perc1"],
     ...                            n_bootstrap=0)
     >>> res.attacks[["classifier", "cluster", "modification", "mode", "n_found"]]
       classifier cluster modification        mode  n_found
-    0     sctype      NK       perc99  exhaustive       21
+    0     sctype       B        perc1  exhaustive        2
 
     Your own fitted classifier beside a registry one, on your AnnData (raw counts), results back in it:
 
