@@ -94,3 +94,18 @@ def test_no_arrow_between_wings():
                     continue
                 for n in names:
                     assert "interpret" not in n and "bridges" not in n, f"{path.relative_to(root)} imports {n}"
+
+
+def test_a_frozen_scgpt_checkpoint_gets_a_linear_head(halves, tmp_path):
+    from tests.interpret.tiny_models import scgpt_dir
+
+    train, test = halves
+    genes = list(TransformerAnnotator(n_genes=200)._panel(train))
+    scgpt_dir(tmp_path, genes, n_layers=1, n_heads=2, d=16)
+    sub_train, sub_test = train[:120, genes].copy(), test[:30, genes].copy()
+    clf = TransformerAnnotator(checkpoint=tmp_path, checkpoint_kind="scgpt").fit(sub_train, "cell_type")
+    assert clf.representation == "counts" and not plab.classifiers.is_differentiable(clf)
+    X = clf.preprocess(sub_test)
+    assert X.shape == (30, 200) and clf.predict(X).shape == (30,)
+    res = plab.attack.single_gene_attack(clf, X, sub_test.obs["cell_type"], "B", "perc99", genes=genes[:8])
+    assert res.n_genes_evaluated == 8 and res.n_classifier_calls == 9
