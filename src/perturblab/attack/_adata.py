@@ -104,8 +104,11 @@ def set_obs(adata, column: str, mask, value) -> None:
     if mask.shape != (adata.n_obs,):
         raise InputError(f"the attacked cells do not match adata ({mask.size} cells for {adata.n_obs}); pass the "
                          "AnnData the attack ran on")
-    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    kind = np.asarray(value).dtype.kind
+    numeric = kind in "fiub"
     dtype = float if numeric else object
+    if numeric:
+        value = np.asarray(value, dtype=float) if np.ndim(value) else float(value)
     if column in adata.obs.columns:
         col = adata.obs[column].astype(dtype).copy()
     else:
