@@ -97,8 +97,8 @@ def main() -> None:
     print(json.dumps({
         "n_cells": args.cells, "n_genes": args.genes, "cluster_cells": args.cluster,
         "nnz": int(adata.X.nnz), "sparse_data_mb": round(data_mb, 1), "make_data_s": round(make_s, 1),
-        "rf_fit_s": round(fit_s, 1), "rf_train_cells": int(len(np.unique(train_idx))),
-        "rf_used_genes": int(len(rf.used_genes_)),
+        "rf_fit_s": round(fit_s, 1), "rf_train_cells": len(np.unique(train_idx)),
+        "rf_used_genes": len(rf.used_genes_),
         "attack_s": round(attack_s, 1), "modification": args.modification, "mode": res.mode,
         "n_genes_evaluated": res.n_genes_evaluated, "n_flipping_genes": len(res.table),
         "baseline_label": res.baseline_label,

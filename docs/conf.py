@@ -20,7 +20,7 @@ import perturblab  # noqa: E402
 
 project = "perturblab"
 author = "perturblab maintainers"
-copyright = "2026, perturblab maintainers"  # noqa: A001
+copyright = "2026, perturblab maintainers"
 release = version = perturblab.__version__
 
 extensions = [

@@ -27,8 +27,9 @@ def attack_inputs(classifier, X, clusters, groupby: str | None, *, preprocess: b
 
     ``X`` an AnnData: the model input is ``classifier.preprocess(X)`` (raw counts expected: warned otherwise) when
     ``preprocess`` (with ``sparse``, a :class:`~perturblab.attack._sparse.SparseModelInput` when ``X.X`` is sparse
-    and the classifier's preprocessing is perturblab's standard one), else ``X.X``; clusters are ``X.obs[groupby]`` (``clusters`` may name the column too). Otherwise
-    ``X`` and ``clusters`` are returned as given (``clusters`` required).
+    and the classifier's preprocessing is perturblab's standard one), else ``X.X``; clusters are
+    ``X.obs[groupby]`` (``clusters`` may name the column too). Otherwise ``X`` and ``clusters`` are returned as
+    given (``clusters`` required).
     """
     if not _is_anndata(X):
         if clusters is None:
