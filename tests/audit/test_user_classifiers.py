@@ -57,6 +57,9 @@ def test_run_audit_with_a_fitted_estimator_and_results_in_adata(adata_and_lr, tm
     assert adata.obs.loc[adata.obs["cell_type"] == "CD8 T", "audit_mine_n_flipping_genes"].isna().all()
     assert adata.obs.loc[nk, "audit_st_label_after"].nunique() == 1
     adata.write_h5ad(tmp_path / "back.h5ad")  # the keys are writable
+    again = plab.audit.run_audit(out=tmp_path / "a", data=adata, classifiers={"mine": lr, "st": "sctype"},
+                                 resume=True, **SMALL)  # the results written back are not a change of the data
+    assert again.summary["n_units_resumed"] == again.summary["n_units"] == 4
     # a changed estimator is a changed setting: refused on resume
     lr2 = type(lr)(max_iter=300, C=0.5).fit(np.zeros((4, lr.n_features_in_)) + np.arange(4)[:, None],
                                             ["a", "b", "a", "b"])

@@ -21,7 +21,8 @@ def audit_to_adata(result, adata, groupby: str | None = None, key_added: str = "
 
     - ``adata.uns[K]``: a dict of the audit's tables (``accuracy``, ``attacks``, ``genes``, ``flips``,
       ``fewest_genes``, ``overview`` and the optional evaluations' tables present), ``headline`` (one sentence per
-      classifier) and ``settings`` (the run's settings as JSON text);
+      classifier), ``settings`` (the run's settings as JSON text) and ``obs_columns`` (the columns below: a resumed
+      audit of the same AnnData leaves them out of its data checksum);
     - ``adata.obs[f"{K}_split"]``: ``"train"``, ``"test"`` or ``"dropped"`` (cells the split removed);
     - ``adata.obs[f"{K}_{C}_n_flipping_genes"]``: for every cell of an attacked cluster, the number of distinct
       genes whose modification alone (single-gene attack, any modification, model input) changes the cluster's
@@ -76,6 +77,8 @@ def audit_to_adata(result, adata, groupby: str | None = None, key_added: str = "
                 real = f[(f["attack"] == "single_gene") & f["is_vulnerability"].astype(bool)] if len(f) else f
                 set_obs(adata, f"{key_added}_{clf}_n_real_flip_genes", mask, float(_distinct(real)))
             set_obs(adata, f"{key_added}_{clf}_label_after", mask, _strongest(a, g))
+    written = [c for c in adata.obs.columns if str(c).startswith(f"{key_added}_")]
+    update_uns(adata, key_added, {"obs_columns": written})  # excluded from the data checksum of a resumed run
     return adata
 
 

@@ -182,7 +182,7 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     y = test.obs[config.label_key].astype(str).to_numpy()
     clusters = _clusters(config, y)  # bad input fails before anything is written
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-audit-") if out is None else None
-    run = open_run(tmp.name if tmp else out, "audit", config.to_dict(), data_checksum(adata),
+    run = open_run(tmp.name if tmp else out, "audit", config.to_dict(), data_checksum(_without_results(adata)),
                    resume=resume, overwrite=overwrite)
     store = UnitStore(run)
     log.info("audit: %d test cells, %d clusters attacked, %d classifiers", len(y), len(clusters),
@@ -239,6 +239,18 @@ def _clusters(config: AuditConfig, y: np.ndarray) -> list[str]:
         return present
     check_values_present(config.clusters, present, "cluster")
     return list(config.clusters)
+
+
+def _without_results(adata):
+    """``adata`` without the ``obs`` columns an earlier ``key_added`` wrote (listed in ``uns[key]["obs_columns"]``),
+    so that results written back do not change the data checksum a resumed run compares."""
+    written = [c for v in adata.uns.values() if isinstance(v, dict) for c in list(v.get("obs_columns", []))]
+    written = [c for c in written if c in adata.obs.columns]
+    if not written:
+        return adata
+    import anndata as ad
+
+    return ad.AnnData(X=adata.X, obs=adata.obs.drop(columns=written), var=adata.var, obsm=dict(adata.obsm))
 
 
 def _classifier_spec(spec) -> tuple[tuple[str, ...], dict, dict]:
