@@ -15,7 +15,7 @@ setup() {
     "$VENV/bin/pip" install -q --upgrade pip
     # CPU build of torch from the local wheel store; any other spec downloads several GB.
     "$VENV/bin/pip" install -q "torch==2.13.0"
-    "$VENV/bin/pip" install -q -e ".[test,postgres]"
+    "$VENV/bin/pip" install -q -e ".[all,test]"
     touch "$VENV/.installed"
   fi
 }

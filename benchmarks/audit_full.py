@@ -3,7 +3,10 @@
 Presets:
 - ``default``: ``perturblab audit`` defaults (6 classifiers x 9 PBMC3k clusters x single-gene with
   perc1 and perc99, seed 0);
-- ``full``: 6 classifiers x 9 clusters x (single-gene, max-change, CGD) x (perc1, perc99, decile+5).
+- ``full``: 6 classifiers x 9 clusters x (single-gene, max-change, CGD) x (perc1, perc99, decile+5);
+- ``full7`` (default): the six and the transformer annotator (:mod:`perturblab.bridges`) x 9 clusters x
+  (single-gene, max-change, CGD, PGD) x (perc1, perc99, decile+5); PGD runs on the differentiable classifiers
+  (scType, SVM, MLP, CellTypist, transformer) with the default budgets (k = 1, 2, 5, 10, 20, 50).
 
 Usage::
 
@@ -26,12 +29,14 @@ import time
 PRESETS = {
     "default": {},
     "full": {"attacks": ("single_gene", "max_change", "cgd"), "modifications": ("perc1", "perc99", "decile+5")},
+    "full7": {"classifiers": ("sctype", "chetah", "svm", "random_forest", "mlp", "celltypist", "transformer"),
+              "attacks": ("single_gene", "max_change", "cgd", "pgd"), "modifications": ("perc1", "perc99", "decile+5")},
 }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="full7")
     p.add_argument("--out", required=True)
     p.add_argument("--n-jobs", type=int, default=-1)
     p.add_argument("--scheduler", default=None, help="Dask distributed scheduler address")
@@ -40,6 +45,7 @@ def main() -> None:
     args = p.parse_args()
 
     import perturblab as plab
+    import perturblab.bridges  # noqa: F401  (registers the "transformer" classifier)
 
     load0 = os.getloadavg()
     t0, cpu0 = time.perf_counter(), os.times()

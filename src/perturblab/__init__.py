@@ -18,6 +18,10 @@ Usage::
 
     import perturblab as plab
     adata = plab.datasets.pbmc3k()
+
+Installation: ``pip install perturblab`` is the lean core (datasets, classifiers, attack, audit); the predict and
+interpret wings need the extras ``[predict]`` and ``[interpret]`` (``[all]`` installs everything; see
+:mod:`perturblab._extras`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 
 from . import exceptions, io
+from ._extras import install_import_guard
 from ._settings import settings
+
+install_import_guard()  # importing a wing whose optional extra is missing: one error naming the extra
 
 _SUBMODULES = ("datasets", "classifiers", "attack", "predict", "interpret", "report", "audit", "runs")
 

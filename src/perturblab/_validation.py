@@ -119,8 +119,9 @@ def looks_like_counts(X, n_check: int = 10_000) -> bool:
 
 
 def warn_representation(X, expected: str, name: str = "X") -> None:
-    """Warn (:class:`~perturblab.exceptions.PerturblabWarning`) when ``X`` looks like raw counts but
-    ``expected`` is ``"log1p"`` (or the reverse), naming the evidence: non-integer or negative values, the
+    """Warn (:class:`~perturblab.exceptions.PerturblabWarning`) when ``X`` looks like raw counts (non-negative
+    integers with a maximum above 20) but ``expected`` is ``"log1p"`` / ``"scaled"``, or holds non-integer or
+    negative values where raw counts are ``expected``, naming the evidence: non-integer or negative values, the
     largest value and the median row sum."""
     ev = _evidence(X)
     if not ev["n"]:
@@ -128,10 +129,11 @@ def warn_representation(X, expected: str, name: str = "X") -> None:
     facts = (f"{ev['non_integer']} of {ev['n']} values checked are non-integer, {ev['negative']} negative, "
              f"max {ev['max']:.3g}, median row sum {ev['row_sum_median']:.3g}")
     counts = ev["negative"] == 0 and ev["non_integer"] == 0 and ev["max"] > 20
+    not_counts = ev["negative"] > 0 or ev["non_integer"] > 0  # shallow data may be counts with a small maximum
     if expected in ("log1p", "scaled") and counts:
         warnings.warn(f"{name} looks like raw counts ({facts}) but {expected} data are expected; run "
                       "scanpy.pp.normalize_total and scanpy.pp.log1p first", PerturblabWarning, stacklevel=3)
-    elif expected == "counts" and not counts:
+    elif expected == "counts" and not_counts:
         warnings.warn(f"{name} does not look like raw counts ({facts}) but raw UMI counts are expected; pass "
                       "adata.layers['counts'] or adata.raw", PerturblabWarning, stacklevel=3)
 

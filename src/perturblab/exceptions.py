@@ -31,6 +31,7 @@ __all__ = [
     "RunFolderError",
     "SettingsMismatchError",
     "RunFailedError",
+    "MissingExtraError",
     "PerturblabWarning",
     "did_you_mean",
 ]
@@ -147,6 +148,30 @@ def _short(value, width: int = 60) -> str:
 
 class RunFailedError(PerturblabError, RuntimeError):
     """A unit of work failed; finished units stay on disk, so ``--resume`` continues after the cause is fixed."""
+
+
+class MissingExtraError(PerturblabError, ImportError):
+    """A part of perturblab needs packages of an optional extra that is not installed.
+
+    Parameters
+    ----------
+    part
+        What was used (``"perturblab.predict"``).
+    extra
+        The extra that installs what it needs (``"predict"``).
+    missing
+        The missing importable modules.
+    """
+
+    exit_code = 2
+
+    def __init__(self, part: str, extra: str, missing: Iterable[str]):
+        self.part, self.extra, self.missing = part, extra, sorted(missing)
+        super().__init__(f"{part} needs the optional extra [{extra}] (missing: {', '.join(self.missing)}); install it "
+                         f"with: pip install 'perturblab[{extra}]'")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PerturblabWarning(UserWarning):

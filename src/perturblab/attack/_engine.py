@@ -68,11 +68,14 @@ class AttackTarget:
     ----------
     classifier
         A fitted :class:`~perturblab.classifiers.base.CellTypeClassifier` (or any object
-        with ``predict`` and ``per_cell``), or a cluster-level callable
-        ``f(X, clusters, target) -> (label, score)``.
+        with ``predict`` and ``per_cell``), a fitted scikit-learn estimator (wrapped with
+        :func:`perturblab.classifiers.wrap` over ``gene_names``), or a cluster-level callable
+        ``f(X, clusters, target) -> (label, score)``. Anything else raises one error saying how to wrap it.
     X
         Dense cells x genes model-input matrix (the output of ``classifier.preprocess``;
-        any representation for a callable). Converted to float32; never modified.
+        any representation for a callable), converted to float32 and never modified; or a
+        :class:`~perturblab.attack._sparse.SparseModelInput` (an AnnData's sparse counts: only the
+        target cluster's rows are made dense).
     clusters
         Cluster label per cell.
     target
@@ -91,12 +94,27 @@ class AttackTarget:
     """
 
     def __init__(self, classifier, X, clusters, target, *, gene_names=None, max_batch_values: int = 2**24):
+        from ..classifiers.wrap import as_classifier
+
+        from ._sparse import is_sparse_input
+
         if hasattr(X, "columns") and gene_names is None:  # pandas DataFrame: columns are the genes
             gene_names = X.columns
-        X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-        if X.ndim != 2:
-            raise InputError(f"X must be a cells x genes matrix, got shape {X.shape}")
-        check_finite(X)
+        classifier = as_classifier(classifier, genes=gene_names, where="the attack")
+        self.sparse = is_sparse_input(X)
+        if self.sparse and not (hasattr(classifier, "predict") and getattr(classifier, "per_cell", False)):
+            X = X.toarray()  # a cluster-level classifier reads the whole matrix
+            self.sparse = False
+        if not self.sparse:
+            X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+            if X.ndim != 2:
+                raise InputError(f"X must be a cells x genes matrix, got shape {X.shape}")
+            check_finite(X)
+        rep = getattr(classifier, "representation", None)
+        if rep in ("counts", "log1p", "scaled") and not self.sparse and X.size:
+            from .._validation import warn_representation
+
+            warn_representation(X, rep, "X (the model input attacked)")
         clusters = np.asarray(clusters).astype(str)
         if clusters.shape != (X.shape[0],):
             raise InputError(f"clusters has {clusters.size} labels but X has {X.shape[0]} cells")
@@ -114,7 +132,7 @@ class AttackTarget:
         self.classifier, self.X, self.clusters, self.target = classifier, X, clusters, target
         self.genes, self.mask = genes, mask
         self.rows = np.flatnonzero(mask)
-        self.Xc = X[self.rows]
+        self.Xc = X.rows(self.rows) if self.sparse else X[self.rows]
         self.n_cells = len(self.rows)
         self.max_batch_values = int(max_batch_values)
         self.callable = not hasattr(classifier, "predict")

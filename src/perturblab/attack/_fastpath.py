@@ -14,6 +14,11 @@ Changing gene ``g`` of the target cells is a local change of the cluster's input
   again, from the first such split (where ``g`` takes its new value), and the class
   scores are the cached leaf-fraction sums plus the changed leaves' differences.
 
+- **any classifier with** ``single_gene_scorer(Xc, gene_idx, V)``: its own function ``scores(s, e)`` giving the
+  class scores (genes ``s:e`` x cells x classes, argmax = its label) of each single-gene variant, or ``None``
+  (e.g. the transformer annotator of :mod:`perturblab.bridges.transformer`: a one-token update of the
+  ``<cls>`` attention).
+
 All reproduce the classifier's own per-cell labels and the majority vote of
 :meth:`~perturblab.classifiers.base.CellTypeClassifier.predict_cluster`. Because
 the incremental sums round differently from a full recomputation, a cell whose
@@ -145,6 +150,9 @@ def _scores_fn(tgt, gene_idx, V):
         return _mlp_scores(tgt, clf, gene_idx, V)
     if _is_plain(clf, RandomForestClassifier):
         return _forest_scores(tgt, clf, gene_idx, V)
+    scorer = getattr(clf, "single_gene_scorer", None)  # a classifier's own fast path (see the module docstring)
+    if callable(scorer):
+        return scorer(tgt.Xc, gene_idx, V)
     return None
 
 

@@ -124,6 +124,25 @@ class CGDResult:
     n_anchor_calls: int = 0
     score_kind: str = ""
 
+    def to_adata(self, adata, groupby: str | None = None, key_added: str = "perturblab_cgd", *, clusters=None):
+        """Write this result into ``adata`` (the AnnData attacked) and return it.
+
+        Keys: ``adata.uns[key_added]["summary"]`` (one row per attacked cluster, :attr:`summary`),
+        ``["by_gene"]`` (the path, :attr:`by_gene`, with the cluster) and ``["label_distribution"]``;
+        ``adata.obs[f"{key_added}_label_after"]``: each attacked cell's own answer after the attack;
+        ``adata.obs[f"{key_added}_n_genes"]``: the number of genes CGD modified in its cluster (NaN elsewhere).
+        """
+        from ._adata import cluster_mask, set_obs, update_uns
+
+        target = str(self.summary["target"].iloc[0])
+        mask = cluster_mask(adata, groupby, clusters, target)
+        update_uns(adata, key_added, {"summary": self.summary, "by_gene": self.by_gene.assign(target=target),
+                                      "label_distribution": self.label_distribution.assign(target=target)},
+                   replace_on=("target",))
+        set_obs(adata, f"{key_added}_label_after", mask, np.asarray(self.labels_after).astype(str).astype(object))
+        set_obs(adata, f"{key_added}_n_genes", mask, float(len(self.modified_genes)))
+        return adata
+
 
 def _step(x: np.ndarray, alpha: float, eps: float, direction: float) -> np.ndarray:
     return (1 + direction * alpha * np.sign(x)) * x + direction * eps
@@ -199,9 +218,9 @@ def _pick_target(classes, lab, S, orig, excluded) -> int | None:
 def cgd_attack(
     classifier,
     X,
-    clusters,
-    target: str,
-    genes,
+    clusters=None,
+    target: str | None = None,
+    genes=None,
     *,
     new_target: str | None = None,
     excluded_new_targets=(),
@@ -212,6 +231,8 @@ def cgd_attack(
     scores: str = "native",
     retarget: bool = False,
     gene_names=None,
+    groupby: str | None = None,
+    key_added: str | None = None,
 ) -> CGDResult:
     """Push cluster ``target`` towards ``new_target`` gene by gene (see the module docstring).
 
@@ -246,6 +267,9 @@ def cgd_attack(
         Re-pick ``new_target`` after every commit as adverSCarial does (see the module docstring).
     gene_names
         Column names of ``X`` (default ``classifier.genes_``).
+    groupby, key_added
+        With an AnnData of raw counts as ``X``: the ``obs`` column of the clusters, and where the result goes
+        back (:meth:`CGDResult.to_adata`); ``key_added=None`` writes nothing.
 
     Returns
     -------
@@ -269,10 +293,16 @@ def cgd_attack(
     ...                  signature_genes(X, clusters, clf.genes_)["gene"][:500], alpha=1, epsilon=1)  # doctest: +SKIP
     >>> res.modified_genes, res.new_label, res.label_distribution.head()  # doctest: +SKIP
     """
+    from ._adata import attack_inputs
+
     t0 = time.perf_counter()
+    if target is None or genes is None:
+        raise InputError("pass target= (the cluster to attack) and genes= (the genes to visit, in order)")
+    X, clusters, adata_in = attack_inputs(classifier, X, clusters, groupby)
     if stop_rule not in _STOP_RULES:
         raise InputError(f"stop_rule must be one of {', '.join(_STOP_RULES)}, got {stop_rule!r}")
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names)
+    classifier = tgt.classifier
     if not tgt.per_cell:
         raise InputError("CGD needs a per-cell classifier with class scores (class_scores or predict_proba)")
     score_fn, kind = _scorer(classifier, scores)
@@ -363,9 +393,14 @@ def cgd_attack(
         "frac_abstention_start": float(abst_b), "frac_abstention_end": float(abst_a),
         "switched": switched, "n_classifier_calls": tgt.n_calls, "n_anchor_calls": n_anchor,
     }])
-    return CGDResult(X=Xout, modified_genes=modified, by_gene=by_gene, summary=summary,
+    res = CGDResult(X=Xout, modified_genes=modified, by_gene=by_gene, summary=summary,
                      original_label=str(classes[orig]), new_target=str(classes[new]), switched=bool(switched),
                      n_classifier_calls=tgt.n_calls, n_batched_calls=tgt.n_batched_calls,
                      wall_time_s=time.perf_counter() - t0, label_distribution=dist, labels_before=before,
                      labels_after=after, new_label=call_after.label, flipped=call_after.label != call_before.label,
                      n_anchor_calls=n_anchor, score_kind=kind)
+    if key_added is not None:
+        if adata_in is None:
+            raise InputError("key_added writes into an AnnData: pass the AnnData as X with groupby=")
+        res.to_adata(adata_in, groupby=groupby, key_added=key_added, clusters=None if groupby else clusters)
+    return res

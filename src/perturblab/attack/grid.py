@@ -71,6 +71,7 @@ def grid_attack(classifier, X, clusters, target: str, genes, modifications=("per
         raise InputError(f"{len(mods) + 1}^{len(genes)} = {n_comb} combinations exceed max_combinations="
                          f"{max_combinations}; use fewer genes or raise the budget")
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
+    classifier = tgt.classifier
     gidx = tgt.gene_indices(list(genes))
     V = [m.values(tgt.X, tgt.mask, gidx) for m in mods]  # each target cells x G
     base = tgt.baseline()

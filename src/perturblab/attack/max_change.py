@@ -59,7 +59,25 @@ class MaxChangeResult:
         return pd.DataFrame({"order": np.arange(1, len(self.genes) + 1), "gene": self.genes,
                              "target": self.target, "modification": self.modification})
 
+    def to_adata(self, adata, groupby: str | None = None, key_added: str = "perturblab_max_change", *,
+                 clusters=None):
+        """Write this result into ``adata`` (the AnnData attacked) and return it.
+
+        Keys: ``adata.uns[key_added]["table"]`` (the modifiable genes per cluster and modification, earlier rows of
+        other clusters kept), ``["summary"]`` (one row per cluster and modification);
+        ``adata.obs[f"{key_added}_n_genes"]``: for the cells of the attacked cluster, the number of genes that can
+        be modified together without changing its answer (NaN elsewhere).
+        """
+        from ._adata import cluster_mask, set_obs, update_uns
+
+        mask = cluster_mask(adata, groupby, clusters, self.target)
+        update_uns(adata, key_added, {"table": self.table, "summary": pd.DataFrame([self.summary()])},
+                   replace_on=("target", "modification"))
+        set_obs(adata, f"{key_added}_n_genes", mask, float(len(self.genes)))
+        return adata
+
     def summary(self) -> dict:
+        """One-line summary (JSON-serialisable)."""
         return {"target": self.target, "modification": self.modification, "baseline_label": self.baseline_label,
                 "n_genes_modifiable": len(self.genes), "n_candidates": self.n_candidates,
                 "check_label": self.check_label, "n_classifier_calls": self.n_classifier_calls,
@@ -69,8 +87,8 @@ class MaxChangeResult:
 def max_change_attack(
     classifier,
     X,
-    clusters,
-    target: str,
+    clusters=None,
+    target: str | None = None,
     modification="perc99",
     *,
     genes=None,
@@ -81,6 +99,8 @@ def max_change_attack(
     fixed_value: float = 3.0,
     fn=None,
     max_batch_values: int = 2**24,
+    groupby: str | None = None,
+    key_added: str | None = None,
 ) -> MaxChangeResult:
     """Grow the largest gene set whose joint modification keeps cluster ``target``'s label.
 
@@ -88,12 +108,16 @@ def max_change_attack(
     ----------
     classifier, X, clusters, target, modification, genes, excluded_genes, gene_names
         As in :func:`~perturblab.attack.single_gene.single_gene_attack` (``X`` is the
-        classifier's dense cells x genes model input).
+        classifier's dense cells x genes model input, or an AnnData of raw counts with ``groupby``;
+        a CSR AnnData stays sparse).
     max_split_size
         Halves of at most this many genes that change the label are dropped instead of
         split (adverSCarial default 1; its overview uses 100 for speed).
     random_state
         Seed of the half visiting order.
+    groupby, key_added
+        With an AnnData ``X``: the ``obs`` column of the clusters, and where the result goes back
+        (:meth:`MaxChangeResult.to_adata`); ``key_added=None`` writes nothing.
 
     Returns
     -------
@@ -104,11 +128,17 @@ def max_change_attack(
     ValueError
         Unknown modification, unknown/empty cluster, absent genes, ``max_split_size < 1``.
     """
+    from ._adata import attack_inputs
+
     t0 = time.perf_counter()
+    if target is None:
+        raise InputError("pass target=: the cluster to attack")
+    X, clusters, adata_in = attack_inputs(classifier, X, clusters, groupby, sparse=True)
     if max_split_size < 1:
         raise InputError(f"max_split_size must be >= 1, got {max_split_size}")
     mod = get_modification(modification, fixed_value=fixed_value, fn=fn, random_state=random_state)
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
+    classifier = tgt.classifier
     idx = candidate_genes(tgt, genes, excluded_genes)
     values = _Values(tgt, mod, idx)
     used = tgt.used_gene_mask()
@@ -138,8 +168,13 @@ def max_change_attack(
     bisect(idx)
     out = np.concatenate(kept) if kept else np.array([], dtype=np.intp)
     check = tgt.classify(out, values(out)).label if len(out) else base
-    return MaxChangeResult(
+    res = MaxChangeResult(
         genes=tgt.genes[out].tolist(), target=tgt.target, modification=mod.name, baseline_label=base,
         check_label=check, n_candidates=len(idx), n_classifier_calls=tgt.n_calls,
         n_batched_calls=tgt.n_batched_calls, wall_time_s=time.perf_counter() - t0,
     )
+    if key_added is not None:
+        if adata_in is None:
+            raise InputError("key_added writes into an AnnData: pass the AnnData as X with groupby=")
+        res.to_adata(adata_in, groupby=groupby, key_added=key_added, clusters=None if groupby else clusters)
+    return res

@@ -94,7 +94,8 @@ class Modification:
         Parameters
         ----------
         X
-            Cells x genes matrix (the classifier's model input, unmodified).
+            Cells x genes matrix (the classifier's model input, unmodified), dense or a
+            :class:`~perturblab.attack._sparse.SparseModelInput` (statistics from its sparse columns).
         mask
             Boolean vector over cells, True for the target cluster.
         genes
@@ -108,6 +109,10 @@ class Modification:
         genes = np.asarray(genes, dtype=np.intp).ravel()
         mask = np.asarray(mask, dtype=bool)
         n_t = int(mask.sum())
+        from ._sparse import is_sparse_input
+
+        if is_sparse_input(X):
+            return np.ascontiguousarray(self._sparse_values(X, mask, genes, n_t), dtype=np.float32)
         cols = np.asarray(X[:, genes], dtype=np.float64)
         if self.kind == "perc":
             row = np.quantile(cols, self.param, axis=0, method="linear") if len(cols) else np.zeros(len(genes))
@@ -124,8 +129,34 @@ class Modification:
             out = self._custom(cols, mask, n_t)
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def _random(self, cols, n_t, genes):
-        lo, hi = cols.min(axis=0), cols.max(axis=0)
+    def _sparse_values(self, X, mask, genes, n_t, chunk: bool = True):
+        """:meth:`values` on a :class:`~perturblab.attack._sparse.SparseModelInput`: column statistics from the
+        sorted stored values (no dense column), the same numbers as on the dense matrix."""
+        if self.kind == "fixed":
+            return np.full((n_t, len(genes)), self.param)
+        if self.kind == "custom":
+            return self._custom(X.dense_columns(genes), mask, n_t)
+        chunks = X.gene_chunks(genes) if chunk else [genes]
+        if len(chunks) > 1:  # bounded memory: one chunk of columns sorted at a time
+            return np.hstack([self._sparse_values(X, mask, g, n_t, chunk=False) for g in chunks])
+        order = X.sorted_columns(genes)
+        if self.kind == "perc":
+            return np.broadcast_to(order.quantile(self.param), (n_t, len(genes)))
+        if self.kind == "aberrant":
+            return np.broadcast_to(self.param * 10000.0 * order.maximum(), (n_t, len(genes)))
+        if self.kind == "random":
+            return self._random(None, n_t, genes, lo=order.minimum(), hi=order.maximum())
+        target = X.rows(np.flatnonzero(mask))[:, genes].astype(np.float64)
+        shift = int(np.round(self.param * order.n / 10.0))
+        out = np.empty_like(target)
+        for j in range(len(genes)):
+            rank = order.count_below(j, target[:, j])
+            out[:, j] = order.value(j, np.clip(rank + shift, 1, order.n) - 1)
+        return out
+
+    def _random(self, cols, n_t, genes, lo=None, hi=None):
+        if lo is None:
+            lo, hi = cols.min(axis=0), cols.max(axis=0)
         n_steps = np.floor(hi - lo).astype(np.int64) + 1
         out = np.empty((n_t, len(genes)))
         for j, g in enumerate(genes):

@@ -59,6 +59,7 @@ def random_walk_attack(classifier, X, clusters, target: str, modifications=("per
         raise InputError(f"step_change_ratio must be in (0, 1], got {step_change_ratio}")
     mods = [get_modification(m, random_state=random_state) for m in modifications]
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names)
+    classifier = tgt.classifier
     idx = candidate_genes(tgt, genes, excluded_genes)
     V = [m.values(tgt.X, tgt.mask, idx) for m in mods]
     rng = np.random.default_rng(random_state)

@@ -71,6 +71,42 @@ class SingleGeneResult:
         """The flipping genes (or ``"__"``-joined groups), in discovery order."""
         return self.table["gene"].tolist()
 
+    def to_adata(self, adata, groupby: str | None = None, key_added: str = "perturblab_single_gene", *,
+                 clusters=None):
+        """Write this result into ``adata`` (the AnnData attacked, or one with the same cells) and return it.
+
+        Keys (scanpy's conventions):
+
+        - ``adata.uns[key_added]["table"]``: the flipping genes (:attr:`table`), rows of other clusters and
+          modifications kept from earlier calls, this cluster and modification replaced;
+        - ``adata.uns[key_added]["summary"]``: one row per attacked cluster and modification (:meth:`summary`);
+        - ``adata.obs[f"{key_added}_n_flipping_genes"]``: for the cells of the attacked cluster, the number of genes
+          whose modification alone changes the cluster's answer (NaN for cells of clusters not attacked; a
+          dichotomic search can miss genes, see ``uns[key_added]["summary"]["mode"]``);
+        - ``adata.obs[f"{key_added}_label_after"]``: for those cells, the cluster's answer after the strongest
+          single-gene attack (the flipping gene whose new label holds the largest share of the cluster), or the
+          unchanged answer when no gene flips it.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the attacked cells.
+        groupby
+            ``obs`` column of the clusters (or pass ``clusters``, one label per cell).
+        key_added
+            Key of the results (use one key per modification: the ``obs`` columns hold the last call's).
+        """
+        from ._adata import cluster_mask, set_obs, update_uns
+
+        mask = cluster_mask(adata, groupby, clusters, self.target)
+        update_uns(adata, key_added, {"table": self.table, "summary": pd.DataFrame([self.summary()])},
+                   replace_on=("target", "modification"))
+        set_obs(adata, f"{key_added}_n_flipping_genes", mask, float(len(self.table)))
+        best = self.table.sort_values("score", ascending=False, kind="stable")
+        set_obs(adata, f"{key_added}_label_after", mask, str(best["new_label"].iloc[0]) if len(best)
+                else self.baseline_label)
+        return adata
+
     def summary(self) -> dict:
         """One-line summary (JSON-serialisable)."""
         return {
@@ -111,8 +147,8 @@ class _Values:
 def single_gene_attack(
     classifier,
     X,
-    clusters,
-    target: str,
+    clusters=None,
+    target: str | None = None,
     modification="perc99",
     *,
     mode: str = "exhaustive",
@@ -128,6 +164,8 @@ def single_gene_attack(
     random_state: int = 0,
     max_batch_values: int = 2**24,
     use_fast_path: bool = True,
+    groupby: str | None = None,
+    key_added: str | None = None,
 ) -> SingleGeneResult:
     """Find the genes whose modification alone changes the label of cluster ``target``.
 
@@ -138,9 +176,13 @@ def single_gene_attack(
         cluster-level callable ``f(X, clusters, target) -> (label, score)``.
     X
         Dense cells x genes model input (``classifier.preprocess(adata)``; for a callable,
-        whatever representation it reads, e.g. raw counts for :class:`MClassifier`).
+        whatever representation it reads, e.g. raw counts for :class:`MClassifier`), or an AnnData
+        of raw counts (then the model input is ``classifier.preprocess(X)`` and the clusters come
+        from ``X.obs[groupby]``). A sparse (CSR) AnnData stays sparse with perturblab's classifiers: only
+        the target cluster's rows over the classifier's genes are made dense
+        (:mod:`perturblab.attack._sparse`).
     clusters
-        Cluster label per cell.
+        Cluster label per cell (or, with an AnnData, the ``obs`` column; see ``groupby``).
     target
         The cluster to attack.
     modification
@@ -166,6 +208,10 @@ def single_gene_attack(
         Exhaustive mode: use a classifier fast path (rank-one updates for scType's linear
         scores and the MLP's first layer, :mod:`perturblab.attack._fastpath`) when one
         applies; ``False`` forces the generic stacked-batch path (same answers).
+    groupby, key_added
+        With an AnnData ``X``: the ``obs`` column of the clusters, and where the result goes back
+        (:meth:`SingleGeneResult.to_adata`: ``uns[key_added]`` tables, ``obs[key_added + "_n_flipping_genes"]``
+        and ``obs[key_added + "_label_after"]``); ``key_added=None`` (default) writes nothing.
 
     Returns
     -------
@@ -175,8 +221,26 @@ def single_gene_attack(
     ------
     ValueError
         Unknown modification / mode / change_type, unknown or empty cluster, absent genes.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> res = plab.attack.single_gene_attack(clf, test, groupby="cell_type", target="B", modification="perc1",
+    ...                                      key_added="sg_perc1")
+    >>> res.genes, res.baseline_label, res.table["new_label"].tolist()
+    (['SSR4', 'MS4A1'], 'Naive B cells', ['Pro-B cells', 'Pro-B cells'])
+    >>> b_cell = test.obs["cell_type"] == "B"
+    >>> test.obs.loc[b_cell, "sg_perc1_label_after"].iloc[0], int(test.obs.loc[b_cell, "sg_perc1_n_flipping_genes"].iloc[0])
+    ('Pro-B cells', 2)
     """
+    from ._adata import attack_inputs
+
     t0 = time.perf_counter()
+    if target is None:
+        raise InputError("pass target=: the cluster to attack")
+    X, clusters, adata_in = attack_inputs(classifier, X, clusters, groupby, sparse=True)
     if mode not in ("exhaustive", "dichotomic"):
         raise InputError(f"mode must be 'exhaustive' or 'dichotomic', got {mode!r}")
     if change_type not in ("any", "not_na"):
@@ -185,6 +249,7 @@ def single_gene_attack(
         raise InputError("first_dichot and max_split_size must be >= 1")
     mod = get_modification(modification, fixed_value=fixed_value, fn=fn, random_state=random_state)
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
+    classifier = tgt.classifier
     idx = candidate_genes(tgt, genes, excluded_genes)
     base = tgt.baseline()
     if mode == "exhaustive":
@@ -195,10 +260,10 @@ def single_gene_attack(
         n_eval = len(idx)
     rows = [
         {"gene": "__".join(tgt.genes[g]), "n_genes": len(g), "target": tgt.target, "modification": mod.name,
-         "original_label": base.label, "new_label": c.label, "score": c.score, "original_score": base.score}
+         "original_label": base.label, "new_label": str(c.label), "score": c.score, "original_score": base.score}
         for g, c in hits
     ]
-    return SingleGeneResult(
+    res = SingleGeneResult(
         table=pd.DataFrame(rows, columns=_COLUMNS), target=tgt.target, modification=mod.name, mode=mode,
         baseline_label=base.label, baseline_score=base.score, n_genes=len(idx), n_genes_evaluated=n_eval,
         n_genes_skipped=len(idx) - n_eval, n_classifier_calls=tgt.n_calls, n_batched_calls=tgt.n_batched_calls,
@@ -206,6 +271,11 @@ def single_gene_attack(
         params={"first_dichot": first_dichot, "max_split_size": max_split_size, "change_type": change_type,
                 "return_first_found": return_first_found},
     )
+    if key_added is not None:
+        if adata_in is None:
+            raise InputError("key_added writes into an AnnData: pass the AnnData as X with groupby=")
+        res.to_adata(adata_in, groupby=groupby, key_added=key_added, clusters=None if groupby else clusters)
+    return res
 
 
 def _exhaustive(tgt: AttackTarget, mod, idx, base, change_type, fast):

@@ -86,6 +86,7 @@ def single_gene_cell_labels(classifier, X, clusters, target: str, modification="
     if not mod.columnwise:
         raise InputError(f"modification {mod.name!r} is not gene-wise; use a columnwise modification")
     tgt = AttackTarget(classifier, X, clusters, target, gene_names=gene_names, max_batch_values=max_batch_values)
+    classifier = tgt.classifier
     if not tgt.per_cell:
         raise InputError("per-cell answers need a per-cell classifier (predict on rows)")
     idx = candidate_genes(tgt, genes)

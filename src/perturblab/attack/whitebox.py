@@ -85,6 +85,24 @@ class WhiteBoxResult:
     def flipped(self) -> bool:
         return bool(self.summary["flipped"])
 
+    def to_adata(self, adata, groupby: str | None = None, key_added: str = "perturblab_whitebox", *, clusters=None):
+        """Write this result into ``adata`` (the AnnData attacked) and return it.
+
+        Keys: ``adata.uns[key_added]["summary"]`` (one row per attacked cluster, method and budget);
+        ``adata.obs[f"{key_added}_label_after"]``: each attacked cell's answer after the attack;
+        ``adata.obs[f"{key_added}_success"]``: 1.0 where the cell's answer changed (or reached the target), 0.0 where
+        not, NaN outside the attacked cluster.
+        """
+        from ._adata import cluster_mask, set_obs, update_uns
+
+        target = str(self.summary["cluster"])
+        mask = cluster_mask(adata, groupby, clusters, target)
+        row = {k: (";".join(map(str, v)) if isinstance(v, list | tuple) else v) for k, v in self.summary.items()}
+        update_uns(adata, key_added, {"summary": pd.DataFrame([row])}, replace_on=("cluster", "method", "k"))
+        set_obs(adata, f"{key_added}_label_after", mask, np.asarray(self.labels_after).astype(str).astype(object))
+        set_obs(adata, f"{key_added}_success", mask, np.asarray(self.cell_success, dtype=float))
+        return adata
+
 
 def _torch():
     import torch
@@ -119,7 +137,11 @@ class _Setup:
 
     def __init__(self, classifier, X, clusters, target, *, space, var_names, new_target, bounds, nonnegative,
                  library_size, loss="margin"):
+        from ..classifiers.wrap import as_classifier
+
         torch = _torch()
+        classifier = as_classifier(classifier, genes=var_names if space == "model_input" else None,
+                                   where="the white-box attack")
         if not is_differentiable(classifier):
             raise InputError(f"{type(classifier).__name__} is not differentiable (no torch_module()); "
                              "use the single-gene, max-change or CGD attacks, or wrap the model as a torch module")
@@ -352,8 +374,8 @@ def _run(setup: _Setup, budget: Budget, method: str, *, steps: int, step_size: f
 def whitebox_attack(
     classifier,
     X,
-    clusters,
-    target: str,
+    clusters=None,
+    target: str | None = None,
     *,
     method: str = "pgd",
     k: int = 10,
@@ -373,6 +395,8 @@ def whitebox_attack(
     random_start: bool = False,
     random_state: int = 0,
     name: str | None = None,
+    groupby: str | None = None,
+    key_added: str | None = None,
 ) -> WhiteBoxResult:
     """FGSM or PGD on the cells of one cluster, at most ``k`` genes, each within its plausible range.
 
@@ -403,7 +427,7 @@ def whitebox_attack(
     steps, step_size
         PGD iterations and step as a fraction of the amplitude (ART's ``eps_step = step_size x eps``).
     gene_ranking
-        ``"gain"`` (first-order loss gain within the budget, default) or ``"gradient"`` (mean |gradient|).
+        ``"gain"`` (first-order loss gain within the budget, default) or ``"gradient"`` (mean absolute gradient).
     loss
         ``"margin"`` (default, :class:`MarginLoss`) or ``"cross_entropy"``.
     genes
@@ -412,6 +436,10 @@ def whitebox_attack(
         PGD random start (ART's ``num_random_init=1``) seeded by ``random_state``.
     name
         Classifier name for the summary (default: its class name).
+    groupby, key_added
+        With an AnnData of raw counts as ``X``: the ``obs`` column of the clusters (the model input is
+        ``classifier.preprocess(X)``; with ``space="counts"``, ``X.X`` and its ``var_names``), and where the result
+        goes back (:meth:`WhiteBoxResult.to_adata`); ``key_added=None`` writes nothing.
 
     Returns
     -------
@@ -434,12 +462,26 @@ def whitebox_attack(
     >>> res = whitebox_attack(mlp, mlp.preprocess(test), test.obs["cell_type"], "NK", k=5)  # doctest: +SKIP
     >>> res.summary["flipped"], res.genes, res.summary["cell_success_rate"]  # doctest: +SKIP
     """
+    from .._validation import to_dense
+    from ._adata import attack_inputs
+
+    if target is None:
+        raise InputError("pass target=: the cluster to attack")
+    counts_space = space == "counts"
+    X, clusters, adata_in = attack_inputs(classifier, X, clusters, groupby, preprocess=not counts_space)
+    if adata_in is not None and counts_space:
+        X, var_names = to_dense(X), np.asarray(adata_in.var_names.astype(str))
     setup = _Setup(classifier, X, clusters, target, space=space, var_names=var_names, new_target=new_target,
                    bounds=bounds, nonnegative=nonnegative, library_size=library_size, loss=loss)
     budget = Budget(k=k, amplitude=amplitude, bounds=bounds, nonnegative=setup.nonnegative, library_size=library_size,
                     round_counts=round_counts)
-    return _run(setup, budget, method, steps=steps, step_size=step_size, how=gene_ranking,
-                candidates=_candidates(setup, genes), random_start=random_start, random_state=random_state, name=name)
+    res = _run(setup, budget, method, steps=steps, step_size=step_size, how=gene_ranking,
+               candidates=_candidates(setup, genes), random_start=random_start, random_state=random_state, name=name)
+    if key_added is not None:
+        if adata_in is None:
+            raise InputError("key_added writes into an AnnData: pass the AnnData as X with groupby=")
+        res.to_adata(adata_in, groupby=groupby, key_added=key_added, clusters=None if groupby else clusters)
+    return res
 
 
 def _candidates(setup: _Setup, genes):

@@ -57,7 +57,10 @@ class AuditConfig:
     label_key
         ``obs`` column with the cell-type labels (clusters); ``"cell_type"`` by default.
     classifiers
-        Registry names (:data:`CLASSIFIERS`; default all six).
+        Classifier names: registry names (:data:`perturblab.classifiers.CLASSIFIERS`: perturblab's six, the
+        default, and names added with :func:`~perturblab.classifiers.register_classifier`, e.g. ``"transformer"``
+        once :mod:`perturblab.bridges` is imported), aliases of ``registry_names``, and names of fitted classifiers
+        (``classifier_checksums``).
     clusters
         Clusters to attack (default ``None``: every cluster of the test half).
     modifications
@@ -107,6 +110,14 @@ class AuditConfig:
         ``"similar"`` cell type).
     strength_genes
         Strength-response evaluation: the cluster's top marker genes modified one at a time.
+    registry_names
+        ``{name: registry name}`` for classifiers audited under another name (``classifiers={"rf":
+        "random_forest"}``).
+    classifier_checksums
+        ``{name: checksum}`` of the fitted classifiers the user passed (:func:`run_audit` fills it from
+        ``classifiers={"mine": fitted}`` or the command line's ``--classifier-file``): a content checksum of the
+        estimator or of its file (:func:`perturblab.classifiers.files.classifier_checksum`), so that a resumed
+        run refuses a changed classifier. These classifiers are evaluated and attacked, never (re)trained.
     """
 
     data: str = "pbmc3k"
@@ -137,6 +148,8 @@ class AuditConfig:
     noise_rates: tuple[float, ...] = NOISE_RATES
     noise_modes: tuple[str, ...] = NOISE_MODES
     strength_genes: int = 50
+    registry_names: dict[str, str] = field(default_factory=dict)
+    classifier_checksums: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("classifiers", "modifications", "attacks", "evaluations", "spaces", "drop_labels"):
@@ -153,13 +166,21 @@ class AuditConfig:
             self.label_map = "pbmc3k" if self.data == "pbmc3k" else None
         # "auto" is the default: dropped so that equivalent settings compare equal on resume
         self.search_modes = {str(k): str(v) for k, v in dict(self.search_modes).items() if str(v) != "auto"}
+        self.registry_names = {str(k): str(v) for k, v in dict(self.registry_names).items() if str(k) != str(v)}
+        self.classifier_checksums = {str(k): str(v) for k, v in dict(self.classifier_checksums).items()}
         self.validate()
 
     def validate(self) -> None:
         """Raise :class:`~perturblab.exceptions.InputError` naming the first unknown, empty or invalid setting."""
         from ..attack.modifications import get_modification
 
-        _check_subset(self.classifiers, CLASSIFIERS, "classifier")
+        from ..classifiers.registry import CLASSIFIERS as REGISTRY
+
+        for name in self.classifiers:
+            if name not in self.classifier_checksums:
+                _check_subset([self.registry_name(name)], REGISTRY, "classifier")
+        if len(set(self.classifiers)) != len(self.classifiers):
+            raise InputError(f"classifier names must be unique, got {list(self.classifiers)}")
         _check_subset(self.attacks, ATTACKS, "attack")
         _check_subset(self.evaluations, EVALUATIONS, "evaluation")
         _check_subset(self.spaces, SPACES, "space")
@@ -212,9 +233,22 @@ class AuditConfig:
         """The single-gene search mode requested for ``classifier`` (``"auto"`` by default)."""
         return self.search_modes.get(classifier, "auto")
 
+    def registry_name(self, name: str) -> str:
+        """The registry name behind classifier ``name`` (itself unless aliased in ``registry_names``)."""
+        return self.registry_names.get(name, name)
+
+    def is_user_fitted(self, name: str) -> bool:
+        """True for a fitted classifier the user passed (evaluated and attacked, never trained)."""
+        return name in self.classifier_checksums
+
+    def trainable(self) -> list[str]:
+        """The classifiers the audit trains (and may retrain: defence, label noise), in order."""
+        return [c for c in self.classifiers if not self.is_user_fitted(c)]
+
     def classifier_kwargs(self, name: str) -> dict:
         """Constructor arguments the audit sets for classifier ``name``: scType's label map."""
-        return {"label_map": self.label_map} if name == "sctype" and self.label_map is not None else {}
+        sctype = self.registry_name(name) == "sctype"
+        return {"label_map": self.label_map} if sctype and self.label_map is not None else {}
 
     def to_dict(self) -> dict:
         """JSON-serialisable settings (stored in the output folder to guard resumed runs)."""

@@ -137,13 +137,13 @@ def defence(config, contexts: dict, train, test, tables: dict, store) -> pd.Data
     acc = tables["accuracy"].set_index("classifier")
     from ..runs import progress
 
-    with progress.task("defence (adversarial training)", total=len(config.classifiers)) as bar:
-        for name in config.classifiers:
+    with progress.task("defence (adversarial training)", total=len(config.trainable())) as bar:
+        for name in config.trainable():  # fitted classifiers the user passed cannot be retrained
             unit = Unit("defence", name, space="model_input")
             rows.append(_cached(store, unit, lambda name=name: _defend(name, config, contexts, train, test, genes_t,
                                                                         attacks, acc)))
             bar.advance()
-    return pd.concat(rows, ignore_index=True)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
 def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.DataFrame:
@@ -182,7 +182,8 @@ def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.Da
     aug = ad.AnnData(sp.csr_matrix(Xa), var=train.var[[]].copy())
     aug.obs[config.label_key] = ya
     aug.obs_names = [f"cell{i}" for i in range(aug.n_obs)]
-    clf, _ = fit_classifier(name, aug, config.label_key, random_state=config.seed, **config.classifier_kwargs(name))
+    clf, _ = fit_classifier(config.registry_name(name), aug, config.label_key, random_state=config.seed,
+                            **config.classifier_kwargs(name))
     ev = evaluate_classifier(clf, test, config.label_key, name=name).iloc[0]
     X = clf.preprocess(test)
     y = contexts[name].clusters
@@ -215,13 +216,14 @@ def label_noise(config, contexts: dict, train, test, clusters, store) -> pd.Data
     from .units import marker_panel
 
     rows = []
-    with progress.task("label noise (retraining)", total=len(config.classifiers)) as bar:
-        for name in config.classifiers:
+    with progress.task("label noise (retraining)", total=len(config.trainable())) as bar:
+        for name in config.trainable():  # fitted classifiers the user passed cannot be retrained
             unit = Unit("label_noise", name, space="model_input")
 
             def compute(name=name):
                 kwargs = config.classifier_kwargs(name)
-                res = label_noise_sweep(lambda: make_classifier(name, random_state=config.seed, **kwargs), train, test,
+                reg = config.registry_name(name)
+                res = label_noise_sweep(lambda: make_classifier(reg, random_state=config.seed, **kwargs), train, test,
                                         config.label_key,
                                         rates=config.noise_rates, modes=config.noise_modes, targets=clusters,
                                         modifications=config.modifications,
@@ -231,4 +233,4 @@ def label_noise(config, contexts: dict, train, test, clusters, store) -> pd.Data
 
             rows.append(_cached(store, unit, compute))
             bar.advance()
-    return pd.concat(rows, ignore_index=True)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

@@ -45,16 +45,25 @@ class AuditResult:
     summary: dict
     out: Path | None = None
     background: dict = field(default_factory=dict)
+    cells: dict = field(default_factory=dict)
 
     def __getattr__(self, name):
         if name in TABLES:
             return self.tables.get(name, pd.DataFrame())
         raise AttributeError(name)
 
+    def to_adata(self, adata, groupby: str | None = None, key_added: str = "perturblab_audit"):
+        """Write the audit's tables into ``adata.uns[key_added]`` and per-cell columns into ``adata.obs`` (the
+        AnnData audited); see :func:`perturblab.audit.adata.audit_to_adata` for the keys. Returns ``adata``."""
+        from .adata import audit_to_adata
+
+        return audit_to_adata(self, adata, groupby=groupby, key_added=key_added)
+
 
 def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume: bool = False,
               overwrite: bool = False, n_jobs: int = 1, scheduler=None, table_format: str = "parquet",
-              device: str | None = None, **settings) -> AuditResult:
+              device: str | None = None, fitted: dict | None = None, groupby: str | None = None,
+              key_added: str | None = None, **settings) -> AuditResult:
     """Robustness audit of cell-type classifiers (perturblab's main job).
 
     Loads the dataset, splits it into seeded stratified train/test halves
@@ -69,7 +78,12 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     ----------
     config
         An :class:`AuditConfig`; or give its fields as keyword ``settings``
-        (e.g. ``classifiers=["svm", "mlp"], clusters=["NK"], seed=0``).
+        (e.g. ``classifiers=["svm", "mlp"], clusters=["NK"], seed=0``). ``classifiers`` may also be a dict
+        ``{name: registry name or fitted classifier}``, e.g. ``{"mine": fitted, "rf": "random_forest"}``: a fitted
+        scikit-learn estimator, Pipeline or torch module is wrapped (:func:`perturblab.classifiers.wrap`; a plain
+        estimator must know its genes, ``feature_names_in_``), evaluated and attacked on the test half but never
+        trained, and enters the run's settings by a content checksum
+        (:func:`perturblab.classifiers.files.classifier_checksum`).
     out
         Output folder (``None``: a temporary folder, nothing kept on disk).
     data
@@ -85,6 +99,14 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     device
         torch device of the MLP (``None``: CUDA when present, else CPU). Not part of the settings
         checked on resume.
+    fitted
+        ``{name: fitted classifier}`` to audit beside ``config.classifiers`` (what a dict of ``classifiers=`` holds;
+        the command line's ``--classifier-file``). Their checksums must be in ``config.classifier_checksums`` when
+        a ``config`` is given (they are added otherwise).
+    groupby, key_added
+        Results back in the AnnData ``data`` (scanpy's conventions, :meth:`AuditResult.to_adata`): ``groupby``
+        names the ``obs`` column of the cell types (default ``config.label_key``); with ``key_added`` (e.g.
+        ``"perturblab_audit"``) the tables go to ``data.uns[key_added]`` and per-cell columns to ``data.obs``.
 
     Returns
     -------
@@ -100,8 +122,18 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     Examples
     --------
     >>> import perturblab as plab
-    >>> res = plab.audit.run_audit(classifiers=["sctype"], clusters=["NK"], modifications=["perc99"])  # doctest: +SKIP
-    >>> res.attacks[["classifier", "cluster", "modification", "n_found"]]  # doctest: +SKIP
+    >>> res = plab.audit.run_audit(classifiers=["sctype"], clusters=["B"], modifications=["perc1"],
+    ...                            n_bootstrap=0)
+    >>> res.attacks[["classifier", "cluster", "modification", "mode", "n_found"]]
+      classifier cluster modification        mode  n_found
+    0     sctype       B        perc1  exhaustive        2
+
+    Your own fitted classifier beside a registry one, on your AnnData (raw counts), results back in it:
+
+    >>> adata = plab.datasets.pbmc3k()
+    >>> res = plab.audit.run_audit(data=adata, classifiers={"mine": fitted, "rf": "random_forest"},
+    ...                            label_key="cell_type", key_added="audit")  # doctest: +SKIP
+    >>> adata.uns["audit"]["attacks"], adata.obs["audit_n_flipping_genes"]  # doctest: +SKIP
     """
     from ..datasets import load as load_data
     from .._device import check_device
@@ -115,10 +147,28 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     )
 
     t0 = time.perf_counter()
+    user = dict(fitted or {})
+    if "classifiers" in settings:
+        settings["classifiers"], aliases, objects = _classifier_spec(settings["classifiers"])
+        user.update(objects)
+        settings["registry_names"] = {**settings.get("registry_names", {}), **aliases}
+    user = _wrap_user(user)
     if config is None:
-        config = AuditConfig(**settings) if data is None else AuditConfig(**{"data": "<AnnData>", **settings})
+        checks = {**settings.pop("classifier_checksums", {}), **{n: _checksum(c) for n, c in user.items()}}
+        if user and "classifiers" not in settings:
+            settings["classifiers"] = tuple(user)
+        config = AuditConfig(**({"data": "<AnnData>"} if data is not None else {}), **settings,
+                             classifier_checksums=checks)
     elif settings:
         raise InputError("give either config or keyword settings, not both")
+    missing = [n for n in user if n not in config.classifiers or not config.is_user_fitted(n)]
+    if missing:
+        raise InputError(f"fitted classifier(s) {missing} are not among config.classifiers with a checksum in "
+                         "config.classifier_checksums; pass them through classifiers={name: fitted} instead")
+    absent = [n for n in config.classifiers if config.is_user_fitted(n) and n not in user]
+    if absent:
+        raise InputError(f"config names fitted classifier(s) {absent} but they were not given; pass fitted={{name: "
+                         "classifier}}")
     if table_format not in TABLE_FORMATS:
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
     check_device(device)
@@ -132,12 +182,12 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     y = test.obs[config.label_key].astype(str).to_numpy()
     clusters = _clusters(config, y)  # bad input fails before anything is written
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-audit-") if out is None else None
-    run = open_run(tmp.name if tmp else out, "audit", config.to_dict(), data_checksum(adata),
+    run = open_run(tmp.name if tmp else out, "audit", config.to_dict(), data_checksum(_without_results(adata)),
                    resume=resume, overwrite=overwrite)
     store = UnitStore(run)
     log.info("audit: %d test cells, %d clusters attacked, %d classifiers", len(y), len(clusters),
              len(config.classifiers))
-    fitted, accuracy = _fit_all(config, train, test, store, n_jobs if scheduler is None else 1, device)
+    fitted, accuracy = _fit_all(config, train, test, store, n_jobs if scheduler is None else 1, device, user)
     contexts = _contexts(config, fitted, test, y, clusters)
     units = plan_units(config, contexts, clusters)
     todo = [u for u in units if not store.done(u.key)]
@@ -167,11 +217,17 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     summary["cluster_sizes"] = {c: int((y == c).sum()) for c in clusters}
     summary["split"] = config.split
     result = AuditResult(config=config, tables=tables, summary=summary, out=None if tmp else run.path,
-                         background=background)
+                         background=background, cells={"train": list(train.obs_names), "test": list(test.obs_names)})
     if tmp is None:
         _write(result, run.path, table_format)
     else:
         tmp.cleanup()
+    if key_added is not None:
+        from ..datasets import load as _load
+
+        if data is None or not hasattr(data, "obs"):
+            raise InputError("key_added writes the results into the AnnData given as data=; pass data=adata")
+        result.to_adata(_load(data), groupby=groupby, key_added=key_added)
     return result
 
 
@@ -185,14 +241,72 @@ def _clusters(config: AuditConfig, y: np.ndarray) -> list[str]:
     return list(config.clusters)
 
 
+def _without_results(adata):
+    """``adata`` without the ``obs`` columns an earlier ``key_added`` wrote (listed in ``uns[key]["obs_columns"]``),
+    so that results written back do not change the data checksum a resumed run compares."""
+    written = [c for v in adata.uns.values() if isinstance(v, dict) for c in list(v.get("obs_columns", []))]
+    written = [c for c in written if c in adata.obs.columns]
+    if not written:
+        return adata
+    import anndata as ad
+
+    return ad.AnnData(X=adata.X, obs=adata.obs.drop(columns=written), var=adata.var, obsm=dict(adata.obsm))
+
+
+def _classifier_spec(spec) -> tuple[tuple[str, ...], dict, dict]:
+    """``classifiers=`` as (names, {alias: registry name}, {name: fitted object})."""
+    from ..classifiers.wrap import is_protocol_classifier
+
+    if isinstance(spec, str) or spec is None:
+        return spec, {}, {}
+    items = list(spec.items()) if isinstance(spec, dict) else [(None, v) for v in spec]
+    names, aliases, objects = [], {}, {}
+    for key, value in items:
+        if isinstance(value, str):
+            name = value if key is None else str(key)
+            if name != value:
+                aliases[name] = value
+        else:
+            base = getattr(value, "name", None) if is_protocol_classifier(value) else None
+            name = str(key) if key is not None else str(base or type(value).__name__.lower())
+            objects[name] = value
+        names.append(name)
+    return tuple(names), aliases, objects
+
+
+def _wrap_user(user: dict) -> dict:
+    from ..classifiers.wrap import as_classifier
+
+    out = {}
+    for name, obj in user.items():
+        clf = as_classifier(obj, where=f"run_audit (classifier {name!r})")
+        if not hasattr(clf, "predict"):
+            raise InputError(f"classifier {name!r} is a cluster-level function; the audit needs a per-cell classifier: "
+                             "plab.classifiers.wrap(fn, genes=..., classes=...)")
+        if not hasattr(clf, "classes_"):
+            raise InputError(f"classifier {name!r} is not fitted; fit it first, or give its registry name")
+        out[name] = clf
+    return out
+
+
+def _checksum(clf) -> str:
+    from ..classifiers.files import classifier_checksum
+
+    return classifier_checksum(clf)
+
+
 def _fit_eval(inputs, name: str):
     """Fit and evaluate one classifier (the unit function of the training step)."""
     from ..classifiers import evaluate_classifier, fit_classifier
 
-    config, train, test, device = inputs
+    from ..classifiers.registry import CLASSIFIERS as REGISTRY
+
+    config, train, test, device, factories = inputs
+    for reg, factory in factories.items():  # names registered in the parent (plugins, bridges) exist in workers too
+        REGISTRY.setdefault(reg, factory)
     t = time.perf_counter()
-    clf, notes = fit_classifier(name, train, config.label_key, random_state=config.seed, device=device,
-                                **config.classifier_kwargs(name))
+    clf, notes = fit_classifier(config.registry_name(name), train, config.label_key, random_state=config.seed,
+                                device=device, **config.classifier_kwargs(name))
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
     row = evaluate_classifier(clf, test, config.label_key, name=name, n_bootstrap=config.n_bootstrap,
@@ -203,14 +317,46 @@ def _fit_eval(inputs, name: str):
     return clf, row
 
 
-def _fit_all(config, train, test, store, n_jobs: int = 1, device: str | None = None):
-    """Fit and evaluate every classifier (in ``n_jobs`` processes; seeded, so the same models)."""
+def _factories(config) -> dict:
+    """The registry entries of the trained classifiers that are not perturblab's own (shipped to workers)."""
+    from ..classifiers.registry import BUILTIN_CLASSIFIERS, CLASSIFIERS
+
+    regs = {config.registry_name(n) for n in config.trainable()}
+    return {r: CLASSIFIERS[r] for r in regs if r not in BUILTIN_CLASSIFIERS}
+
+
+def _evaluate_user(config, test, name: str, clf):
+    """Evaluate a fitted classifier the user passed (never trained here)."""
+    import warnings
+
+    from ..classifiers import evaluate_classifier
+
+    t = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        row = evaluate_classifier(clf, test, config.label_key, name=name, n_bootstrap=config.n_bootstrap,
+                                  random_state=config.seed)
+    notes = ["fitted by the user (not trained by the audit)",
+             *dict.fromkeys(str(w.message) for w in caught if "perturblab" in (w.filename or ""))]
+    row["fit_time_s"], row["evaluate_time_s"] = 0.0, time.perf_counter() - t
+    row["representation"] = getattr(clf, "representation", "")
+    row["notes"] = "; ".join(notes)
+    return row
+
+
+def _fit_all(config, train, test, store, n_jobs: int = 1, device: str | None = None, user: dict | None = None):
+    """Fit and evaluate every classifier (in ``n_jobs`` processes; seeded, so the same models); the user's fitted
+    classifiers are evaluated only."""
     from ..runs import execute, progress
 
     fitted, rows = {}, {}
-    with progress.task("training + evaluation", total=len(config.classifiers)) as bar:
-        for name, (clf, row) in execute(_fit_eval, list(config.classifiers),
-                                        shared={"inputs": (config, train, test, device)}, n_jobs=n_jobs):
+    user = user or {}
+    for name, clf in user.items():
+        fitted[name], rows[name] = clf, _evaluate_user(config, test, name, clf)
+    with progress.task("training + evaluation", total=len(config.trainable())) as bar:
+        for name, (clf, row) in execute(_fit_eval, config.trainable(),
+                                        shared={"inputs": (config, train, test, device, _factories(config))},
+                                        n_jobs=n_jobs):
             fitted[name], rows[name] = clf, row
             for note in row["notes"].iloc[0].split("; ") if row["notes"].iloc[0] else []:
                 log.warning("%s: %s", name, note)

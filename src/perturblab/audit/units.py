@@ -148,11 +148,13 @@ def choose_mode(classifier, n_genes_evaluated: int, n_cells: int, requested: str
     forest and the SVM always exhaustive, the MLP exhaustive on clusters of up to ~110 cells, CHETAH
     and CellTypist dichotomic; this keeps the default audit under 10 minutes on 2 CPU
     cores. The rule is deterministic (no timing), so a resumed audit plans the same units; the
-    mode is recorded with every result.
+    mode is recorded with every result. A classifier class may set its own ``row_budget``.
     """
     if requested != "auto":
         return requested
-    budget = ROW_BUDGETS.get(type(classifier).__name__, DEFAULT_ROW_BUDGET)
+    budget = getattr(type(classifier), "row_budget", None)  # a classifier may declare its own (the transformer)
+    if budget is None:
+        budget = ROW_BUDGETS.get(type(classifier).__name__, DEFAULT_ROW_BUDGET)
     return "exhaustive" if n_genes_evaluated * n_cells <= budget else "dichotomic"
 
 

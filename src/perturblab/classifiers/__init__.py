@@ -1,8 +1,9 @@
 """Cell-type classifiers under a common protocol (see :mod:`perturblab.classifiers.base`).
 
 Six classifiers of the adverSCarial paper and CellTypist, one module each, plus
-:func:`get_classifier` / :func:`fit_classifier` (by name) and :func:`evaluate_classifier`
-(accuracy, macro-F1, AUROC).
+:func:`get_classifier` / :func:`fit_classifier` (by name; :func:`register_classifier` adds names),
+:func:`wrap` (your own fitted scikit-learn estimator, torch module or function) and
+:func:`evaluate_classifier` (accuracy, macro-F1, AUROC).
 """
 
 from __future__ import annotations
@@ -27,14 +28,24 @@ from .label_maps import (
 )
 from .mlp import MLPClassifier
 from .random_forest import RandomForestClassifier
-from .registry import CLASSIFIERS, fit_classifier, get_classifier, make_classifier
+from .registry import (
+    BUILTIN_CLASSIFIERS,
+    CLASSIFIERS,
+    fit_classifier,
+    get_classifier,
+    make_classifier,
+    register_classifier,
+)
 from .sctype import PBMC3K_BROAD_LABEL_MAP, PBMC3K_LABEL_MAP, ScTypeClassifier
 from .svm import SVMClassifier
+from .wrap import CallableClassifier, SklearnClassifier, TorchClassifier, as_classifier, wrap
 
 __all__ = [
+    "BUILTIN_CLASSIFIERS",
     "CLASSIFIERS",
     "PBMC3K_BROAD_LABEL_MAP",
     "PBMC3K_LABEL_MAP",
+    "CallableClassifier",
     "CellTypeClassifier",
     "CellTypistClassifier",
     "ChetahClassifier",
@@ -45,18 +56,23 @@ __all__ = [
     "RandomForestClassifier",
     "SVMClassifier",
     "ScTypeClassifier",
+    "SklearnClassifier",
+    "TorchClassifier",
+    "as_classifier",
     "evaluate_classifier",
     "fit_classifier",
     "get_classifier",
-    "make_classifier",
     "is_abstention",
     "is_differentiable",
     "label_map_coverage",
     "majority_vote",
+    "make_classifier",
     "read_label_map",
+    "register_classifier",
     "sctype_label_map",
     "torch_preprocess",
     "unmapped_fraction",
+    "wrap",
 ]
 
 

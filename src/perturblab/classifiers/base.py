@@ -11,7 +11,7 @@ Contract (every classifier in this package follows it):
   "raw-count" attack realism option modifies counts and re-runs ``preprocess``.
 - ``fit(adata, label_key)``: ``adata.X`` holds raw counts; labels in ``adata.obs[label_key]``.
   Sets ``classes_`` (sorted labels) and ``genes_`` (the genes of the model input, in order).
-- ``predict_proba(X)``: ``X`` is the model-input matrix (n_cells x n_genes_) ->
+- ``predict_proba(X)``: ``X`` is the model-input matrix (n_cells x ``len(genes_)``) ->
   (n_cells, n_classes) scores in ``classes_`` order.
 - ``predict(X)``: per-cell labels (may include ``unknown_label`` when the
   classifier abstains, e.g. scType's "Unknown" or CHETAH's intermediate nodes).
@@ -101,6 +101,10 @@ class CellTypeClassifier(ABC):
     unknown_label: ClassVar[str] = "Unknown"
     #: What :meth:`class_scores` returns (see the module docstring).
     score_kind: ClassVar[str] = "log_proba"
+    #: ``preprocess`` is perturblab's standard one (:func:`perturblab.classifiers._preprocess.model_input`:
+    #: log1p of ``genes_``, then fit-time scaling for ``"scaled"``), so attacks on a sparse AnnData may keep it
+    #: sparse (:mod:`perturblab.attack._sparse`).
+    standard_preprocess: ClassVar[bool] = False
 
     classes_: np.ndarray
     genes_: np.ndarray
@@ -117,7 +121,7 @@ class CellTypeClassifier(ABC):
 
     @abstractmethod
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Model input (n_cells x n_genes_) -> scores (n_cells x n_classes)."""
+        """Model input (n_cells x ``len(genes_)``) -> scores (n_cells x n_classes)."""
 
     # -- shared behaviour ---------------------------------------------------------------
     def class_scores(self, X: np.ndarray) -> np.ndarray:
@@ -177,6 +181,11 @@ class CellTypeClassifier(ABC):
 
     @staticmethod
     def _labels(adata, label_key: str) -> np.ndarray:
+        """The training labels; also warns when ``adata.X`` does not look like the raw counts ``fit`` expects
+        (:func:`perturblab._validation.warn_representation`: non-integer or negative values, row sums)."""
+        from .._validation import warn_representation
+
+        warn_representation(adata.X, "counts", "adata.X (training data)")
         return check_labels(adata, label_key, "label")
 
 

@@ -112,6 +112,7 @@ class ChetahClassifier(CellTypeClassifier):
     """
 
     representation = "log1p"
+    standard_preprocess = True
     root_label = "Unassigned"
     score_kind = "confidence"
 

@@ -73,6 +73,7 @@ class MLPClassifier(CellTypeClassifier):
     """
 
     representation = "log1p"
+    standard_preprocess = True
     score_kind = "logit"
 
     def __init__(self, epochs: int = 20, batch_size: int = 32, learning_rate: float = 1e-3, dropout: float = 0.5,

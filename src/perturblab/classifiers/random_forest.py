@@ -269,6 +269,7 @@ class RandomForestClassifier(CellTypeClassifier):
     """
 
     representation = "log1p"
+    standard_preprocess = True
     score_kind = "proba"
     #: Inputs remembered by :meth:`predict_proba` (0 disables the cache).
     leaf_cache_size: ClassVar[int] = 4

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Callable
 
-from ..exceptions import UnknownNameError
+from ..exceptions import InputError, UnknownNameError
 from .base import CellTypeClassifier
 from .celltypist import CellTypistClassifier
 from .chetah import ChetahClassifier
@@ -14,10 +15,18 @@ from .random_forest import RandomForestClassifier
 from .sctype import ScTypeClassifier
 from .svm import SVMClassifier
 
-__all__ = ["CLASSIFIERS", "get_classifier", "make_classifier", "fit_classifier"]
+__all__ = [
+    "BUILTIN_CLASSIFIERS",
+    "CLASSIFIERS",
+    "fit_classifier",
+    "get_classifier",
+    "make_classifier",
+    "register_classifier",
+]
 
-#: Registry names of perturblab's classifiers, in report order.
-CLASSIFIERS: dict[str, type[CellTypeClassifier]] = {
+#: Registry names of the classifiers, in report order: perturblab's six, then those added with
+#: :func:`register_classifier` (e.g. ``"transformer"`` once :mod:`perturblab.bridges` is imported).
+CLASSIFIERS: dict[str, Callable[..., CellTypeClassifier]] = {
     "sctype": ScTypeClassifier,
     "chetah": ChetahClassifier,
     "svm": SVMClassifier,
@@ -25,6 +34,50 @@ CLASSIFIERS: dict[str, type[CellTypeClassifier]] = {
     "mlp": MLPClassifier,
     "celltypist": CellTypistClassifier,
 }
+_HINT = ("add yours with plab.classifiers.register_classifier, or pass a fitted one "
+         "(plab.classifiers.wrap)")
+#: perturblab's own six classifiers (the audit's default).
+BUILTIN_CLASSIFIERS = tuple(CLASSIFIERS)
+
+
+def register_classifier(name: str, factory: Callable[..., CellTypeClassifier], *, overwrite: bool = False) -> None:
+    """Add a classifier to the registry, so that :func:`get_classifier`, :func:`fit_classifier`,
+    :func:`perturblab.audit.run_audit` and ``perturblab audit --classifier NAME`` know it by name.
+
+    Parameters
+    ----------
+    name
+        Registry name (letters, digits, ``_`` and ``-``).
+    factory
+        A :class:`~perturblab.classifiers.base.CellTypeClassifier` subclass, or a callable taking keyword
+        arguments (``random_state``, ``device``, ``n_jobs`` where it accepts them) that returns an unfitted one.
+    overwrite
+        Replace an existing entry (perturblab's six built-in names can never be replaced).
+
+    Raises
+    ------
+    InputError
+        A bad name, a built-in name, or a name already registered without ``overwrite``.
+
+    Examples
+    --------
+    >>> from perturblab.classifiers import RandomForestClassifier, get_classifier, register_classifier
+    >>> register_classifier("small_forest", lambda **kw: RandomForestClassifier(n_estimators=10, **kw),
+    ...                     overwrite=True)
+    >>> get_classifier("small_forest").n_estimators
+    10
+    """
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise InputError(f"classifier name {name!r} must be letters, digits, '_' or '-'")
+    if not callable(factory):
+        raise InputError(f"the factory of {name!r} must be a classifier class or a callable returning a classifier")
+    if name in BUILTIN_CLASSIFIERS:
+        raise InputError(f"{name!r} is one of perturblab's built-in classifiers; register yours under another name")
+    if name in CLASSIFIERS and not overwrite and CLASSIFIERS[name] is not factory:
+        raise InputError(f"classifier {name!r} is registered already; pass overwrite=True to replace it")
+    CLASSIFIERS[name] = factory
 
 
 def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
@@ -34,7 +87,7 @@ def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
     ----------
     name
         One of :data:`CLASSIFIERS`: ``"sctype"``, ``"chetah"``, ``"svm"``, ``"random_forest"``, ``"mlp"``,
-        ``"celltypist"``.
+        ``"celltypist"``, or a name added with :func:`register_classifier`.
     **kwargs
         Passed to the classifier's constructor (e.g. ``random_state``, ``n_estimators``).
 
@@ -50,7 +103,7 @@ def get_classifier(name: str, **kwargs) -> CellTypeClassifier:
     10
     """
     if name not in CLASSIFIERS:
-        raise UnknownNameError("classifier", name, CLASSIFIERS)
+        raise UnknownNameError("classifier", name, CLASSIFIERS, hint=_HINT)
     return CLASSIFIERS[name](**kwargs)
 
 
@@ -64,10 +117,12 @@ def make_classifier(name: str, *, random_state: int = 0, device: str | None = No
         If ``name`` is unknown.
     """
     if name not in CLASSIFIERS:
-        raise UnknownNameError("classifier", name, CLASSIFIERS)
-    params = inspect.signature(CLASSIFIERS[name].__init__).parameters
+        raise UnknownNameError("classifier", name, CLASSIFIERS, hint=_HINT)
+    factory = CLASSIFIERS[name]
+    params = inspect.signature(factory.__init__ if isinstance(factory, type) else factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kw = dict(kwargs)
-    if "random_state" in params:
+    if "random_state" in params or takes_any:
         kw["random_state"] = random_state
     if "n_jobs" in params:
         kw.setdefault("n_jobs", 1)

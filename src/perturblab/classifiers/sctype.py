@@ -123,6 +123,7 @@ class ScTypeClassifier(CellTypeClassifier):
     """
 
     representation = "scaled"
+    standard_preprocess = True
     score_kind = "raw_score"
 
     def __init__(self, tissue: str = "Immune system", db: str = "full", markers: dict | None = None,
@@ -147,6 +148,10 @@ class ScTypeClassifier(CellTypeClassifier):
         ValueError
             If no marker gene of the database is in ``adata`` (warns with the count when some are missing).
         """
+        from .._validation import warn_representation
+
+        if label_key is None:  # with a label key, _labels warns
+            warn_representation(adata.X, "counts", "adata.X (training data)")
         if self.markers is None:
             from perturblab.datasets import sctype_markers
 

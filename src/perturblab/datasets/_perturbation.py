@@ -74,6 +74,10 @@ def kang2018_full() -> ad.AnnData:
     Source: scverse example data ``https://exampledata.scverse.org/pertpy/kang_2018.h5ad`` (pertpy 1.0.3
     downloads the same file from the scverse-exampledata S3 bucket), sha256-checked; about 400 MB.
     :func:`kang2018` is the 2,710-cell subset with Seurat's 13 cell types that the tests use.
+
+    Examples
+    --------
+    >>> adata = plab.datasets.kang2018_full()  # downloads 24,673 cells  # doctest: +SKIP
     """
     return add_kang_condition(ad.read_h5ad(fetch("perturbation/kang_2018.h5ad")))
 
@@ -94,6 +98,10 @@ def norman2019() -> ad.AnnData:
     -----
     Source: scPerturb (Peidli et al. 2024, Nat Methods), Zenodo record 10044268,
     ``NormanWeissman2019_filtered.h5ad`` (CC BY 4.0, about 700 MB), md5-checked.
+
+    Examples
+    --------
+    >>> adata = plab.datasets.norman2019()  # a large download  # doctest: +SKIP
     """
     return ad.read_h5ad(fetch("perturbation/NormanWeissman2019_filtered.h5ad"))
 
@@ -124,6 +132,10 @@ def replogle2022(screen: str = "k562_essential") -> ad.AnnData:
     -----
     Source: scPerturb, Zenodo record 10044268 (CC BY 4.0), md5-checked. pertpy 1.0.3's
     ``replogle_2022_k562_essential`` downloads the Gasperini 2019 file by mistake; this loader does not.
+
+    Examples
+    --------
+    >>> adata = plab.datasets.replogle2022("k562_essential")  # a large download  # doctest: +SKIP
     """
     return ad.read_h5ad(fetch(_choice(screen, _REPLOGLE, "Replogle 2022 screen")))
 
@@ -153,5 +165,9 @@ def adamson2016(experiment: str = "pilot") -> ad.AnnData:
     Notes
     -----
     Source: scPerturb, Zenodo record 10044268 (CC BY 4.0), md5-checked.
+
+    Examples
+    --------
+    >>> adata = plab.datasets.adamson2016("pilot")  # a download  # doctest: +SKIP
     """
     return ad.read_h5ad(fetch(_choice(experiment, _ADAMSON, "Adamson 2016 experiment")))

@@ -28,6 +28,13 @@ def pbmc3k() -> ad.AnnData:
     is read from the data directory (``PERTURBLAB_DATA_DIR``, file ``pbmc3k_raw_labeled.h5ad``) or the cache;
     if absent it is rebuilt from the 10x matrix (sha256-checked), the adverSCarial labels and clustifyr's
     ``pbmc_meta`` and checked against the content checksum of the maintainers' file.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> adata = plab.datasets.pbmc3k()
+    >>> adata.shape, adata.obs["cell_type"].value_counts().head(2).to_dict()
+    ((2700, 32738), {'Naive CD4 T': 711, 'CD14+ Mono': 480})
     """
     return ad.read_h5ad(fetch("pbmc3k_raw_labeled.h5ad"))
 
@@ -53,6 +60,12 @@ def kang2018() -> ad.AnnData:
     cache; if absent it is rebuilt from the two Seurat objects (counts of ``ifnb_sub`` recovered from its
     log-normalised layer) and checked against the maintainers' content checksum. The full data (24,673 cells,
     the authors' 8 cell types) downloads with :func:`kang2018_full`.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> plab.datasets.kang2018().shape
+    (2710, 13215)
     """
     return ad.read_h5ad(fetch("kang2018_ifnb_2710_counts.h5ad"))
 
@@ -76,6 +89,13 @@ def papalexi2021() -> ad.AnnData:
     A perturblab repackaging, read from the data directory (file ``papalexi2021_thp1_crisprko_299genes.h5ad``)
     or the cache; if absent it is rebuilt from the rda (guide assignment: the gRNA with most UMIs, low MOI)
     and checked against the content checksum of the maintainers' file.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> cells = plab.datasets.papalexi2021()
+    >>> cells.shape, cells.obs["perturbation"].nunique()
+    ((20729, 299), 26)
     """
     return ad.read_h5ad(fetch("papalexi2021_thp1_crisprko_299genes.h5ad"))
 
@@ -92,6 +112,12 @@ def pbmc68k_reduced() -> ad.AnnData:
     Notes
     -----
     Licence: CC BY 4.0 (10x Genomics). Source: :func:`scanpy.datasets.pbmc68k_reduced`.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> plab.datasets.pbmc68k_reduced().shape
+    (700, 765)
     """
     import scanpy as sc
 

@@ -26,6 +26,13 @@ def pbmc3k_split(random_state: int = 0) -> tuple[ad.AnnData, ad.AnnData]:
     (train, test) : tuple of anndata.AnnData
         Raw-count AnnData (cells x genes, copies). For ``random_state=0``: 2,638 labelled cells and 13,656
         genes, train 1,319 cells, test 1,319 cells.
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> train.n_obs, test.n_obs
+    (1319, 1319)
     """
     adata = pbmc3k()
     adata = adata[adata.obs["cell_type"].astype(str) != "UNDETERMINED"]

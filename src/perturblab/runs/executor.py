@@ -156,6 +156,9 @@ class _constant:
 
 
 def _dask(fn, table, batches, scheduler, has_shared: bool) -> Iterator:
+    from .._extras import require
+
+    require("dask", "a Dask scheduler (--scheduler)")
     from distributed import Client, as_completed
 
     own = not isinstance(scheduler, Client)
