@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 from perturblab.interpret.ablation import (
     ablation_experiment,
@@ -17,6 +16,8 @@ from perturblab.interpret.ablation import (
 )
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel
 
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -25,7 +26,8 @@ def setup(tmp_path_factory):
     with pytest.warns(UserWarning):
         scgpt = ScGPTModel.from_pretrained(scgpt_dir(tmp_path_factory.mktemp("s"), genes, n_layers=3)[0], device="cpu")
     models = {
-        "geneformer": GeneformerModel.from_pretrained(geneformer_dir(tmp_path_factory.mktemp("g"), genes, n_layers=3), device="cpu"),
+        "geneformer": GeneformerModel.from_pretrained(geneformer_dir(tmp_path_factory.mktemp("g"), genes, n_layers=3),
+                                                      device="cpu"),
         "scgpt": scgpt,
         "own": OwnGeneTransformer(genes, d_model=16, n_heads=4, n_layers=3, d_ff=32, device="cpu"),
     }

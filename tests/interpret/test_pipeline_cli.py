@@ -11,7 +11,8 @@ from perturblab.interpret.report import SECTION_IDS
 
 ARGS = ["interpret", "--model", "own", "--data", "papalexi2021", "--cells-per-group", "60", "--n-cells", "60",
         "--epochs", "1", "--d-model", "16", "--n-layers", "2", "--n-heads", "2", "--max-length", "48",
-        "--n-label-null", "50", "--n-degree-null", "20", "--n-bootstrap", "50", "--ablation-k", "1", "--ablation-k", "2",
+        "--n-label-null", "50", "--n-degree-null", "20", "--n-bootstrap", "50", "--ablation-k", "1",
+        "--ablation-k", "2",
         "--ablation-seeds", "1", "--ablation-intervention", "top", "--ablation-intervention", "random",
         "--cssi-null-repeats", "2", "--cssi-min-cells", "10", "--batch-size", "32", "--device", "cpu"]
 

@@ -56,7 +56,7 @@ def test_nested_cv_never_chooses_a_layer_on_its_test_perturbations():
         assert again.assignment[p] == sel.assignment[p]
     # each fold's choice is the argmax over the other folds' perturbations (hand check)
     f = sel.folds
-    for fold, g in f.groupby("fold"):
+    for _, g in f.groupby("fold"):
         train = [p for p in perts if p not in set(g["perturbation"])]
         means = {c: np.mean([values[c][perts.index(p)] for p in train]) for c in cands}
         assert set(g["selected"]) == {max(means, key=means.get)}
@@ -66,8 +66,8 @@ def test_selected_scores_take_each_perturbed_row_from_its_out_of_fold_choice():
     genes = np.array(["A", "B", "C", "D"])
     mats = {c: EdgeScores(c, np.full((4, 4), float(i)), genes, "attention", int(c.split()[1][1:]), c.split()[2])
             for i, c in enumerate(candidate_names(2))}
-    sel = LayerSelection("nested-cv", "attention L1 mean", list(mats), {"A": "attention L0 max", "C": "attention L1 max"},
-                         pd.DataFrame({"fold": [0, 1]}), 4)
+    sel = LayerSelection("nested-cv", "attention L1 mean", list(mats),
+                         {"A": "attention L0 max", "C": "attention L1 max"}, pd.DataFrame({"fold": [0, 1]}), 4)
     tested, final = selected_scores(sel, mats)
     assert final.name == "attention L1 mean" and tested.name == "attention (nested CV)"
     np.testing.assert_array_equal(tested.matrix[:, 0], [1.0, 2.0, 3.0, 2.0])  # rows A, C from their choice; B, D final
@@ -110,8 +110,9 @@ def test_composite_ranking_and_entropy_matched_heads():
     # percentile ranks: reference (1, .25, .75, .5), perturbation (.25, 1, .75, .5) -> composite .625 .625 .75 .5
     assert list(zip(t["layer"], t["head"])) == [(1, 0), (0, 0), (0, 1), (1, 1)]
     assert t["composite"].tolist() == pytest.approx([0.75, 0.625, 0.625, 0.5])
-    assert list(zip(*[rank_heads(ref, pert, "reference")[c] for c in ("layer", "head")]))[0] == (0, 0)
-    assert list(zip(*[rank_heads(ref, pert, "perturbation")[c] for c in ("layer", "head")]))[0] == (0, 1)
+    for method, best in (("reference", (0, 0)), ("perturbation", (0, 1))):
+        r = rank_heads(ref, pert, method)
+        assert (r.loc[0, "layer"], r.loc[0, "head"]) == best
     heads = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     ent = {(0, 0): 0.1, (0, 1): 3.0, (0, 2): 0.2, (1, 0): 2.9, (1, 1): 0.15, (1, 2): 5.0}
     for seed in range(5):

@@ -123,7 +123,8 @@ def interpret_cmd(
 
     cfg = InterpretConfig(
         model=choices([model])[0], model_path=model_path or None, token_dictionary=token_dictionary or None,
-        gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model, n_layers=n_layers,
+        gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model,
+        n_layers=n_layers,
         n_heads=n_heads, max_length=max_length, perturbation_key=perturbation_key, control=control,
         cells_per_group=cells_per_group, n_cells=n_cells, n_genes=n_genes, references=tuple(choices(reference)),
         batch_size=batch_size, device=device, n_label_null=n_label_null, n_degree_null=n_degree_null,

@@ -71,14 +71,16 @@ def _check_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]) -> dic
     for layer, head in heads:
         layer, head = int(layer), int(head)
         if not (0 <= layer < model.n_layers and 0 <= head < model.n_heads):
-            raise InputError(f"head ({layer}, {head}) invalid: the model has {model.n_layers} layers x {model.n_heads} heads")
+            raise InputError(f"head ({layer}, {head}) invalid: the model has {model.n_layers} layers x "
+                             f"{model.n_heads} heads")
         by_layer.setdefault(layer, []).append(head)
     return by_layer
 
 
 @contextmanager
-def _hooks(register: Iterable[Callable[[], object]]):
-    handles = [r() for r in register]
+def _hooks(register: Iterable[tuple[object, Callable]]):
+    """Register forward hooks ``(module, hook)`` for the duration of the block."""
+    handles = [module.register_forward_hook(hook) for module, hook in register]
     try:
         yield
     finally:
@@ -108,9 +110,7 @@ def zero_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]):
 
         return hook
 
-    return _hooks(
-        (lambda m=model.attention_module(lay), h=hook_for(hs): m.register_forward_hook(h)) for lay, hs in by_layer.items()
-    )
+    return _hooks([(model.attention_module(lay), hook_for(hs)) for lay, hs in by_layer.items()])
 
 
 def zero_layer_attention(model: GeneTokenModel, layer: int):
@@ -135,14 +135,14 @@ def uniform_attention(model: GeneTokenModel, layers: int | Iterable[int]):
 
         return hook
 
-    return _hooks((lambda m=model.attention_module(lay), h=hook_for(lay): m.register_forward_hook(h)) for lay in layers)
+    return _hooks([(model.attention_module(lay), hook_for(lay)) for lay in layers])
 
 
 def zero_mlp(model: GeneTokenModel, layers: int | Iterable[int]):
     """Context manager setting the feed-forward (MLP) branch of ``layers`` to 0."""
     layers = model.check_layers([layers] if np.isscalar(layers) else layers)
     hook = lambda module, args, output: output * 0  # noqa: E731
-    return _hooks((lambda m=model.mlp_output_module(lay): m.register_forward_hook(hook)) for lay in layers)
+    return _hooks([(model.mlp_output_module(lay), hook) for lay in layers])
 
 
 def _cosine_shift(a, b, valid) -> np.ndarray:
@@ -576,7 +576,8 @@ def ablation_experiment(
         fid = meter.result()
         ei = intact_err if masked else (np.concatenate(err_i) if err_i else None)
         ea = np.concatenate(err_a) if err_a else None
-        row = {"intervention": name, "k": k, "seed": seed, "layer": lay, "heads": ";".join(f"L{a}H{b}" for a, b in heads),
+        row = {"intervention": name, "k": k, "seed": seed, "layer": lay,
+               "heads": ";".join(f"L{a}H{b}" for a, b in heads),
                "entropy_mean": float(np.mean([head_entropy.get(h, np.nan) for h in heads])) if heads and head_entropy
                else np.nan, "outcome_heads": len(down),
                "outcome_layers": f"{down_layers[0]}-{down_layers[-1]}" if down_layers else "",
@@ -597,8 +598,8 @@ def ablation_experiment(
             both["degradation"] = both["auroc_intact"] - both["auroc_ablated"]
             both = both.rename_axis("perturbation").reset_index()
             pert_rows.append(both.assign(intervention=name, k=k, seed=seed, layer=lay))
-            row.update(auroc_intact=float(both["auroc_intact"].mean()), auroc_ablated=float(both["auroc_ablated"].mean()),
-                       degradation=float(both["degradation"].mean()))
+            row.update(auroc_intact=float(both["auroc_intact"].mean()),
+                       auroc_ablated=float(both["auroc_ablated"].mean()), degradation=float(both["degradation"].mean()))
         else:
             row.update(auroc_intact=np.nan, auroc_ablated=np.nan, degradation=np.nan)
         run_rows.append(row)

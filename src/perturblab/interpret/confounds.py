@@ -25,7 +25,8 @@ from .edges import EdgeScores
 from .metrics import auroc, auroc_ranks
 from .references import Reference, candidate_edges, candidate_scores
 
-__all__ = ["confound_r2", "curveball", "degree_preserving_null", "edge_feature_design", "label_shuffle_null", "residualise"]
+__all__ = ["confound_r2", "curveball", "degree_preserving_null", "edge_feature_design", "label_shuffle_null",
+           "residualise"]
 
 
 def edge_feature_design(features: pd.DataFrame, genes, rows, cols) -> np.ndarray:
@@ -163,7 +164,8 @@ def degree_preserving_null(scores: EdgeScores, reference: Reference, tfs: Iterab
         For an undirected reference or a reference with no edge among the candidates.
     """
     if not reference.directed:
-        raise InputError(f"the curveball null needs a directed (TF -> target) reference; {reference.name!r} is undirected")
+        raise InputError(f"the curveball null needs a directed (TF -> target) reference; {reference.name!r} is "
+                         "undirected")
     rows, cols, lab = candidate_edges(scores.genes, reference, tfs)
     if not lab.any():
         raise InputError(f"reference {reference.name!r} has no edge among the candidates")
@@ -199,6 +201,7 @@ def label_shuffle_null(scores: EdgeScores, reference: Reference, tfs: Iterable[s
         if reference.directed:
             vals = scores.matrix[perms[:, rows], perms[:, cols]]
         else:
-            vals = np.maximum(scores.matrix[perms[:, rows], perms[:, cols]], scores.matrix[perms[:, cols], perms[:, rows]])
+            vals = np.maximum(scores.matrix[perms[:, rows], perms[:, cols]],
+                              scores.matrix[perms[:, cols], perms[:, rows]])
         null.append(np.atleast_1d(auroc_ranks(vals, lab)))
     return _null_summary("label shuffle", scores, reference, auroc(v, lab), np.concatenate(null))

@@ -195,7 +195,8 @@ def extract_attention(model: GeneTokenModel, adata, genes: Sequence[str], **kwar
 
 
 def cell_embeddings(
-    model: GeneTokenModel, adata, genes: Sequence[str], batch_size: int = 32, pooling: str | None = None, layer: int = -1
+    model: GeneTokenModel, adata, genes: Sequence[str], batch_size: int = 32, pooling: str | None = None,
+    layer: int = -1,
 ) -> np.ndarray:
     """``(n_cells, d_model)`` cell embeddings (mean-pooled gene tokens or ``<cls>``); see
     :meth:`GeneTokenModel.cell_embeddings`. Used for the kNN / Leiden strata of CSSI."""

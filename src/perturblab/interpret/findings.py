@@ -52,10 +52,12 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
                 claim="attention recovers reference networks" if is_final else "")
     for r in rec[~rec.index.isin(summaries.index)].itertuples():
         reg.add("reference recovery (per head)", f"{r.score} enriches {r.reference}", "Fisher exact (one-sided)",
-                p=r.fisher_p, effect_size=r.fisher_odds_ratio, effect="odds ratio", n=r.n_candidates, confirmatory=False)
+                p=r.fisher_p, effect_size=r.fisher_odds_ratio, effect="odds ratio", n=r.n_candidates,
+                confirmatory=False)
     for r in comps.itertuples():
         conf = r.a == tested
-        claim = ("attention beats correlation" if r.b == corr_name else "attention beats gene baselines") if conf else ""
+        claim = ("attention beats correlation" if r.b == corr_name else "attention beats gene baselines"
+                 ) if conf else ""
         reg.add("perturbation-first", f"{r.a} ranks knock-out targets differently from {r.b}", "Wilcoxon signed-rank",
                 p=r.p, effect_size=r.delta, effect="mean delta AUROC", statistic=r.statistic, n=r.n,
                 confirmatory=conf and "out-degree" not in r.b, claim=claim, evaluable=r.n >= min_perturbations,
@@ -106,7 +108,8 @@ def apply_verdict(registry: pd.DataFrame, comps: pd.DataFrame, inc: pd.DataFrame
         keys = registry.set_index("key")["p_bh"] if len(registry) else pd.Series(dtype=float)
         bc["p_bh"] = [keys.get(f"compare:{r.a}|{r.b}", np.nan) for r in bc.itertuples()]
     r = resid[resid["score"] == final] if len(resid) else None
-    z = nulls[(nulls["score"] == final) & nulls["null"].str.contains("curveball")]["z"].to_numpy() if len(nulls) else None
+    z = (nulls[(nulls["score"] == final) & nulls["null"].str.contains("curveball")]["z"].to_numpy()
+         if len(nulls) else None)
     return verdict(bc, inc if len(inc) else None, r if r is not None and len(r) else None, z, effects,
                    n_perturbations=n_perturbations, min_perturbations=min_perturbations, alpha=alpha,
                    null_z_min=bonferroni_z(NULL_Z_MIN, selection.bonferroni_m))

@@ -95,7 +95,7 @@ def load_layer(path: Path, counts: np.ndarray | None = None, layer: int | None =
     G = a["genes"].size
     return LayerAttention(lay, a["genes"].astype(str), a["per_head"],
                           counts if counts is not None else np.ones((G, G), dtype=np.int64),
-                          a["entropy"] if "entropy" in a else None)
+                          a.get("entropy"))
 
 
 def layer_summary_scores(path: Path, layer: int, summary: str) -> EdgeScores:

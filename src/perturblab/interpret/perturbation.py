@@ -365,7 +365,8 @@ def perturbation_auroc(scores: Sequence[EdgeScores], de: pd.DataFrame, auprc: bo
     return out.sort_values(["perturbation"], kind="stable").reset_index(drop=True) if len(scores) > 1 else out
 
 
-def bootstrap_mean_ci(values, n_boot: int = 2000, confidence: float = 0.95, random_state: int = 0) -> tuple[float, float]:
+def bootstrap_mean_ci(values, n_boot: int = 2000, confidence: float = 0.95,
+                      random_state: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean (NaN for fewer than 2 finite values)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -390,7 +391,8 @@ def compare_scores(per_pert: pd.DataFrame, a: str, b: str, metric: str = "auroc"
     wide = per_pert.pivot_table(index="perturbation", columns="score", values=metric, dropna=False)
     for s in (a, b):
         if s not in wide.columns:
-            raise MissingKeyError(f"score {s!r} not in the per-perturbation table (have: {', '.join(map(str, wide.columns))})")
+            raise MissingKeyError(f"score {s!r} not in the per-perturbation table (have: "
+                                  f"{', '.join(map(str, wide.columns))})")
     pair = wide[[a, b]].dropna()
     d = (pair[a] - pair[b]).to_numpy()
     out = {"a": a, "b": b, "n": int(d.size), "mean_a": float(pair[a].mean()), "mean_b": float(pair[b].mean()),

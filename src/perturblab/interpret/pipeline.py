@@ -428,7 +428,8 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     conf = st.table("confound_r2", lambda: pd.concat([confound_r2(final, feats, random_state=cfg.random_state),
                                                        confound_r2(corr, feats, random_state=cfg.random_state)]))
     eval_refs = [r for r in directed if _n_pos(rec, r.name, corr.name) >= 3]
-    resid = st.table("residualisation", lambda: stages.residualisation([final, corr], feats, eval_refs or refs, tfs, cfg))
+    resid = st.table("residualisation",
+                     lambda: stages.residualisation([final, corr], feats, eval_refs or refs, tfs, cfg))
     nulls = st.table("nulls", lambda: stages.nulls([final, corr], eval_refs, tfs, cfg))
 
     # 8. causal ablation: heads ranked by reference + perturbation AUROC, downstream outcomes

@@ -31,7 +31,8 @@ def _layer_profile(rec: pd.DataFrame):
     fig, ax = _fig()
     for (ref, head), g in att.groupby(["reference", "head"]):
         g = g.sort_values("layer")
-        ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--", label=f"{ref} ({head})")
+        ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--",
+                label=f"{ref} ({head})")
     corr = rec[rec["kind"].eq("correlation")].dropna(subset=["auroc"])
     for r in corr.itertuples():
         ax.axhline(r.auroc, color="grey", lw=0.8, ls=":")
@@ -171,7 +172,9 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
 
     sec = rep.section("Incremental value over gene features", id="incremental")
     inc = t.get("incremental", pd.DataFrame())
-    sec.table(inc, caption="Out-of-fold AUROC, GroupKFold; delta vs gene-only with cluster-bootstrap CI") if len(inc) else \
+    if len(inc):
+        sec.table(inc, caption="Out-of-fold AUROC, GroupKFold; delta vs gene-only with cluster-bootstrap CI")
+    else:
         sec.text("Not computed: fewer than 2 rankable perturbations with DE targets.")
 
     sec = rep.section("Confounds and null models", id="confounds")
@@ -205,7 +208,8 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     cs = t.get("cssi_recovery", pd.DataFrame())
     if len(cs):
         _add(sec, _cssi_plot(cs), "CSSI gains: AUROC of pooled vs stratified scores per reference")
-        sec.table(cs[["score", "reference", "n_positive", "auroc", "auprc", "epr", "topk_f1", "n_strata", "strata_left_out"]],
+        sec.table(cs[["score", "reference", "n_positive", "auroc", "auprc", "epr", "topk_f1", "n_strata",
+                      "strata_left_out"]],
                   caption="CSSI recovery")
     cn = t.get("cssi_null_stress", pd.DataFrame())
     if len(cn):

@@ -18,7 +18,7 @@ in favour of attention. Two honest alternatives:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -196,7 +196,8 @@ def _argmax(means: pd.Series, candidates: Sequence[str]) -> str:
     return candidates[int(np.nanargmax(vals))]
 
 
-def selected_scores(selection: LayerSelection, load: Mapping[str, EdgeScores] | object) -> tuple[EdgeScores, EdgeScores]:
+def selected_scores(selection: LayerSelection,
+                    load: Mapping[str, EdgeScores] | Callable[[str], EdgeScores]) -> tuple[EdgeScores, EdgeScores]:
     """The tested score and the final single-matrix score.
 
     Parameters

@@ -320,7 +320,7 @@ def _criterion_d(ab: AblationEffects | None, alpha: float, n: int | None, gate: 
     if missing:
         # a failed part decides; otherwise what is missing makes the criterion not evaluable
         return Criterion(name, False if not ok else None,
-                         "; ".join(parts + [f"not evaluable: {', '.join(missing)}"]), n)
+                         "; ".join([*parts, f"not evaluable: {', '.join(missing)}"]), n)
     return Criterion(name, bool(ok), "; ".join(parts), n)
 
 
