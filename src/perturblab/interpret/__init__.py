@@ -10,8 +10,13 @@ from __future__ import annotations
 
 # --- part A: adapters, attention extraction, ablation, training ---
 from .ablation import (
+    AblationEffects,
+    AblationResult,
+    ablation_effects,
     ablation_experiment,
+    entropy_matched_heads,
     fidelity,
+    rank_heads,
     uniform_attention,
     zero_heads,
     zero_layer_attention,
@@ -59,7 +64,7 @@ from .models import (
     TokenBatch,
     load_model,
 )
-from .perturbation import compare_scores, de_targets, perturbation_auroc
+from .perturbation import TargetLabels, compare_scores, de_targets, perturbation_auroc
 from .pipeline import InterpretConfig, InterpretResult, run_interpretation
 from .references import (
     Reference,
@@ -68,12 +73,16 @@ from .references import (
     load_tf_list,
     reference_recovery,
 )
-from .simulate import SimulatedGRN, simulate_grn
-from .stats import Registry, Verdict, verdict
+from .selection import LayerSelection, nested_cv_selection, prespecified_score
+from .simulate import SimulatedGRN, simulate_grn, simulate_screen
+from .stats import Registry, Verdict, retained_fraction, verdict
 from .training import TrainingResult, train_masked_expression
 
 __all__ = [
+    "ablation_effects",
     "ablation_experiment",
+    "AblationEffects",
+    "AblationResult",
     "attention_scores",
     "auprc",
     "auroc",
@@ -93,6 +102,7 @@ __all__ = [
     "early_precision_ratio",
     "edge_table",
     "EdgeScores",
+    "entropy_matched_heads",
     "extract_attention",
     "fidelity",
     "gene_features",
@@ -105,24 +115,31 @@ __all__ = [
     "iter_layer_attention",
     "label_shuffle_null",
     "LayerAttention",
+    "LayerSelection",
     "leiden_strata",
     "load_model",
     "load_reference",
     "load_tf_list",
     "log_normalise",
+    "nested_cv_selection",
     "OwnGeneTransformer",
     "perturbation_auroc",
+    "prespecified_score",
+    "rank_heads",
     "ranking_metrics",
     "Reference",
     "reference_recovery",
     "Registry",
     "residualise",
+    "retained_fraction",
     "run_interpretation",
     "ScGPTModel",
     "simulate_grn",
+    "simulate_screen",
     "SimulatedGRN",
     "spearman_matrix",
     "stratified_matrices",
+    "TargetLabels",
     "tf_out_degree",
     "TokenBatch",
     "topk_f1",

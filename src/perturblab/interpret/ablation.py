@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError, PerturblabWarning, UnknownNameError
-from .extraction import LayerAttention, _scatter_batch, extract_attention
+from .extraction import LayerAttention, _scatter_batch
 from .models.base import GeneTokenModel
 
 __all__ = [
@@ -389,20 +389,36 @@ def _supports_value_mask(model: GeneTokenModel) -> bool:
 
 
 class _Intact:
-    """Intact per-head maps, from a mapping, a loader ``layer -> LayerAttention`` or extracted once."""
+    """Intact per-head maps: from a mapping, a loader ``layer -> LayerAttention``, or extracted here one layer at
+    a time into a temporary folder and memory-mapped (memory: one layer during extraction, pages on access)."""
 
     def __init__(self, model, adata, genes, intact, batch_size):
+        import tempfile
+
+        from .extraction import iter_layer_attention
+
         self._given = intact
-        self._cache: dict[int, LayerAttention] = {}
+        self._tmp = None
+        self._meta: dict[int, LayerAttention] = {}
         if intact is None:
-            self._cache = extract_attention(model, adata, genes, batch_size=batch_size)
+            self._tmp = tempfile.TemporaryDirectory(prefix="perturblab-ablation-")
+            for la in iter_layer_attention(model, adata, genes, batch_size=batch_size):
+                path = f"{self._tmp.name}/layer{la.layer}.npy"
+                np.save(path, la.per_head)
+                la.per_head = np.load(path, mmap_mode="r")
+                self._meta[la.layer] = la
 
     def __getitem__(self, layer: int) -> LayerAttention:
-        if layer in self._cache:
-            return self._cache[layer]
+        if layer in self._meta:
+            return self._meta[layer]
         if isinstance(self._given, Mapping):
             return self._given[layer]
         return self._given(layer)
+
+    def close(self) -> None:
+        self._meta.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 def _summary(maps: Iterable[np.ndarray], how: str) -> np.ndarray | None:
@@ -483,7 +499,9 @@ def ablation_experiment(
     The attention outcome of a run is computed from the heads of the layers after its first intervened layer,
     without the intervened heads, before (intact) and after the intervention; an intervention confined to the
     last layer has no downstream attention (NaN) and is judged by the model's output only. Cost per run: one
-    pass over the cells with an intact and an intervened forward (plus a masked one for the own model).
+    pass over the cells with an intact and an intervened forward (plus a masked one for the own model). Memory:
+    the downstream layers' ``(H, G, G)`` accumulators of one run, and one intact layer at a time (memory-mapped
+    when extracted here).
 
     Examples
     --------
@@ -603,6 +621,7 @@ def ablation_experiment(
         else:
             row.update(auroc_intact=np.nan, auroc_ablated=np.nan, degradation=np.nan)
         run_rows.append(row)
+    maps.close()
     cols = ["intervention", "k", "seed", "layer", "perturbation", "auroc_intact", "auroc_ablated", "degradation"]
     per = pd.concat(pert_rows, ignore_index=True)[cols] if pert_rows else pd.DataFrame(columns=cols)
     return AblationResult(pd.DataFrame(run_rows), per, ks, ranking, model.n_layers,
