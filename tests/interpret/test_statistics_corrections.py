@@ -220,8 +220,8 @@ def test_simulated_screen_is_sparse_seeded_and_its_knockdowns_propagate():
     from perturblab.interpret.simulate import simulate_screen
 
     # Replogle-like groups: 70 cells per knock-down
-    kw = dict(n_genes=300, n_regulators=100, n_perturbations=40, cells_per_perturbation=70, n_control=1000,
-              random_state=0)
+    kw = {"n_genes": 300, "n_regulators": 100, "n_perturbations": 40, "cells_per_perturbation": 70,
+          "n_control": 1000, "random_state": 0}
     sim = simulate_screen(**kw, chunk_size=1000)
     assert sp.isspmatrix_csr(sim.adata.X) and sim.adata.shape == (3800, 300)
     assert (simulate_screen(**kw, chunk_size=1000).adata.X != sim.adata.X).nnz == 0
