@@ -42,7 +42,7 @@ def interpret_cmd(
     data: Data = "papalexi2021",
     model: Annotated[ModelKind, typer.Option(  # type: ignore[valid-type]
         "--model", "-m", help="'own' (trained here on the control cells), 'geneformer' or 'scgpt'.")]
-    = ModelKind("own"),  # type: ignore[assignment]
+    = ModelKind("own"),
     model_path: Annotated[str, typer.Option(help="Checkpoint directory for geneformer / scgpt; for 'own', a model "
                                             "saved with OwnGeneTransformer.save to use instead of training one.",
                                             show_default=False)] = "",
@@ -70,11 +70,11 @@ def interpret_cmd(
     layer_selection: Annotated[LayerSelection, typer.Option(  # type: ignore[valid-type]
         help="How the tested layer summary is chosen: nested cross-validation over perturbations (Bonferroni over "
              "candidates where one matrix is tested) or the pre-specified --layer / --layer-summary.")]
-    = LayerSelection("nested-cv"),  # type: ignore[assignment]
+    = LayerSelection("nested-cv"),
     layer: Annotated[str, typer.Option(help="Pre-specified layer: last, first or an index (also the fallback of "
                                        "nested-cv with fewer than 2 perturbations).")] = "last",
     layer_summary: Annotated[LayerSummary, typer.Option(  # type: ignore[valid-type]
-        help="Pre-specified summary over the layer's heads.")] = LayerSummary("mean"),  # type: ignore[assignment]
+        help="Pre-specified summary over the layer's heads.")] = LayerSummary("mean"),
     layer_folds: Annotated[int, typer.Option(help="Folds of the nested cross-validation over perturbations.")] = 5,
     min_perturbations: Annotated[int, typer.Option(help="Below this many rankable perturbations the "
                                                    "perturbation-based criteria are not evaluable.")] = 6,
@@ -89,12 +89,12 @@ def interpret_cmd(
     ablation_seeds: Annotated[int, typer.Option(help="Random-head draws per k.")] = 3,
     ablation_random: Annotated[RandomHeads, typer.Option(  # type: ignore[valid-type]
         help="Random control heads: matched to the top heads' attention entropy, or uniform.")]
-    = RandomHeads("entropy-matched"),  # type: ignore[assignment]
+    = RandomHeads("entropy-matched"),
     ablation_cells: Annotated[int | None, typer.Option(help="Control cells used by the ablation experiment "
                                                        "(default 500; 0: the extraction's cells).")] = 500,
     head_ranking: Annotated[HeadRanking, typer.Option(  # type: ignore[valid-type]
         help="Head ranking for ablation: composite (reference + perturbation AUROC), reference or perturbation.")]
-    = HeadRanking("composite"),  # type: ignore[assignment]
+    = HeadRanking("composite"),
     ablation_intervention: Annotated[list[Intervention], typer.Option(  # type: ignore[valid-type]
         "--ablation-intervention", help="Ablation intervention (repeat).")] = list(Intervention),
     cssi_null_repeats: Annotated[int, typer.Option(help="CSSI null repeats.")] = 10,
@@ -109,7 +109,7 @@ def interpret_cmd(
     seed: Seed = 0,
     device: Device = "auto",
     n_jobs: NJobs = 1,
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,

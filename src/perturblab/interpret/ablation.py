@@ -32,8 +32,9 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def _check_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]) -> dic
 
 
 @contextmanager
-def _hooks(register: Iterable[tuple[object, Callable]]):
+def _hooks(register: Iterable[tuple[Any, Callable]]):
     """Register forward hooks ``(module, hook)`` for the duration of the block."""
     handles = [module.register_forward_hook(hook) for module, hook in register]
     try:
@@ -121,7 +122,7 @@ def zero_layer_attention(model: GeneTokenModel, layer: int):
 def uniform_attention(model: GeneTokenModel, layers: int | Iterable[int]):
     """Context manager replacing the attention of ``layers`` by uniform weights over each cell's tokens
     (padding excluded): every query receives the mean of the value vectors."""
-    layers = model.check_layers([layers] if np.isscalar(layers) else layers)
+    layers = model.check_layers([int(layers)] if isinstance(layers, int | np.integer) else layers)
 
     def hook_for(layer):
         def hook(module, args, output):
@@ -140,7 +141,7 @@ def uniform_attention(model: GeneTokenModel, layers: int | Iterable[int]):
 
 def zero_mlp(model: GeneTokenModel, layers: int | Iterable[int]):
     """Context manager setting the feed-forward (MLP) branch of ``layers`` to 0."""
-    layers = model.check_layers([layers] if np.isscalar(layers) else layers)
+    layers = model.check_layers([int(layers)] if isinstance(layers, int | np.integer) else layers)
     hook = lambda module, args, output: output * 0  # noqa: E731
     return _hooks([(model.mlp_output_module(lay), hook) for lay in layers])
 
@@ -212,7 +213,7 @@ class _ShiftMeter:
                         float(np.concatenate(self.output).mean()), float(np.concatenate(self.embedding).mean()))
 
 
-def fidelity(model: GeneTokenModel, adata, genes: Sequence[str], intervention: Callable[[], object],
+def fidelity(model: GeneTokenModel, adata, genes: Sequence[str], intervention: Callable[[], AbstractContextManager],
              batch_size: int = 16) -> Fidelity:
     """How much an intervention changes the model on the same cells.
 
@@ -313,7 +314,7 @@ def entropy_matched_heads(top: Sequence[tuple[int, int]], all_heads: Sequence[tu
     top-vs-random difference is not a difference in how focused the ablated heads were. Heads are drawn outside
     the top set when enough remain, else from all heads. ``entropy=None``: uniform random heads.
     """
-    top = [tuple(h) for h in top]
+    top = [(int(h[0]), int(h[1])) for h in top]
     outside = [h for h in all_heads if h not in set(top)]
     avail = list(outside) if len(outside) >= len(top) else list(all_heads)
     if entropy is None or any(not np.isfinite(entropy.get(h, np.nan)) for h in [*top, *avail]):
@@ -523,9 +524,9 @@ def ablation_experiment(
         warnings.warn(f"ablation ks {bad} skipped: need 1 <= k < {len(ranking)} ranked heads (at k = all heads "
                       "top-k and random-k are the same heads)", PerturblabWarning, stacklevel=2)
     ks = sorted({int(k) for k in ks if 1 <= k < len(ranking)})
-    genes = np.asarray(genes, dtype=str)
+    gene_arr = np.asarray(genes, dtype=str)
     all_heads = [(lay, h) for lay in range(model.n_layers) for h in range(model.n_heads)]
-    maps = _Intact(model, adata, genes, intact, batch_size)
+    maps = _Intact(model, adata, gene_arr, intact, batch_size)
     if head_entropy is None and random_heads == "entropy-matched":
         head_entropy = {}
         for lay in range(model.n_layers):
@@ -555,16 +556,17 @@ def ablation_experiment(
             runs.append(("mlp", 0, -1, lay, [], lambda lay=lay: zero_mlp(model, lay), lay))
 
     masked = _supports_value_mask(model)
-    intact_err = _intact_errors(model, adata, genes, batch_size, mask_fraction, random_state) if masked else None
+    intact_err = _intact_errors(model, adata, gene_arr, batch_size, mask_fraction, random_state) if masked else None
     counts = maps[0].n_cells
-    G = genes.size
+    G = gene_arr.size
     run_rows: list[dict] = [{"intervention": "none", "k": 0, "seed": -1, "layer": -1, "heads": "",
                              "entropy_mean": np.nan, "outcome_heads": 0, "outcome_layers": "", "auroc_intact": np.nan,
                              "auroc_ablated": np.nan, "degradation": 0.0, "fidelity_hidden": 0.0,
                              "fidelity_hidden_last": 0.0, "fidelity_output": 0.0, "embedding_shift": 0.0,
                              "expression_error": "masked" if masked else "none",
-                             "error_intact": float(np.mean(intact_err)) if masked else np.nan,
-                             "error_ablated": float(np.mean(intact_err)) if masked else np.nan, "error_p": np.nan}]
+                             "error_intact": float(intact_err.mean()) if intact_err is not None else np.nan,
+                             "error_ablated": float(intact_err.mean()) if intact_err is not None else np.nan,
+                             "error_p": np.nan}]
     pert_rows: list[pd.DataFrame] = []
     for name, k, seed, lay, heads, factory, first in runs:
         cut = set(heads)
@@ -576,7 +578,7 @@ def ablation_experiment(
         meter = _ShiftMeter(model.n_layers)
         err_i, err_a, kind = [], [], "masked" if masked else "none"
         with torch.no_grad():
-            for b_i, batch in enumerate(model.tokenize(adata, genes, batch_size=batch_size)):
+            for b_i, batch in enumerate(model.tokenize(adata, list(gene_arr), batch_size=batch_size)):
                 batch = batch.to(model.device)
                 ref = model.forward(batch, output_attentions=False, output_logits=True)
                 with factory():
@@ -587,29 +589,32 @@ def ablation_experiment(
                 for a in down_layers:
                     _scatter_batch(acc[a], abl.attentions[a], batch.gene_index, G)
                 meter.add(model, batch, ref, abl)
-                if not masked and ref.logits is not None and ref.logits.dim() == 2 and batch.values is not None:
+                logits: Any = ref.logits
+                if not masked and logits is not None and logits.dim() == 2 and batch.values is not None:
                     kind = "reconstruction"
                     err_i.append(_reconstruction_error(ref.logits, batch))
                     err_a.append(_reconstruction_error(abl.logits, batch))
         fid = meter.result()
         ei = intact_err if masked else (np.concatenate(err_i) if err_i else None)
         ea = np.concatenate(err_a) if err_a else None
+        errors = (ei, ea) if ei is not None and ea is not None else None
         row = {"intervention": name, "k": k, "seed": seed, "layer": lay,
                "heads": ";".join(f"L{a}H{b}" for a, b in heads),
                "entropy_mean": float(np.mean([head_entropy.get(h, np.nan) for h in heads])) if heads and head_entropy
                else np.nan, "outcome_heads": len(down),
                "outcome_layers": f"{down_layers[0]}-{down_layers[-1]}" if down_layers else "",
                "fidelity_hidden": fid.hidden, "fidelity_hidden_last": fid.hidden_last, "fidelity_output": fid.output,
-               "embedding_shift": fid.embedding, "expression_error": kind if ea is not None else "none",
-               "error_intact": float(ei.mean()) if ea is not None else np.nan,
-               "error_ablated": float(ea.mean()) if ea is not None else np.nan,
-               "error_p": _one_sided_wilcoxon(ea - ei) if ea is not None else np.nan}
+               "embedding_shift": fid.embedding, "expression_error": kind if errors else "none",
+               "error_intact": float(errors[0].mean()) if errors else np.nan,
+               "error_ablated": float(errors[1].mean()) if errors else np.nan,
+               "error_p": _one_sided_wilcoxon(errors[1] - errors[0]) if errors else np.nan}
         auroc_i = auroc_a = None
         if evaluate is not None and down:
             denom = torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32, device=model.device)
             ablated = _summary((acc[a].view(model.n_heads, G, G)[b].div(denom).cpu().numpy() for a, b in down), summary)
             intact_m = _summary((maps[a].per_head[b] for a, b in down), summary)
-            auroc_i, auroc_a = evaluate(intact_m), evaluate(ablated)
+            if intact_m is not None and ablated is not None:
+                auroc_i, auroc_a = evaluate(intact_m), evaluate(ablated)
         del acc
         if auroc_i is not None:
             both = pd.DataFrame({"auroc_intact": auroc_i, "auroc_ablated": auroc_a})

@@ -60,7 +60,7 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
                  ) if conf else ""
         reg.add("perturbation-first", f"{r.a} ranks knock-out targets differently from {r.b}", "Wilcoxon signed-rank",
                 p=r.p, effect_size=r.delta, effect="mean delta AUROC", statistic=r.statistic, n=r.n,
-                confirmatory=conf and "out-degree" not in r.b, claim=claim, evaluable=r.n >= min_perturbations,
+                confirmatory=conf and "out-degree" not in r.b, claim=claim, evaluable=int(r.n) >= min_perturbations,
                 key=comparison_key(r.a, r.b))
     for r in inc[inc["features"] != "gene"].itertuples() if len(inc) else []:
         reg.add("incremental value", f"{r.features} ({r.model}, split by {r.split}) changes AUROC over gene features",
@@ -71,7 +71,7 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
         is_final = r.score == final
         reg.add("confounds", f"{r.score} recovers {r.reference} beyond the {r.null} null" + (note if is_final else ""),
                 "empirical null", p=_bonferroni(r.p_empirical, m) if is_final else r.p_empirical, effect_size=r.z,
-                effect="z", n=r.n_null, confirmatory=r.score in (final, corr_name),
+                effect="z", n=r.n_null, confirmatory=bool(r.score in (final, corr_name)),
                 claim="attention signal is not a degree artefact" if is_final and "curveball" in r.null else "")
     if effects is not None and effects.ks:
         reg.add("causal ablation", "ablating the top-ranked heads degrades the downstream attention's perturbation "

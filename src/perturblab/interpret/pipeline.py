@@ -339,7 +339,7 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     elif cfg.model_path is not None:
         settings["model_files"] = stages.files_checksum(cfg.model_path)
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-interpret-") if out is None else None
-    run = open_run(tmp.name if tmp else out, "interpret", settings, data_checksum(adata), resume=resume,
+    run = open_run(tmp.name if tmp else str(out), "interpret", settings, data_checksum(adata), resume=resume,
                    overwrite=overwrite)
     store = UnitStore(run)
     st = stages.Stages(store)
@@ -451,7 +451,7 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     else:
         abl = None
     if abl is not None:
-        abl.ranking = [tuple(h) for h in abl.ranking]
+        abl.ranking = [(int(h[0]), int(h[1])) for h in abl.ranking]
     effects = ablation_effects(abl) if abl is not None and len(abl.runs) > 1 else None
 
     # 10. CSSI

@@ -274,16 +274,18 @@ def simulate_screen(
         raise InputError(f"n_perturbations={n_perturbations} must be between 0 and n_regulators={n_regulators}")
     rng = np.random.default_rng(random_state)
     genes = [f"TF{i}" for i in range(n_regulators)] + [f"G{i}" for i in range(n_regulators, n_genes)]
-    src, dst = [], []
+    src_list: list[int] = []
+    dst_list: list[int] = []
     for i in range(n_regulators):
         tg = rng.choice(np.arange(i + 1, n_genes), size=min(targets_per_regulator, n_genes - i - 1), replace=False)
-        src += [i] * tg.size
-        dst += tg.tolist()
-    src, dst = np.asarray(src), np.asarray(dst)
+        src_list += [i] * tg.size
+        dst_list += tg.tolist()
+    src, dst = np.asarray(src_list, dtype=np.int64), np.asarray(dst_list, dtype=np.int64)
     w = rng.uniform(*weight_range, size=src.size) * rng.choice([-1.0, 1.0], size=src.size)
     W = sp.csr_matrix((w, (src, dst)), shape=(n_genes, n_genes))
     depth = _longest_path(src, dst, n_genes)
-    mu = rng.uniform(*np.log(mean_count_range), size=n_genes)
+    lo, hi = np.log(mean_count_range)
+    mu = rng.uniform(float(lo), float(hi), size=n_genes)
     kos = genes[:n_perturbations]
     labels = np.array(["control"] * n_control + [g for g in kos for _ in range(cells_per_perturbation)])
     ko_of = np.concatenate([np.full(n_control, -1), np.repeat(np.arange(n_perturbations), cells_per_perturbation)])
@@ -312,7 +314,7 @@ def simulate_screen(
     return SimulatedGRN(adata=ad.AnnData(X, obs=obs, var=var), edges=edges, tfs=genes[:n_regulators], knockouts=kos)
 
 
-def _stack_csr(blocks: list[list[np.ndarray]], n_rows: int, n_cols: int) -> sp.csr_matrix:
+def _stack_csr(blocks: list[list], n_rows: int, n_cols: int) -> sp.csr_matrix:
     """CSR from per-chunk ``[data, indices, row lengths]``, freeing each chunk's arrays once copied (peak: the
     result plus one of its arrays, not twice the matrix as ``scipy.sparse.vstack``)."""
     parts = []

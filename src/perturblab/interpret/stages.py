@@ -135,7 +135,7 @@ def load_checkpoint(cfg: InterpretConfig):
     from .models import load_model
 
     log.info("loading %s model from %s", cfg.model, cfg.model_path)
-    return load_model(cfg.model, cfg.model_path, device=cfg.device, token_dictionary=cfg.token_dictionary,
+    return load_model(cfg.model, str(cfg.model_path), device=cfg.device, token_dictionary=cfg.token_dictionary,
                       gene_median_file=cfg.gene_median_file, gene_id_key=cfg.gene_id_key)
 
 

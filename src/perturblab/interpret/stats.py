@@ -328,7 +328,7 @@ def verdict(
     baseline_comparisons: pd.DataFrame | None,
     incremental: pd.DataFrame | None,
     residualisation: pd.DataFrame | float | None,
-    degree_null_z: float | Sequence[float] | None,
+    degree_null_z: float | Sequence[float] | np.ndarray | None,
     ablation: AblationEffects | None = None,
     *,
     n_perturbations: int | None = None,
