@@ -65,7 +65,7 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
     for r in inc[inc["features"] != "gene"].itertuples() if len(inc) else []:
         reg.add("incremental value", f"{r.features} ({r.model}, split by {r.split}) changes AUROC over gene features",
                 "cluster bootstrap", p=r.delta_auroc_p, effect_size=r.delta_auroc, effect="delta AUROC", n=r.n_pairs,
-                confirmatory=r.features == "gene + attention", claim="attention adds over gene features"
+                confirmatory=bool(r.features == "gene + attention"), claim="attention adds over gene features"
                 if r.features == "gene + attention" else "", evaluable=enough)
     for r in nulls.itertuples() if len(nulls) else []:
         is_final = r.score == final
