@@ -213,7 +213,10 @@ def selected_scores(selection: LayerSelection,
         ``final`` is the candidate :attr:`LayerSelection.final`. ``tested`` equals it when pre-specified; under
         nested CV it is one matrix named ``"attention (nested CV)"`` whose row of each rankable perturbed gene
         comes from that perturbation's out-of-fold candidate (the rows the perturbation-first evaluation and the
-        incremental-value pairs read) and whose other rows come from ``final``.
+        incremental-value pairs read) and whose other rows come from ``final``. Rows of different candidates can
+        differ in scale (a mean vs a max over heads): the per-perturbation AUROC ranks within a row and is not
+        affected; the incremental-value classifiers see the rows as they are (the choice rarely differs between
+        folds).
     """
     get = load.__getitem__ if isinstance(load, Mapping) else load
     final = get(selection.final)
