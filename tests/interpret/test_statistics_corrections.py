@@ -243,3 +243,32 @@ def test_simulated_screen_is_sparse_seeded_and_its_knockdowns_propagate():
     j = list(sim.adata.var_names).index(g)
     lab = sim.adata.obs["perturbation"].to_numpy()
     assert X[lab == g, j].mean() < 0.3 * X[lab == "control", j].mean()
+
+
+def test_layer_analyses_in_worker_processes_equal_in_process(tmp_path):
+    from perturblab.interpret.layer_pass import _key, analyse_layers
+    from perturblab.interpret.pipeline import InterpretConfig
+    from perturblab.interpret.references import Reference
+    from perturblab.interpret.stages import nulls
+    from perturblab.runs import UnitStore, open_run
+
+    sim = simulate_grn(random_state=0)
+    de = de_targets(sim.adata)
+    genes = np.asarray(sim.adata.var_names).astype(str)
+    ref = Reference("planted", sim.reference("all"))
+    rng = np.random.default_rng(0)
+    out = {}
+    for n_jobs in (1, 2):
+        store = UnitStore(open_run(tmp_path / f"run{n_jobs}", "test", {"x": 1}))
+        paths = {}
+        for layer in range(2):
+            store.save(_key(layer), arrays={"per_head": np.random.default_rng(layer).random((3, 65, 65)).astype(
+                np.float32), "genes": genes, "entropy": np.array([1.0, 2.0, 3.0])})
+            paths[layer] = store.path(_key(layer)) / "arrays.npz"
+        out[n_jobs] = analyse_layers(store, paths, [ref], sim.tfs, de, genes, n_jobs=n_jobs)
+    for name in ("recovery", "perturbation", "perturbation_heads", "entropy"):
+        pd.testing.assert_frame_equal(out[1][name], out[2][name])
+    assert len(out[1]["recovery"]) == 2 * (2 + 3) and set(out[1]["perturbation"]["head"]) == {"mean", "max"}
+    s = EdgeScores("noise", rng.random((65, 65)), genes, "attention")
+    a = nulls([s], [ref], sim.tfs, InterpretConfig(n_degree_null=10, n_label_null=10))
+    assert list(a["null"]) == ["degree-preserving (curveball)", "label shuffle"] and (a["n_null"] == 10).all()
