@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 from perturblab.interpret.ablation import (
     ablation_experiment,
@@ -17,6 +16,8 @@ from perturblab.interpret.ablation import (
 )
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel
 
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -25,7 +26,8 @@ def setup(tmp_path_factory):
     with pytest.warns(UserWarning):
         scgpt = ScGPTModel.from_pretrained(scgpt_dir(tmp_path_factory.mktemp("s"), genes, n_layers=3)[0], device="cpu")
     models = {
-        "geneformer": GeneformerModel.from_pretrained(geneformer_dir(tmp_path_factory.mktemp("g"), genes, n_layers=3), device="cpu"),
+        "geneformer": GeneformerModel.from_pretrained(geneformer_dir(tmp_path_factory.mktemp("g"), genes, n_layers=3),
+                                                      device="cpu"),
         "scgpt": scgpt,
         "own": OwnGeneTransformer(genes, d_model=16, n_heads=4, n_layers=3, d_ff=32, device="cpu"),
     }
@@ -85,31 +87,46 @@ def test_uniform_attention_and_mlp_zero(setup, name):
     with zero_layer_attention(model, 1):
         lay = run(model, batch)
     assert lay.attentions[1].abs().max() == 0
-    fid_h, fid_o = fidelity(model, adata, genes, lambda: zero_mlp(model, 2), batch_size=8)
-    assert fid_h > 0 and fid_o > 0
+    fid = fidelity(model, adata, genes, lambda: zero_mlp(model, 2), batch_size=8)
+    assert fid.hidden > 0 and fid.output > 0 and fid.embedding > 0
+    # the maximum over layers; an MLP of layer 2 leaves layers 0 and 1 unchanged
+    assert fid.hidden == fid.hidden_per_layer.max() and fid.hidden_per_layer[:2].max() < 1e-12
     none = fidelity(model, adata, genes, lambda: zero_heads(model, []), batch_size=8)
-    assert none == (0.0, 0.0) or max(none) < 1e-12
+    assert max(none.hidden, none.output, none.embedding) < 1e-12
 
 
 def test_ablation_experiment_table(setup):
+    import pandas as pd
+
     adata, genes, models = setup
     model = models["scgpt"]
     ranking = [(lay, h) for lay in range(3) for h in range(4)][::-1]
 
-    def evaluate(layer_attentions):
-        return float(np.mean([la.head_mean.mean() for la in layer_attentions.values()]))
+    def evaluate(matrix):  # a per-"perturbation" outcome: the mean of each gene's row
+        return pd.Series(matrix.mean(axis=1), index=list(genes))
 
     with pytest.warns(UserWarning, match="skipped"):
-        table = ablation_experiment(model, adata, genes, ranking, evaluate, ks=(2, 50), n_random_seeds=2,
-                                    layers=[1], batch_size=8)
-    assert list(table.columns) == ["intervention", "k", "seed", "layer", "heads", "score", "fidelity_hidden", "fidelity_output"]
+        res = ablation_experiment(model, adata, genes, ranking, evaluate, ks=(2, 50), n_random_seeds=2,
+                                  layers=[1], batch_size=8)
+    table = res.runs
     assert table["intervention"].tolist() == ["none", "top", "bottom", "random", "random", "layer", "uniform", "mlp"]
     top = table.set_index("intervention").loc["top"]
     assert top["heads"] == "L2H3;L2H2" and top["k"] == 2
+    assert np.isnan(top["degradation"]) and top["outcome_heads"] == 0  # last layer: no downstream attention
     assert table.loc[table.intervention == "bottom", "heads"].item() == "L0H1;L0H0"
+    bottom = table.set_index("intervention").loc["bottom"]
+    assert bottom["outcome_layers"] == "1-2" and bottom["outcome_heads"] == 8  # layers 1-2, no ablated head
     assert (table.loc[table.intervention != "none", "fidelity_hidden"] > 0).all()
     assert table.loc[0, "fidelity_hidden"] == 0
-    assert table["score"].notna().all() and table["score"].nunique() > 1
+    # random heads: outside the top set, entropy-matched to it
+    for h in table.loc[table.intervention == "random", "heads"]:
+        assert not set(h.split(";")) & {"L2H3", "L2H2"}
+    assert set(res.perturbations["intervention"]) == {"bottom", "random", "layer", "uniform", "mlp"}
+    assert res.perturbations["perturbation"].nunique() == len(genes)
+    # layer-level interventions at layer 1 are scored on layer 2 only
+    lay = table.set_index("intervention").loc[["layer", "uniform", "mlp"]]
+    assert (lay["outcome_layers"] == "2-2").all() and lay["degradation"].notna().all()
+    assert table.loc[table.intervention == "mlp", "expression_error"].item() == "reconstruction"
     again = ablation_experiment(model, adata, genes, ranking, evaluate, ks=(2,), n_random_seeds=2, layers=[1],
                                 interventions=("random",), batch_size=8)
-    np.testing.assert_array_equal(again["heads"].iloc[1:], table.loc[table.intervention == "random", "heads"])
+    np.testing.assert_array_equal(again.runs["heads"].iloc[1:], table.loc[table.intervention == "random", "heads"])

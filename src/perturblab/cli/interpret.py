@@ -12,6 +12,7 @@ from ._common import (
     Device,
     Format,
     NBootstrap,
+    NJobs,
     Out,
     Overwrite,
     Quiet,
@@ -28,6 +29,10 @@ from ._common import (
 ModelKind = str_enum("ModelKind", ("own", "geneformer", "scgpt"))
 Reference = str_enum("Reference", ("trrust", "dorothea", "collectri", "string"))
 Intervention = str_enum("Intervention", ("top", "bottom", "random", "layer", "uniform", "mlp"))
+LayerSelection = str_enum("LayerSelection", ("nested-cv", "prespecified"))
+LayerSummary = str_enum("LayerSummary", ("mean", "max"))
+HeadRanking = str_enum("HeadRanking", ("composite", "reference", "perturbation"))
+RandomHeads = str_enum("RandomHeads", ("entropy-matched", "uniform"))
 
 
 @app.command("interpret")
@@ -37,7 +42,7 @@ def interpret_cmd(
     data: Data = "papalexi2021",
     model: Annotated[ModelKind, typer.Option(  # type: ignore[valid-type]
         "--model", "-m", help="'own' (trained here on the control cells), 'geneformer' or 'scgpt'.")]
-    = ModelKind("own"),  # type: ignore[assignment]  # noqa: B008
+    = ModelKind("own"),
     model_path: Annotated[str, typer.Option(help="Checkpoint directory for geneformer / scgpt; for 'own', a model "
                                             "saved with OwnGeneTransformer.save to use instead of training one.",
                                             show_default=False)] = "",
@@ -56,17 +61,42 @@ def interpret_cmd(
     n_cells: Annotated[int, typer.Option(help="Control cells for attention extraction (>= 20).")] = 2000,
     n_genes: Annotated[int, typer.Option(help="Highly variable genes (perturbed genes forced in).")] = 2000,
     reference: Annotated[list[Reference], typer.Option(  # type: ignore[valid-type]
-        "--reference", help="Reference network (repeat).")] = list(Reference),  # noqa: B008
+        "--reference", help="Reference network (repeat).")] = list(Reference),
+    de_lfc: Annotated[float, typer.Option(help="DE targets: |log2 fold change| threshold.")] = 0.5,
+    de_alpha: Annotated[float, typer.Option(help="DE targets: Benjamini-Hochberg level.")] = 0.05,
+    de_min_detection: Annotated[float, typer.Option(help="DE targets: test a gene only when it is detected in at "
+                                                    "least this fraction of the perturbed or the control cells "
+                                                    "(0: every gene, as the paper).")] = 0.1,
+    layer_selection: Annotated[LayerSelection, typer.Option(  # type: ignore[valid-type]
+        help="How the tested layer summary is chosen: nested cross-validation over perturbations (Bonferroni over "
+             "candidates where one matrix is tested) or the pre-specified --layer / --layer-summary.")]
+    = LayerSelection("nested-cv"),
+    layer: Annotated[str, typer.Option(help="Pre-specified layer: last, first or an index (also the fallback of "
+                                       "nested-cv with fewer than 2 perturbations).")] = "last",
+    layer_summary: Annotated[LayerSummary, typer.Option(  # type: ignore[valid-type]
+        help="Pre-specified summary over the layer's heads.")] = LayerSummary("mean"),
+    layer_folds: Annotated[int, typer.Option(help="Folds of the nested cross-validation over perturbations.")] = 5,
+    min_perturbations: Annotated[int, typer.Option(help="Below this many rankable perturbations the "
+                                                   "perturbation-based criteria are not evaluable.")] = 6,
+    alpha: Annotated[float, typer.Option(help="Significance level of the tests (BH) and the verdict.")] = 0.05,
     strata_key: Annotated[str, typer.Option(help="obs column for CSSI strata (default: Leiden on cell "
                                             "embeddings).", show_default=False)] = "",
     n_label_null: Annotated[int, typer.Option(help="Label-shuffle null size.")] = 1000,
     n_degree_null: Annotated[int, typer.Option(help="Degree-preserving (curveball) null size.")] = 200,
     n_bootstrap: NBootstrap = 1000,
     ablation_k: Annotated[list[int], typer.Option("--ablation-k", help="Number of heads to ablate (repeat).")]
-    = [5, 10, 20, 50],  # noqa: B006
+    = [5, 10, 20, 50],
     ablation_seeds: Annotated[int, typer.Option(help="Random-head draws per k.")] = 3,
+    ablation_random: Annotated[RandomHeads, typer.Option(  # type: ignore[valid-type]
+        help="Random control heads: matched to the top heads' attention entropy, or uniform.")]
+    = RandomHeads("entropy-matched"),
+    ablation_cells: Annotated[int | None, typer.Option(help="Control cells used by the ablation experiment "
+                                                       "(default 500; 0: the extraction's cells).")] = 500,
+    head_ranking: Annotated[HeadRanking, typer.Option(  # type: ignore[valid-type]
+        help="Head ranking for ablation: composite (reference + perturbation AUROC), reference or perturbation.")]
+    = HeadRanking("composite"),
     ablation_intervention: Annotated[list[Intervention], typer.Option(  # type: ignore[valid-type]
-        "--ablation-intervention", help="Ablation intervention (repeat).")] = list(Intervention),  # noqa: B008
+        "--ablation-intervention", help="Ablation intervention (repeat).")] = list(Intervention),
     cssi_null_repeats: Annotated[int, typer.Option(help="CSSI null repeats.")] = 10,
     cssi_min_cells: Annotated[int, typer.Option(help="Strata with fewer cells are left out of CSSI.")] = 20,
     epochs: Annotated[int, typer.Option(help="Own model: training epochs.")] = 5,
@@ -78,7 +108,8 @@ def interpret_cmd(
     batch_size: Annotated[int, typer.Option(help="Extraction batch size.")] = 16,
     seed: Seed = 0,
     device: Device = "auto",
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    n_jobs: NJobs = 1,
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -92,20 +123,27 @@ def interpret_cmd(
 
     cfg = InterpretConfig(
         model=choices([model])[0], model_path=model_path or None, token_dictionary=token_dictionary or None,
-        gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model, n_layers=n_layers,
+        gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model,
+        n_layers=n_layers,
         n_heads=n_heads, max_length=max_length, perturbation_key=perturbation_key, control=control,
         cells_per_group=cells_per_group, n_cells=n_cells, n_genes=n_genes, references=tuple(choices(reference)),
         batch_size=batch_size, device=device, n_label_null=n_label_null, n_degree_null=n_degree_null,
         n_bootstrap=n_bootstrap, ablation_ks=tuple(ablation_k), ablation_seeds=ablation_seeds,
         ablation_interventions=tuple(choices(ablation_intervention)), strata_key=strata_key or None,
-        cssi_null_repeats=cssi_null_repeats, cssi_min_cells=cssi_min_cells, random_state=seed)
+        cssi_null_repeats=cssi_null_repeats, cssi_min_cells=cssi_min_cells, random_state=seed, de_lfc=de_lfc,
+        de_alpha=de_alpha, de_min_detection=de_min_detection, layer_selection=choices([layer_selection])[0],
+        layer=layer, layer_summary=choices([layer_summary])[0], layer_folds=layer_folds,
+        min_perturbations=min_perturbations, alpha=alpha, ablation_random=choices([ablation_random])[0],
+        ablation_cells=ablation_cells or None, head_ranking=choices([head_ranking])[0], n_jobs=n_jobs)
     result = run_interpretation(data, out, cfg, resume=resume, overwrite=overwrite,
                                 table_format=choices([table_format])[0])
     v = result.summary["verdict"]
     if not quiet:
+        echo(f"  tested: {result.summary['layer_selection']['description']}")
         for c in v["criteria"]:
-            status = {True: "pass", False: "fail", None: "not evaluable"}[c["passed"]]
-            echo(f"  {status}: {c['name']}: {c['evidence']}")
+            echo(f"  {c['status']}: {c['name']}: {c['evidence']}")
     n_pass = sum(c["passed"] is True for c in v["criteria"])
-    echo(f"interpret: verdict {'PASS' if v['passed'] else 'FAIL'} ({n_pass} of {len(v['criteria'])} criteria pass; "
-         f"attention score tested {result.summary['attention_score_tested']}); report {out / 'report.html'}")
+    n_ne = sum(c["passed"] is None for c in v["criteria"])
+    echo(f"interpret: verdict {'PASS' if v['passed'] else 'FAIL'} ({n_pass} of {len(v['criteria'])} criteria pass, "
+         f"{n_ne} not evaluable; attention score tested {result.summary['attention_score_tested']}); "
+         f"report {out / 'report.html'}")

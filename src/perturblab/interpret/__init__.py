@@ -38,8 +38,13 @@ from . import (
 
 # --- part A: adapters, attention extraction, ablation, training ---
 from .ablation import (
+    AblationEffects,
+    AblationResult,
+    ablation_effects,
     ablation_experiment,
+    entropy_matched_heads,
     fidelity,
+    rank_heads,
     uniform_attention,
     zero_heads,
     zero_layer_attention,
@@ -98,7 +103,7 @@ from .models import (
     load_model,
 )
 from .partial import partial_correlation
-from .perturbation import compare_scores, de_targets, perturbation_auroc
+from .perturbation import TargetLabels, compare_scores, de_targets, perturbation_auroc
 from .pipeline import InterpretConfig, InterpretResult, run_interpretation
 from .profiles import layer_profiles, profile_references
 from .references import (
@@ -110,16 +115,19 @@ from .references import (
 )
 from .registry_rows import add_rows
 from .sae import train_sae
+from .selection import LayerSelection, nested_cv_selection, prespecified_score
 from .sensitivity import hvg_protocol, sensitivity_scan
-from .simulate import SimulatedGRN, simulate_grn
+from .simulate import SimulatedGRN, simulate_grn, simulate_screen
 from .splits import split_design
-from .stats import Registry, Verdict, verdict
+from .stats import Registry, Verdict, retained_fraction, verdict
 from .stratify import tf_stratification
 from .training import TrainingResult, train_masked_expression
 from .value_edges import iter_value_edges, value_edge_scores
 
 __all__ = [
     "ANALYSES",
+    "AblationEffects",
+    "AblationResult",
     "AnalysisSpec",
     "EdgeScores",
     "GeneMatch",
@@ -128,14 +136,17 @@ __all__ = [
     "InterpretConfig",
     "InterpretResult",
     "LayerAttention",
+    "LayerSelection",
     "OwnGeneTransformer",
     "Reference",
     "Registry",
     "ScGPTModel",
     "SimulatedGRN",
+    "TargetLabels",
     "TokenBatch",
     "TrainingResult",
     "Verdict",
+    "ablation_effects",
     "ablation_experiment",
     "add_rows",
     "attention_coexpression",
@@ -167,6 +178,7 @@ __all__ = [
     "edge_table",
     "embedding_edges",
     "embedding_similarity_scores",
+    "entropy_matched_heads",
     "evaluate_edge_sources",
     "extract_attention",
     "fidelity",
@@ -190,18 +202,22 @@ __all__ = [
     "log_normalise",
     "matched_recovery",
     "matching",
+    "nested_cv_selection",
     "partial",
     "partial_correlation",
     "per_tf_recovery",
     "perturbation_auroc",
     "pl",
+    "prespecified_score",
     "profile_references",
     "profiles",
+    "rank_heads",
     "ranking_metrics",
     "recovery_decomposition",
     "reference_recovery",
     "registry_rows",
     "residualise",
+    "retained_fraction",
     "run_interpretation",
     "sae",
     "scaling_curve",
@@ -211,6 +227,7 @@ __all__ = [
     "sensitivity_scan",
     "sign_agreement",
     "simulate_grn",
+    "simulate_screen",
     "spearman_matrix",
     "split_design",
     "splits",

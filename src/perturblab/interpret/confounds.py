@@ -18,13 +18,15 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from ..exceptions import InputError
 from .edges import EdgeScores
 from .metrics import auroc, auroc_ranks
 from .references import Reference, candidate_edges, candidate_scores
 
-__all__ = ["edge_feature_design", "confound_r2", "residualise", "curveball", "degree_preserving_null", "label_shuffle_null"]
+__all__ = ["confound_r2", "curveball", "degree_preserving_null", "edge_feature_design", "label_shuffle_null",
+           "residualise"]
 
 
 def edge_feature_design(features: pd.DataFrame, genes, rows, cols) -> np.ndarray:
@@ -138,8 +140,9 @@ def curveball(rows: np.ndarray, cols: np.ndarray, labels: np.ndarray, n_trades: 
             common = sa & sb
             sets[a] = common | to_a | set(free[:n_a].tolist())
             sets[b] = common | to_b | set(free[n_a:].tolist())
-    pos = {(s, t) for s, ts in sets.items() for t in ts}
-    return np.array([(r_, c_) in pos for r_, c_ in zip(rows.tolist(), cols.tolist())], dtype=bool)
+    n = int(max(rows.max(initial=0), cols.max(initial=0))) + 1
+    pos = np.array([s * n + t for s, ts in sets.items() for t in ts], dtype=np.int64)
+    return np.isin(rows.astype(np.int64) * n + cols.astype(np.int64), pos)
 
 
 def _null_summary(name: str, scores: EdgeScores, reference: Reference, observed: float, null: np.ndarray) -> dict:
@@ -161,32 +164,44 @@ def degree_preserving_null(scores: EdgeScores, reference: Reference, tfs: Iterab
         For an undirected reference or a reference with no edge among the candidates.
     """
     if not reference.directed:
-        raise InputError(f"the curveball null needs a directed (TF -> target) reference; {reference.name!r} is undirected")
+        raise InputError(f"the curveball null needs a directed (TF -> target) reference; {reference.name!r} is "
+                         "undirected")
     rows, cols, lab = candidate_edges(scores.genes, reference, tfs)
     if not lab.any():
         raise InputError(f"reference {reference.name!r} has no edge among the candidates")
     v = candidate_scores(scores.matrix, rows, cols, True)
     rng = np.random.default_rng(random_state)
-    null_lab = np.stack([curveball(rows, cols, lab, rng=rng) for _ in range(n_null)])
-    null = np.atleast_1d(auroc_ranks(v, null_lab))
+    ranks = rankdata(v)
+    n1 = float(lab.sum())
+    n0 = lab.size - n1
+    null = np.empty(n_null)
+    for i in range(n_null):  # one label vector at a time: memory of the candidates, not n_null x candidates
+        null[i] = (ranks[curveball(rows, cols, lab, rng=rng)].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0)
     return _null_summary("degree-preserving (curveball)", scores, reference, auroc(v, lab), null)
 
 
 def label_shuffle_null(scores: EdgeScores, reference: Reference, tfs: Iterable[str] | None = None,
-                       n_null: int = 1000, random_state: int = 0, chunk: int = 100) -> dict:
-    """Reference AUROC vs the same score matrix with gene labels permuted (rows and columns together)."""
+                       n_null: int = 1000, random_state: int = 0, chunk: int = 100,
+                       max_chunk_bytes: float = 2e8) -> dict:
+    """Reference AUROC vs the same score matrix with gene labels permuted (rows and columns together).
+
+    Permutations are scored ``chunk`` at a time, fewer when ``chunk x candidates`` float64 values would exceed
+    ``max_chunk_bytes`` (about three such arrays are alive at once); the numbers do not depend on the chunk.
+    """
     rows, cols, lab = candidate_edges(scores.genes, reference, tfs)
     if not lab.any():
         raise InputError(f"reference {reference.name!r} has no edge among the candidates")
     v = candidate_scores(scores.matrix, rows, cols, reference.directed)
     rng = np.random.default_rng(random_state)
     g = scores.genes.size
+    chunk = int(max(1, min(chunk, max_chunk_bytes // (8 * max(rows.size, 1)))))
     null = []
     for start in range(0, n_null, chunk):
         perms = np.stack([rng.permutation(g) for _ in range(min(chunk, n_null - start))])
         if reference.directed:
             vals = scores.matrix[perms[:, rows], perms[:, cols]]
         else:
-            vals = np.maximum(scores.matrix[perms[:, rows], perms[:, cols]], scores.matrix[perms[:, cols], perms[:, rows]])
+            vals = np.maximum(scores.matrix[perms[:, rows], perms[:, cols]],
+                              scores.matrix[perms[:, cols], perms[:, rows]])
         null.append(np.atleast_1d(auroc_ranks(vals, lab)))
     return _null_summary("label shuffle", scores, reference, auroc(v, lab), np.concatenate(null))

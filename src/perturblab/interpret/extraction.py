@@ -21,7 +21,7 @@ import numpy as np
 from ..exceptions import InputError
 from .models.base import GeneTokenModel
 
-__all__ = ["LayerAttention", "iter_layer_attention", "extract_attention", "cell_embeddings"]
+__all__ = ["LayerAttention", "cell_embeddings", "extract_attention", "iter_layer_attention"]
 
 
 @dataclass
@@ -40,12 +40,17 @@ class LayerAttention:
         sequence, special tokens included, so rows do not sum to 1 over genes). 0 where ``n_cells == 0``.
     n_cells
         ``(G, G)`` int64: number of cells where both genes are tokens (diagonal: cells where the gene is).
+    entropy
+        ``(H,)`` mean attention entropy (nats) of each head over the queries of genes under study (the whole
+        softmax row, all keys), averaged over those queries in every cell; None when not measured. Used to draw
+        entropy-matched random heads for ablation.
     """
 
     layer: int
     genes: np.ndarray
     per_head: np.ndarray
     n_cells: np.ndarray
+    entropy: np.ndarray | None = None
 
     @property
     def head_mean(self) -> np.ndarray:
@@ -70,6 +75,15 @@ def _scatter_batch(acc, weights, gene_index, n_genes: int) -> None:
         flat = (gi[:, None] * n_genes + gi[None, :]).reshape(-1)
         w = weights[b][:, tok][:, :, tok].reshape(weights.shape[1], -1)
         acc.index_add_(1, flat, w.to(acc.dtype))
+
+
+def _entropy_batch(sums, weights, gene_index) -> None:
+    """Add each head's attention entropy summed over the gene-token queries of one batch into ``sums`` ``(H,)``."""
+    import torch
+
+    q = (gene_index >= 0).to(weights.dtype)  # (B, S)
+    ent = -(weights * torch.log(weights.clamp(min=1e-30))).sum(-1)  # (B, H, S)
+    sums += (ent * q[:, None, :]).sum((0, 2)).to(sums.dtype)
 
 
 def _count_batch(counts, gene_index, n_genes: int) -> None:
@@ -144,6 +158,8 @@ def iter_layer_attention(
     with _progress(progress, len(groups) * n_batches) as advance:
         for group in groups:
             acc = {lay: torch.zeros(H, G * G, dtype=torch.float32, device=dev) for lay in group}
+            ent = {lay: torch.zeros(H, dtype=torch.float64, device=dev) for lay in group}
+            n_queries = 0
             new_counts = torch.zeros(G, G, dtype=torch.float64, device=dev) if counts is None else None
             for batch in model.tokenize(adata, genes, batch_size=batch_size):
                 batch = batch.to(dev)
@@ -151,6 +167,8 @@ def iter_layer_attention(
                     out = model.forward(batch, layers=group, stop_after=group[-1])
                     for lay in group:
                         _scatter_batch(acc[lay], out.attentions[lay], batch.gene_index, G)
+                        _entropy_batch(ent[lay], out.attentions[lay], batch.gene_index)
+                    n_queries += int((batch.gene_index >= 0).sum())
                     if new_counts is not None:
                         _count_batch(new_counts, batch.gene_index, G)
                 del out
@@ -161,7 +179,8 @@ def iter_layer_attention(
                 n_cells = counts.round().long().cpu().numpy()
             for lay in group:
                 per_head = acc.pop(lay).view(H, G, G).div_(denom)  # in place: no second (H, G, G) array
-                yield LayerAttention(lay, genes.copy(), per_head.cpu().numpy(), n_cells.copy())
+                entropy = (ent.pop(lay) / max(n_queries, 1)).cpu().numpy()
+                yield LayerAttention(lay, genes.copy(), per_head.cpu().numpy(), n_cells.copy(), entropy)
                 del per_head
 
 
@@ -176,7 +195,8 @@ def extract_attention(model: GeneTokenModel, adata, genes: Sequence[str], **kwar
 
 
 def cell_embeddings(
-    model: GeneTokenModel, adata, genes: Sequence[str], batch_size: int = 32, pooling: str | None = None, layer: int = -1
+    model: GeneTokenModel, adata, genes: Sequence[str], batch_size: int = 32, pooling: str | None = None,
+    layer: int = -1,
 ) -> np.ndarray:
     """``(n_cells, d_model)`` cell embeddings (mean-pooled gene tokens or ``<cls>``); see
     :meth:`GeneTokenModel.cell_embeddings`. Used for the kNN / Leiden strata of CSSI."""

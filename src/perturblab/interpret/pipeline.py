@@ -1,16 +1,17 @@
 """The main interpretability run: every analysis on one model and one perturbation dataset, resumable.
 
-:func:`run_interpretation` loads (or trains) the model, extracts attention from control cells, runs the
-registered analyses (reference recovery, perturbation-first evaluation, gene baselines, incremental value,
-confounds and nulls, causal head ablation, CSSI), fills the statistics registry, applies the four-criterion
-verdict and writes tables, JSON and the HTML report into ``out``. It follows the run contract of
-:mod:`perturblab.runs`: each finished stage (the trained own model included) is a unit persisted atomically
-with the run's fingerprint, and a rerun needs ``resume`` (identical settings and data) or ``overwrite``.
+:func:`run_interpretation` loads (or trains) the model, streams attention from control cells to disk one layer at a
+time, runs the registered analyses (reference recovery, perturbation-first evaluation, gene baselines, incremental
+value, confounds and nulls, causal head ablation, CSSI), fills the statistics registry, applies the four-criterion
+verdict and writes tables, JSON and the HTML report into ``out``. The attention score under test is never chosen
+on the perturbations it is tested on (:mod:`.selection`). It follows the run contract of :mod:`perturblab.runs`:
+each finished stage (the trained own model and every layer included) is a unit persisted atomically with the
+run's fingerprint, and a rerun needs ``resume`` (identical settings and data) or ``overwrite``; reference
+recovery per layer, the nulls and DE run in worker processes with ``n_jobs``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -19,28 +20,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import check_labels, check_obs_key, check_positive
+from .._validation import check_fraction, check_labels, check_obs_key, check_positive
 from ..exceptions import InputError, UnknownNameError
 from ..io import TABLE_FORMATS, write_json, write_table
 from .baselines import baseline_scores, gene_features
-from .confounds import (
-    confound_r2,
-    degree_preserving_null,
-    label_shuffle_null,
-    residualise,
-)
-from .cssi import cssi_null_stress, cssi_scores, leiden_strata, stratified_matrices
-from .edges import EdgeScores, attention_scores, correlation_scores, log_normalise
+from .confounds import confound_r2
+from .edges import correlation_scores, log_normalise
 from .incremental import build_pairs, incremental_value
-from .perturbation import compare_scores, de_targets, perturbation_auroc
+from .perturbation import DEFAULT_MIN_DETECTION, TargetLabels, de_targets, perturbation_auroc
 from .references import Reference, load_reference, load_tf_list, reference_recovery
+from .selection import SELECTIONS, SUMMARIES
+from .stats import MIN_PERTURBATIONS
 
-__all__ = ["InterpretConfig", "InterpretResult", "run_interpretation", "select_genes", "MODEL_KINDS"]
+__all__ = ["MODEL_KINDS", "InterpretConfig", "InterpretResult", "run_interpretation", "select_genes"]
 
 log = logging.getLogger(__name__)
 
 #: Models :func:`run_interpretation` can load or train by name.
 MODEL_KINDS = ("own", "geneformer", "scgpt")
+#: Settings that do not change results (left out of the run's fingerprint).
+NOT_FINGERPRINTED = ("device", "n_jobs")
 
 
 @dataclass
@@ -72,15 +71,36 @@ class InterpretConfig:
         the control cells, perturbed genes forced in; all genes when there are fewer).
     references
         Reference networks (:data:`~perturblab.interpret.references.REFERENCE_NAMES`).
+    de_lfc, de_alpha, de_min_detection
+        DE targets (:func:`~perturblab.interpret.perturbation.de_targets`): ``|log2FC|`` threshold (0.5), BH
+        level (0.05) and the minimum-detection filter (0.1: genes seen in < 10% of both groups are not tested).
+    layer_selection, layer, layer_summary, layer_folds
+        How the tested attention score is chosen (:mod:`~perturblab.interpret.selection`): ``"nested-cv"``
+        (default; cross-validation over perturbations in ``layer_folds`` folds among all layer summaries,
+        Bonferroni over them where one data-chosen matrix is tested) or ``"prespecified"`` (``layer``:
+        ``"last"``, ``"first"`` or an index, and ``layer_summary``: ``"mean"`` or ``"max"`` over heads; also
+        the fallback when nested CV has fewer than 2 perturbations).
+    min_perturbations
+        Rankable perturbations (with DE targets) below which the perturbation-based criteria are not evaluable
+        (default 6: the smallest n at which a two-sided Wilcoxon test can reach p < 0.05).
+    alpha
+        Significance level of the registry (BH) and the verdict.
     batch_size, device
         Extraction batch size and torch device (the device is not part of the fingerprint).
     n_label_null, n_degree_null, n_bootstrap
         Label-shuffle and curveball null sizes, bootstrap resamples.
-    ablation_ks, ablation_seeds, ablation_interventions
-        Head counts ablated (capped at the number of heads), random-head seeds and the interventions run
-        (see :func:`~perturblab.interpret.ablation.ablation_experiment`).
+    head_ranking
+        Head ranking for ablation: ``"composite"`` (reference + perturbation AUROC), ``"reference"`` or
+        ``"perturbation"`` (:func:`~perturblab.interpret.ablation.rank_heads`).
+    ablation_ks, ablation_seeds, ablation_interventions, ablation_random, ablation_cells
+        Head counts ablated (below the number of heads), random-head draws, the interventions run
+        (see :func:`~perturblab.interpret.ablation.ablation_experiment`), how random heads are drawn
+        (``"entropy-matched"`` or ``"uniform"``) and the control cells used (None: the extraction's cells).
     strata_key, leiden_resolution, n_neighbors, cssi_min_cells, cssi_null_repeats
         CSSI strata: an ``obs`` column, else Leiden on the model's cell embeddings.
+    n_jobs
+        Worker processes for DE, per-layer reference recovery and the nulls (:func:`perturblab.runs.execute`;
+        ``-1``: all cores). Not part of the fingerprint: results do not depend on it.
     random_state
         Seed of every random choice.
 
@@ -107,28 +127,43 @@ class InterpretConfig:
     n_cells: int = 2000
     n_genes: int = 2000
     references: tuple[str, ...] = ("trrust", "dorothea", "collectri", "string")
+    de_lfc: float = 0.5
+    de_alpha: float = 0.05
+    de_min_detection: float = DEFAULT_MIN_DETECTION
+    layer_selection: str = "nested-cv"
+    layer: str = "last"
+    layer_summary: str = "mean"
+    layer_folds: int = 5
+    min_perturbations: int = MIN_PERTURBATIONS
+    alpha: float = 0.05
     batch_size: int = 16
     device: str | None = None
     n_label_null: int = 1000
     n_degree_null: int = 200
     n_bootstrap: int = 1000
+    head_ranking: str = "composite"
     ablation_ks: tuple[int, ...] = (5, 10, 20, 50)
     ablation_seeds: int = 3
     ablation_interventions: tuple[str, ...] = ("top", "bottom", "random", "layer", "uniform", "mlp")
+    ablation_random: str = "entropy-matched"
+    ablation_cells: int | None = 500
     strata_key: str | None = None
     leiden_resolution: float = 1.0
     n_neighbors: int = 15
     cssi_min_cells: int = 20
     cssi_null_repeats: int = 10
+    n_jobs: int = 1
     random_state: int = 0
 
     def __post_init__(self) -> None:
-        from .ablation import INTERVENTIONS
+        from ..runs import resolve_n_jobs
+        from .ablation import HEAD_RANKINGS, INTERVENTIONS
         from .references import REFERENCE_NAMES
 
         self.references = tuple(str(r) for r in self.references)
         self.ablation_ks = tuple(int(k) for k in self.ablation_ks)
         self.ablation_interventions = tuple(str(i) for i in self.ablation_interventions)
+        self.layer = str(self.layer)
         if self.model not in MODEL_KINDS:
             raise UnknownNameError("model", self.model, MODEL_KINDS)
         if self.model != "own" and not self.model_path:
@@ -137,15 +172,21 @@ class InterpretConfig:
             raise InputError("token_dictionary, gene_median_file and gene_id_key apply to geneformer / scgpt "
                              "checkpoints, not to the own model; drop them")
         for name in ("epochs", "d_model", "n_layers", "n_heads", "train_batch_size", "batch_size", "n_genes",
-                     "n_neighbors", "cssi_min_cells", "ablation_seeds"):
+                     "n_neighbors", "cssi_min_cells", "ablation_seeds", "layer_folds", "min_perturbations"):
             check_positive(getattr(self, name), name)
         check_positive(self.n_cells, "n_cells", minimum=20)
         check_positive(self.cells_per_group, "cells_per_group", allow_none=True)
+        check_positive(self.ablation_cells, "ablation_cells", minimum=2, allow_none=True)
         check_positive(self.max_length, "max_length", minimum=2, allow_none=True)
         for name in ("n_label_null", "n_degree_null", "n_bootstrap", "cssi_null_repeats"):
             check_positive(getattr(self, name), name, minimum=0)
         check_positive(self.random_state, "seed (random_state)", minimum=0)
         check_positive(self.leiden_resolution, "leiden_resolution", minimum=1e-9)
+        check_positive(self.de_lfc, "de_lfc", minimum=0)
+        check_fraction(self.de_alpha, "de_alpha")
+        check_fraction(self.alpha, "alpha")
+        check_fraction(self.de_min_detection, "de_min_detection", closed_low=True)
+        resolve_n_jobs(self.n_jobs)
         if self.d_model % self.n_heads:
             raise InputError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         if not self.references:
@@ -158,11 +199,25 @@ class InterpretConfig:
                 raise UnknownNameError("ablation intervention", i, INTERVENTIONS)
         for k in self.ablation_ks:
             check_positive(k, "ablation k")
+        if self.layer_selection not in SELECTIONS:
+            raise UnknownNameError("layer selection", self.layer_selection, SELECTIONS)
+        if self.layer_summary not in SUMMARIES:
+            raise UnknownNameError("layer summary", self.layer_summary, SUMMARIES)
+        if self.head_ranking not in HEAD_RANKINGS:
+            raise UnknownNameError("head ranking", self.head_ranking, HEAD_RANKINGS)
+        if self.ablation_random not in ("entropy-matched", "uniform"):
+            raise UnknownNameError("random head draw", self.ablation_random, ("entropy-matched", "uniform"))
+        if self.layer.lower() not in ("last", "first"):
+            try:
+                int(self.layer)
+            except ValueError:
+                raise InputError(f"layer must be 'last', 'first' or a layer index, got {self.layer!r}") from None
 
     def fingerprint(self) -> dict:
-        """The settings that change results (not the device)."""
+        """The settings that change results (not the device, not the number of worker processes)."""
         d = asdict(self)
-        d.pop("device")
+        for name in NOT_FINGERPRINTED:
+            d.pop(name)
         if self.model != "own" or self.model_path is not None:  # no own model is trained
             for name in ("epochs", "d_model", "n_layers", "n_heads", "max_length", "train_batch_size"):
                 d.pop(name)
@@ -194,116 +249,9 @@ def select_genes(adata_ctrl, n_genes: int, forced=()) -> np.ndarray:
     return np.array([g for g in var if g in chosen])
 
 
-class _Stages:
-    """Load a finished stage from the run's unit store, or compute and persist it."""
-
-    def __init__(self, store):
-        self.store = store
-
-    def table(self, name: str, compute) -> pd.DataFrame:
-        key = {"stage": name}
-        if self.store.done(key):
-            log.info("[resume] %s", name)
-            return self.store.load(key).tables["table"]
-        log.info("[stage] %s", name)
-        df = compute()
-        self.store.save(key, tables={"table": df})
-        return df
-
-    def arrays(self, name: str, compute) -> dict[str, np.ndarray]:
-        key = {"stage": name}
-        if self.store.done(key):
-            log.info("[resume] %s", name)
-            return self.store.load(key).arrays()
-        log.info("[stage] %s", name)
-        arrays = compute()
-        self.store.save(key, arrays=arrays)
-        return arrays
-
-
-def _attention_arrays(model, adata, genes, cfg: InterpretConfig) -> dict[str, np.ndarray]:
-    from .extraction import iter_layer_attention
-
-    out = {"genes": np.asarray(genes).astype(str)}
-    for la in iter_layer_attention(model, adata, genes, batch_size=cfg.batch_size, device=cfg.device):
-        out[f"layer{la.layer}"] = la.per_head
-        out["n_cells"] = la.n_cells
-    return out
-
-
-def _layers_from_arrays(arrays) -> dict:
-    from .extraction import LayerAttention
-
-    genes, n_cells = arrays["genes"], arrays["n_cells"]
-    return {int(k[5:]): LayerAttention(int(k[5:]), genes, v, n_cells) for k, v in arrays.items() if k.startswith("layer")}
-
-
-def _perturbation_mean(per_pert: pd.DataFrame) -> pd.Series:
-    return per_pert.groupby("score")["auroc"].mean()
-
-
-def _subsample(adata, cfg: InterpretConfig):
-    """At most ``cfg.cells_per_group`` cells per perturbation (seeded), in their original order."""
-    if cfg.cells_per_group is None:
-        return adata
-    rng = np.random.default_rng(cfg.random_state)
-    labels = adata.obs[cfg.perturbation_key].astype(str).to_numpy()
-    keep = [rng.choice(np.flatnonzero(labels == g), min(cfg.cells_per_group, int((labels == g).sum())), replace=False)
-            for g in sorted(set(labels))]
-    return adata[np.sort(np.concatenate(keep))].copy()
-
-
-def _files_checksum(path: str | os.PathLike) -> str:
-    """sha256 over the names and bytes of a checkpoint file or of every file in a checkpoint directory."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"model path {path} does not exist; give the checkpoint file or directory")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    h = hashlib.sha256()
-    for f in files:
-        h.update(str(f.relative_to(path) if f != path else f.name).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def _model_checksum(model) -> str:
-    """sha256 of a model object's weights (for a model given in Python)."""
-    h = hashlib.sha256(type(model).__name__.encode())
-    for name, tensor in sorted(model.network.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _own_model(store, ctrl, genes_all, cfg: InterpretConfig):
-    """The own model: the run's stored trained model, or trained now (``cfg.model_path`` unset)."""
-    from .models import OwnGeneTransformer
-    from .training import train_masked_expression
-
-    key = {"stage": "own_model"}
-    if store.done(key):
-        log.info("[resume] own_model")
-        return OwnGeneTransformer.from_checkpoint(store.load(key).checkpoint(map_location="cpu"), device=cfg.device)
-    log.info("[stage] own_model: training on %d control cells x %d genes (%d epochs)", ctrl.n_obs, len(genes_all),
-             cfg.epochs)
-    net = OwnGeneTransformer(genes_all, d_model=cfg.d_model, n_heads=cfg.n_heads, n_layers=cfg.n_layers,
-                             d_ff=2 * cfg.d_model, max_length=cfg.max_length, random_state=cfg.random_state,
-                             device=cfg.device)
-    res = train_masked_expression(net, ctrl, epochs=cfg.epochs, batch_size=cfg.train_batch_size,
-                                  random_state=cfg.random_state)
-    store.save(key, checkpoint=net.checkpoint(), tables={"history": res.history})
-    return net
-
-
-def _load_model(cfg: InterpretConfig):
-    """A checkpoint as shipped (``cfg.model_path``) through :func:`~perturblab.interpret.models.load_model`."""
-    from .models import load_model
-
-    log.info("loading %s model from %s", cfg.model, cfg.model_path)
-    return load_model(cfg.model, cfg.model_path, device=cfg.device, token_dictionary=cfg.token_dictionary,
-                      gene_median_file=cfg.gene_median_file, gene_id_key=cfg.gene_id_key)
+def _n_pos(rec: pd.DataFrame, ref: str, score: str) -> int:
+    r = rec[(rec["reference"] == ref) & (rec["score"] == score)]
+    return int(r["n_positive"].iloc[0]) if len(r) and pd.notna(r["n_positive"].iloc[0]) else 0
 
 
 def run_interpretation(data, out: str | os.PathLike | None = None, config: InterpretConfig | None = None, *,
@@ -354,13 +302,25 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     from .._device import check_device
     from .._validation import check_counts
     from ..runs import UnitStore, data_checksum, open_run
+    from . import stages
+    from .ablation import AblationResult, ablation_effects, rank_heads
+    from .findings import apply_verdict, data_caveat, register_tests
+    from .layer_pass import analyse_layers, extract_layers, layer_summary_scores, load_counts
     from .report import build_report
-    from .stats import Registry, verdict
+    from .selection import (
+        LayerSelection,
+        candidate_names,
+        nested_cv_selection,
+        prespecified_score,
+        selected_scores,
+    )
+    from .stats import Registry
 
     cfg = config or InterpretConfig()
     check_device(cfg.device)
     if table_format not in TABLE_FORMATS:
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+    source = data if isinstance(data, str | os.PathLike) else "AnnData given in Python"
     adata = datasets.load(data)
     labels = check_labels(adata, cfg.perturbation_key, "perturbation")
     if cfg.strata_key is not None:
@@ -376,22 +336,25 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     settings = cfg.fingerprint()
     if model is not None:
         settings["model"] = f"{type(model).__name__} given in Python"
-        settings["model_weights"] = _model_checksum(model)
+        settings["model_weights"] = stages.model_checksum(model)
     elif cfg.model_path is not None:
-        settings["model_files"] = _files_checksum(cfg.model_path)
+        settings["model_files"] = stages.files_checksum(cfg.model_path)
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-interpret-") if out is None else None
-    run = open_run(tmp.name if tmp else out, "interpret", settings, data_checksum(adata), resume=resume,
+    run = open_run(tmp.name if tmp else str(out), "interpret", settings, data_checksum(adata), resume=resume,
                    overwrite=overwrite)
     store = UnitStore(run)
-    st = _Stages(store)
-    adata = _subsample(adata, cfg)
+    st = stages.Stages(store)
+    data_info = {"source": str(source), "n_cells": int(adata.n_obs), "n_genes": int(adata.n_vars),
+                 "n_perturbations": int(len(set(labels)) - 1), "n_control": n_ctrl}
+    adata = stages.subsample(adata, cfg)
+    data_info["n_cells_used"] = int(adata.n_obs)
     labels = adata.obs[cfg.perturbation_key].astype(str).to_numpy()
     is_ctrl = labels == cfg.control
     rng = np.random.default_rng(cfg.random_state)
     ctrl_idx = np.flatnonzero(is_ctrl)
     if model is None:
-        model = (_own_model(store, adata[ctrl_idx].copy(), np.asarray(adata.var_names).astype(str), cfg)
-                 if cfg.model == "own" and cfg.model_path is None else _load_model(cfg))
+        model = (stages.own_model(store, adata[ctrl_idx].copy(), np.asarray(adata.var_names).astype(str), cfg)
+                 if cfg.model == "own" and cfg.model_path is None else stages.load_checkpoint(cfg))
     if ctrl_idx.size > cfg.n_cells:
         ctrl_idx = np.sort(rng.choice(ctrl_idx, cfg.n_cells, replace=False))
     ctrl = adata[ctrl_idx].copy()
@@ -411,50 +374,49 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
                                          "n_layers_used": model.n_layers, "n_heads_used": model.n_heads,
                                          "genes_without_token": match.dropped.tolist()})
 
-    # 1-2. attention (persisted) and edge scores
-    arrays = st.arrays("attention", lambda: _attention_arrays(model, ctrl, genes, cfg))
-    layers = _layers_from_arrays(arrays)
-    att_all = attention_scores(layers, per_head=True)
-    att_summary = [s for s in att_all if s.head in ("mean", "max")]
+    # 4. DE targets (parallel over perturbations)
+    de = st.table("de_targets", lambda: de_targets(adata, cfg.perturbation_key, cfg.control, genes=genes,
+                                                   lfc_threshold=cfg.de_lfc, alpha=cfg.de_alpha,
+                                                   min_detection=cfg.de_min_detection, n_jobs=cfg.n_jobs))
+    targets = TargetLabels(de, genes)
+
+    # 1-3. attention streamed to disk one layer at a time; per-layer recovery and perturbation AUROC
+    layer_paths = extract_layers(store, model, ctrl, genes, batch_size=cfg.batch_size, device=cfg.device)
+    per_layer = analyse_layers(store, layer_paths, refs, tfs, de, genes, n_jobs=cfg.n_jobs)
     corr = correlation_scores(X, genes)
     feats = gene_features(X, genes)
     ref_for_degree = max(directed, key=lambda r: len(r.edges)) if directed else None
     base = baseline_scores(feats, ref_for_degree.edges if ref_for_degree is not None else None)
+    rec = pd.concat([per_layer["recovery"], st.table("reference_recovery_correlation",
+                                                     lambda: reference_recovery([corr], refs, tfs=tfs))],
+                    ignore_index=True)
 
-    # 3. reference recovery per layer and head
-    rec = st.table("reference_recovery", lambda: reference_recovery([*att_all, corr], refs, tfs=tfs))
+    # the tested attention score: pre-specified, or nested cross-validation over perturbations
+    L = model.n_layers
+    prespec = prespecified_score(cfg.layer, cfg.layer_summary, L)
+    att_pp = per_layer["perturbation"]
+    if cfg.layer_selection == "nested-cv":
+        selection = nested_cv_selection(att_pp, candidate_names(L), prespec, cfg.layer_folds, cfg.random_state)
+    else:
+        selection = LayerSelection("prespecified", prespec, [prespec])
 
-    # 4-5. perturbation-first evaluation and trivial baselines
-    de = st.table("de_targets", lambda: de_targets(adata, cfg.perturbation_key, cfg.control, genes=genes,
-                                                   lfc_threshold=0.5, alpha=0.05))
-    per_pert = st.table("perturbation_auroc", lambda: perturbation_auroc([*att_summary, corr, *base], de))
-    means = _perturbation_mean(per_pert) if len(per_pert) else pd.Series(dtype=float)
-    att_means = means[[s.name for s in att_summary if s.name in means.index]].dropna()
-    r = (rec[rec["kind"].eq("attention") & rec["head"].isin(["mean", "max"])].dropna(subset=["auroc"])
-         if "auroc" in rec.columns else rec.iloc[:0])
-    if len(att_means):
-        best = att_means.idxmax()
-    elif len(r):  # no rankable perturbation with DE targets: fall back to reference recovery
-        best = r.groupby("score")["auroc"].mean().idxmax()
-    else:  # nothing to choose on: the last layer's mean over heads
-        best = next(s.name for s in reversed(att_summary) if s.head == "mean")
-    best_att = next(s for s in att_summary if s.name == best)
-    log.info("attention score under test: %s (best mean perturbation AUROC; selection favours attention)", best)
+    def load_candidate(name: str):
+        layer, summary = int(name.split()[1][1:]), name.split()[2]
+        return layer_summary_scores(layer_paths[layer], layer, summary)
 
-    def _comparisons():
-        rows = []
-        if per_pert.empty:
-            return pd.DataFrame(columns=["a", "b", "n", "delta", "ci_low", "ci_high", "p"])
-        for b in [corr.name, *[s.name for s in base]]:
-            rows.append(compare_scores(per_pert, best, b, n_boot=cfg.n_bootstrap, random_state=cfg.random_state))
-        for b in [s.name for s in base]:
-            rows.append(compare_scores(per_pert, corr.name, b, n_boot=cfg.n_bootstrap, random_state=cfg.random_state))
-        return pd.DataFrame(rows)
-
-    comps = st.table("perturbation_comparisons", _comparisons)
+    tested, final = selected_scores(selection, load_candidate)
+    log.info("attention score under test: %s", selection.describe())
+    per_pert = pd.concat([att_pp, *([perturbation_auroc([tested], de, targets=targets)]
+                                     if selection.method == "nested-cv" else []),
+                          perturbation_auroc([corr, *base], de, targets=targets)], ignore_index=True)
+    means = per_pert.groupby("score")["auroc"].mean() if len(per_pert) else pd.Series(dtype=float)
+    tested_rows = per_pert[per_pert["score"] == tested.name]
+    n_rankable = int(tested_rows["auroc"].notna().sum())
+    comps = st.table("perturbation_comparisons", lambda: stages.comparisons(
+        per_pert, tested.name, corr.name, [s.name for s in base], cfg))
 
     # 6. incremental value
-    pairs = build_pairs(de, feats, {"attention": best_att, "correlation": corr})
+    pairs = build_pairs(de, feats, {"attention": tested, "correlation": corr})
     rankable = pairs["perturbation"].nunique()
     if rankable >= 2 and pairs["is_target"].any() and not pairs["is_target"].all():
         inc = st.table("incremental", lambda: incremental_value(pairs, n_boot=cfg.n_bootstrap,
@@ -463,50 +425,70 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
         log.info("incremental value skipped: %d rankable perturbation(s) with DE targets (need >= 2)", rankable)
         inc = pd.DataFrame()
 
-    # 7. confounds and nulls
-    conf = st.table("confound_r2", lambda: pd.concat([confound_r2(best_att, feats, random_state=cfg.random_state),
+    # 7. confounds and nulls (the single-matrix score `final`)
+    conf = st.table("confound_r2", lambda: pd.concat([confound_r2(final, feats, random_state=cfg.random_state),
                                                        confound_r2(corr, feats, random_state=cfg.random_state)]))
     eval_refs = [r for r in directed if _n_pos(rec, r.name, corr.name) >= 3]
+    resid = st.table("residualisation",
+                     lambda: stages.residualisation([final, corr], feats, eval_refs or refs, tfs, cfg))
+    nulls = st.table("nulls", lambda: stages.nulls([final, corr], eval_refs, tfs, cfg))
 
-    def _residual():
-        rows = []
-        for s in (best_att, corr):
-            res = residualise(s, feats, random_state=cfg.random_state)
-            rr = reference_recovery([s, res], eval_refs or refs, tfs=tfs)
-            for ref_name, g in rr.groupby("reference"):
-                raw, resid = g["auroc"].to_numpy()
-                rows.append({"score": s.name, "reference": ref_name, "auroc": raw, "auroc_residualised": resid,
-                             "retained_fraction": (resid - 0.5) / (raw - 0.5) if raw != 0.5 else np.nan})
-        return pd.DataFrame(rows)
-
-    resid = st.table("residualisation", _residual)
-    nulls = st.table("nulls", lambda: pd.DataFrame(
-        [f(s, r, tfs, n_null=n, random_state=cfg.random_state)
-         for s in (best_att, corr) for r in eval_refs
-         for f, n in ((degree_preserving_null, cfg.n_degree_null), (label_shuffle_null, cfg.n_label_null))]))
-
-    # 8. causal ablation
-    abl = st.table("ablation", lambda: _ablation(model, ctrl, genes, rec, de, best_att, cfg))
+    # 8. causal ablation: heads ranked by reference + perturbation AUROC, downstream outcomes
+    att_rec = rec[rec["kind"].eq("attention") & ~rec["head"].isin(["mean", "max"])]
+    heads = rank_heads(att_rec[["layer", "head", "auroc"]],
+                       per_layer["perturbation_heads"][["layer", "head", "auroc"]], method=cfg.head_ranking,
+                       entropy=per_layer["entropy"]) if len(att_rec) else pd.DataFrame()
+    abl_key = {"stage": "ablation"}
+    if store.done(abl_key):
+        u = store.load(abl_key)
+        abl = AblationResult(u.tables["runs"], u.tables["perturbations"], **u.summary)
+    elif len(heads):
+        log.info("[stage] ablation")
+        abl = stages.ablation(model, ctrl, genes, layer_paths, load_counts(store), heads, targets,
+                              final.head if final.head in ("mean", "max") else "mean", cfg)
+        store.save(abl_key, tables={"runs": abl.runs, "perturbations": abl.perturbations},
+                   summary={"ks": abl.ks, "ranking": [list(h) for h in abl.ranking], "n_layers": abl.n_layers,
+                            "regulatory_layers": abl.regulatory_layers})
+    else:
+        abl = None
+    if abl is not None:
+        abl.ranking = [(int(h[0]), int(h[1])) for h in abl.ranking]
+    effects = ablation_effects(abl) if abl is not None and len(abl.runs) > 1 else None
 
     # 10. CSSI
-    cssi_rec, cssi_null = _cssi(st, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs, cfg)
+    cssi_rec, cssi_null = stages.cssi(st, model, ctrl, X, genes, corr, final, refs, eval_refs, tfs, cfg)
 
     # 11. registry and verdict
-    reg = Registry()
-    _register(reg, rec, comps, inc, nulls, abl, cssi_null, best, corr.name)
+    reg = Registry(alpha=cfg.alpha)
+    register_tests(reg, rec=rec, comps=comps, inc=inc, nulls=nulls, effects=effects, cssi_null=cssi_null,
+                   selection=selection, corr_name=corr.name, n_perturbations=n_rankable,
+                   min_perturbations=cfg.min_perturbations)
     registry, claims = reg.table(), reg.claims()
-    verd = _verdict(verdict, comps, inc, resid, nulls, abl, best)
+    verd = apply_verdict(registry, comps, inc, resid, nulls, effects, selection, n_rankable, cfg.min_perturbations,
+                         cfg.alpha)
+    data_info.update(n_control_used=int(ctrl.n_obs), n_genes_used=int(genes.size),
+                     n_perturbed_in_genes=len(targets), n_rankable=n_rankable, de_lfc=cfg.de_lfc,
+                     de_alpha=cfg.de_alpha, de_min_detection=cfg.de_min_detection,
+                     n_reference_positives=max((_n_pos(rec, r.name, corr.name) for r in directed), default=None))
     summary = {
-        "model": type(model).__name__, "attention_score_tested": best, "n_control_cells": int(ctrl.n_obs),
+        "model": type(model).__name__, "attention_score_tested": tested.name,
+        "layer_selection": selection.to_dict(), "data": data_info,
+        "caveats": data_caveat(data_info, cfg.min_perturbations),
+        "n_control_cells": int(ctrl.n_obs),
         "n_genes": int(genes.size), "n_genes_without_token": match.n_dropped, "gene_vocabulary": match.describe(),
         "perturbed_genes_without_token": sorted(set(perturbed) & set(match.dropped.tolist())),
-        "n_rankable_perturbations": int(per_pert["perturbation"].nunique()) if len(per_pert) else 0,
+        "n_rankable_perturbations": n_rankable, "min_perturbations": cfg.min_perturbations,
         "mean_perturbation_auroc": {k: float(x) for k, x in means.items()},
-        "n_tests": int(len(registry)), "n_confirmatory": int(registry["confirmatory"].sum()) if len(registry) else 0,
+        "residualisers": {"primary": "ols", "secondary": "gbdt"},
+        "ablation": effects.to_dict() if effects is not None else None,
+        "n_tests": len(registry), "n_confirmatory": int(registry["confirmatory"].sum()) if len(registry) else 0,
         "verdict": verd.to_dict(),
     }
-    tables = {"reference_recovery": rec, "de_targets": de, "perturbation_auroc": per_pert, "perturbation_comparisons": comps,
-              "incremental": inc, "confound_r2": conf, "residualisation": resid, "nulls": nulls, "ablation": abl,
+    tables = {"reference_recovery": rec, "de_targets": de, "perturbation_auroc": per_pert,
+              "perturbation_auroc_heads": per_layer["perturbation_heads"], "layer_selection": selection.folds,
+              "perturbation_comparisons": comps, "incremental": inc, "confound_r2": conf, "residualisation": resid,
+              "nulls": nulls, "head_ranking": heads, "ablation": abl.runs if abl is not None else pd.DataFrame(),
+              "ablation_perturbations": abl.perturbations if abl is not None else pd.DataFrame(),
               "cssi_recovery": cssi_rec, "cssi_null_stress": cssi_null, "registry": registry, "claims": claims,
               "verdict": verd.table()}
     if tmp is not None:
@@ -519,146 +501,3 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     build_report(tables, summary).write(run.file("report.html"))
     log.info("report: %s", run.file("report.html"))
     return InterpretResult(run.path, tables, summary)
-
-
-def _n_pos(rec: pd.DataFrame, ref: str, score: str) -> int:
-    r = rec[(rec["reference"] == ref) & (rec["score"] == score)]
-    return int(r["n_positive"].iloc[0]) if len(r) and pd.notna(r["n_positive"].iloc[0]) else 0
-
-
-def _ablation(model, ctrl, genes, rec, de, best_att: EdgeScores, cfg: InterpretConfig) -> pd.DataFrame:
-    """Head ablation with the perturbation AUROC of the tested attention score as the evaluation."""
-    from .ablation import ablation_experiment
-
-    heads = rec[rec["kind"].eq("attention") & ~rec["head"].isin(["mean", "max"])]
-    ranking = (heads.groupby(["layer", "head"])["auroc"].mean().sort_values(ascending=False, na_position="last")
-               .reset_index())
-    head_ranking = [(int(r.layer), int(r.head)) for r in ranking.itertuples()]
-    n_heads = len(head_ranking)
-    ks = sorted({min(k, n_heads) for k in cfg.ablation_ks if k > 0})
-
-    def evaluate(layer_attentions) -> float:
-        s = next(x for x in attention_scores(layer_attentions, per_head=False) if x.name == best_att.name)
-        pp = perturbation_auroc([s], de)
-        return float(pp["auroc"].mean()) if len(pp) else float("nan")
-
-    return ablation_experiment(model, ctrl, genes, head_ranking, evaluate=evaluate, ks=ks, n_random_seeds=cfg.ablation_seeds,
-                               interventions=cfg.ablation_interventions,
-                               batch_size=cfg.batch_size, random_state=cfg.random_state)
-
-
-def _cssi(st: _Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs, cfg):
-    def strata():
-        if cfg.strata_key is not None:
-            return pd.DataFrame({"cell": ctrl.obs_names, "stratum": ctrl.obs[cfg.strata_key].astype(str).to_numpy()})
-        from .extraction import cell_embeddings
-
-        emb = cell_embeddings(model, ctrl, genes, batch_size=cfg.batch_size)
-        return pd.DataFrame({"cell": ctrl.obs_names, "stratum": leiden_strata(
-            emb, n_neighbors=cfg.n_neighbors, resolution=cfg.leiden_resolution, random_state=cfg.random_state)})
-
-    strata_tab = st.table("cssi_strata", strata)
-    lab = strata_tab["stratum"].astype(str).to_numpy()
-    sizes = pd.Series(lab).value_counts()
-    if (sizes >= cfg.cssi_min_cells).sum() == 0:
-        log.info("CSSI skipped: no stratum has %d cells (sizes %s)", cfg.cssi_min_cells, sizes.to_dict())
-        return pd.DataFrame(), pd.DataFrame()
-
-    def recovery():
-        stack, sizes, kept, left = stratified_matrices(X, lab, min_cells=cfg.cssi_min_cells)
-        scores = cssi_scores(stack, sizes, genes, corr.name, "correlation")
-        if len(kept) >= 2:
-            from .extraction import extract_attention
-
-            per = []
-            for k in kept:
-                la = extract_attention(model, ctrl[lab == k], genes, layers=[best_att.layer], batch_size=cfg.batch_size,
-                                       device=cfg.device)[best_att.layer]
-                per.append(la.head_mean if best_att.head == "mean" else la.head_max)
-            scores += cssi_scores(np.stack(per), sizes, genes, best_att.name, "attention",
-                                  aggregates=("max", "mean", "range", "std"), layer=best_att.layer)
-        r = reference_recovery([corr, best_att, *scores], refs, tfs=tfs)
-        r["n_strata"] = len(kept)
-        r["strata_left_out"] = ", ".join(f"{k} ({n} cells)" for k, n in left.items())
-        return r
-
-    rec = st.table("cssi_recovery", recovery)
-    null = st.table("cssi_null_stress", lambda: pd.concat(
-        [cssi_null_stress(X, genes, r, lab, tfs=tfs, n_repeats=cfg.cssi_null_repeats, min_cells=cfg.cssi_min_cells,
-                          random_state=cfg.random_state).assign(reference=r.name) for r in eval_refs],
-        ignore_index=True) if eval_refs else pd.DataFrame())
-    return rec, null
-
-
-def _register(reg, rec, comps, inc, nulls, abl, cssi_null, best: str, corr_name: str) -> None:
-    from scipy import stats
-
-    summaries = rec[rec["head"].isin(["mean", "max"]) | (rec["score"] == corr_name)]
-    for r in summaries.itertuples():
-        reg.add("reference recovery", f"{r.score} enriches {r.reference} edges among its top {r.fisher_top}",
-                "Fisher exact (one-sided)", p=r.fisher_p, effect_size=r.fisher_odds_ratio, effect="odds ratio",
-                n=r.n_candidates, confirmatory=r.score in (best, corr_name), claim="attention recovers reference networks"
-                if r.score == best else "")
-    for r in rec[~rec.index.isin(summaries.index)].itertuples():
-        reg.add("reference recovery (per head)", f"{r.score} enriches {r.reference}", "Fisher exact (one-sided)",
-                p=r.fisher_p, effect_size=r.fisher_odds_ratio, effect="odds ratio", n=r.n_candidates, confirmatory=False)
-    for r in comps.itertuples():
-        conf = r.a == best
-        claim = ("attention beats correlation" if r.b == corr_name else "attention beats gene baselines") if conf else ""
-        reg.add("perturbation-first", f"{r.a} ranks knock-out targets differently from {r.b}", "Wilcoxon signed-rank",
-                p=r.p, effect_size=r.delta, effect="mean delta AUROC", statistic=r.statistic, n=r.n,
-                confirmatory=conf and "out-degree" not in r.b, claim=claim)
-    for r in inc[inc["features"] != "gene"].itertuples() if len(inc) else []:
-        reg.add("incremental value", f"{r.features} ({r.model}, split by {r.split}) changes AUROC over gene features",
-                "cluster bootstrap", p=r.delta_auroc_p, effect_size=r.delta_auroc, effect="delta AUROC", n=r.n_pairs,
-                confirmatory=r.features == "gene + attention", claim="attention adds over gene features"
-                if r.features == "gene + attention" else "")
-    for r in nulls.itertuples() if len(nulls) else []:
-        reg.add("confounds", f"{r.score} recovers {r.reference} beyond the {r.null} null", "empirical null",
-                p=r.p_empirical, effect_size=r.z, effect="z", n=r.n_null, confirmatory=r.score == best,
-                claim="attention signal is not a degree artefact" if r.score == best and "curveball" in r.null else "")
-    if len(abl) and "intervention" in abl.columns:
-        eff = _ablation_effects(abl)
-        if eff is not None and len(eff) >= 1:
-            d = eff["top"] - eff["random"]
-            p = stats.wilcoxon(d).pvalue if len(d) >= 2 and np.any(d != 0) else float("nan")
-            reg.add("causal ablation", "ablating top-ranked heads changes the perturbation AUROC more than random heads",
-                    "Wilcoxon signed-rank over k", p=p, effect_size=float(d.mean()), effect="mean |delta| top - random",
-                    n=len(d), claim="regulatory heads are causal")
-    if len(cssi_null):
-        for (ref, score), g in cssi_null[cssi_null["score"] != "pooled"].groupby(["reference", "score"]):
-            pooled = cssi_null[(cssi_null["reference"] == ref) & (cssi_null["score"] == "pooled")]["auroc"].iloc[0]
-            real = g[g["strata"] == "real"]["auroc"]
-            shuffled = g[g["strata"] == "shuffled"]["auroc"].to_numpy()
-            if len(real) and shuffled.size:
-                gain = float(real.iloc[0] - pooled)
-                p = (1 + np.sum(shuffled - pooled >= gain)) / (1 + shuffled.size)
-                reg.add("CSSI", f"{score} |Spearman| on real strata beats pooled on {ref}", "shuffled-strata null",
-                        p=p, effect_size=gain, effect="delta AUROC vs pooled", n=int(shuffled.size), confirmatory=False)
-
-
-def _ablation_effects(abl: pd.DataFrame) -> pd.DataFrame | None:
-    """Per k: mean |score - unablated score| of top-k and of random-k head ablations, min top-k fidelity."""
-    base = abl[abl["intervention"].isin(["none", "baseline"])]["score"]
-    if base.empty:
-        return None
-    b = float(base.iloc[0])
-    a = abl.assign(effect=(abl["score"] - b).abs())
-    top = a[a["intervention"] == "top"].groupby("k").agg(top=("effect", "mean"), fidelity=("fidelity_hidden", "min"))
-    rnd = a[a["intervention"] == "random"].groupby("k").agg(random=("effect", "mean"))
-    return top.join(rnd, how="inner")
-
-
-def _verdict(verdict_fn, comps, inc, resid, nulls, abl, best):
-    bc = comps[(comps["a"] == best) & comps["b"].str.startswith("baseline") & ~comps["b"].str.contains("out-degree")] \
-        if len(comps) else None
-    r = resid[resid["score"] == best]["retained_fraction"] if len(resid) else pd.Series(dtype=float)
-    n = nulls[(nulls["score"] == best) & nulls["null"].str.contains("curveball")]["z"] if len(nulls) else pd.Series(dtype=float)
-    eff = _ablation_effects(abl) if len(abl) and "intervention" in abl.columns else None
-    return verdict_fn(
-        bc, inc if len(inc) else None,
-        float(r.min()) if len(r.dropna()) else None, float(n.min()) if len(n.dropna()) else None,
-        float(eff["top"].mean()) if eff is not None and len(eff) else None,
-        float(eff["random"].mean()) if eff is not None and len(eff) else None,
-        float(eff["fidelity"].min()) if eff is not None and len(eff) else None,
-    )

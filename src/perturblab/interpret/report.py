@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..report import Report
 
-__all__ = ["build_report", "SECTION_IDS"]
+__all__ = ["SECTION_IDS", "build_report"]
 
 SECTION_IDS = ("data", "verdict", "reference-recovery", "perturbation", "incremental", "confounds", "ablation", "cssi",
                "registry")
@@ -31,7 +31,8 @@ def _layer_profile(rec: pd.DataFrame):
     fig, ax = _fig()
     for (ref, head), g in att.groupby(["reference", "head"]):
         g = g.sort_values("layer")
-        ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--", label=f"{ref} ({head})")
+        ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--",
+                label=f"{ref} ({head})")
     corr = rec[rec["kind"].eq("correlation")].dropna(subset=["auroc"])
     for r in corr.itertuples():
         ax.axhline(r.auroc, color="grey", lw=0.8, ls=":")
@@ -64,21 +65,20 @@ def _perturbation_plot(per_pert: pd.DataFrame):
 
 
 def _ablation_plot(abl: pd.DataFrame):
-    if abl.empty or not {"intervention", "k", "score"} <= set(abl.columns):
+    if abl.empty or not {"intervention", "k", "degradation"} <= set(abl.columns):
+        return None
+    d = abl[abl["intervention"].isin(["top", "bottom", "random"])].dropna(subset=["degradation"])
+    if d.empty:
         return None
     fig, ax = _fig()
-    for name, g in abl[abl["k"].notna()].groupby("intervention"):
-        m = g.groupby("k")["score"].agg(["mean", "min", "max"]).sort_index()
-        if len(m) > 1:
-            ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], marker="o", capsize=3, label=str(name))
-        else:
-            ax.plot(m.index, m["mean"], marker="s", ls="none", label=str(name))
-    base = abl[abl["intervention"].isin(["none", "baseline"])]["score"]
-    if len(base):
-        ax.axhline(float(base.iloc[0]), color="black", lw=0.8, ls="--", label="no ablation")
+    for name, g in d.groupby("intervention"):
+        m = g.groupby("k")["degradation"].agg(["mean", "min", "max"]).sort_index()
+        ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], marker="o", capsize=3,
+                    label=str(name))
+    ax.axhline(0.0, color="black", lw=0.8, ls="--")
     ax.set_xlabel("heads ablated (k)")
-    ax.set_ylabel("mean perturbation AUROC")
-    ax.set_title("Ablation dose-response")
+    ax.set_ylabel("degradation of downstream attention AUROC")
+    ax.set_title("Ablation dose-response (positive = worse)")
     ax.legend(fontsize=7)
     return fig
 
@@ -108,29 +108,40 @@ def _add(sec, fig, caption):
         sec.figure(fig, caption=caption)
 
 
+def _status(v: dict) -> str:
+    crit = v.get("criteria", [])
+    n_pass = sum(c.get("passed") is True for c in crit)
+    n_ne = sum(c.get("passed") is None for c in crit)
+    return (f"Overall: {'PASS' if v.get('passed') else 'FAIL'} ({n_pass} of {len(crit)} criteria pass, {n_ne} not "
+            "evaluable; all four must pass, and not evaluable counts as not passed).")
+
+
 def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     """Assemble the report from the run's tables (see :func:`~perturblab.interpret.pipeline.run_interpretation`)."""
     t = {k: (v if v is not None else pd.DataFrame()) for k, v in tables.items()}
     rep = Report("What does attention encode?", subtitle=f"model {summary.get('model')}; tested attention score: "
                  f"{summary.get('attention_score_tested')}")
     sec = rep.section("Data and caveats", id="data")
-    sec.text(f"{summary.get('n_control_cells')} control cells, {summary.get('n_genes')} genes; "
-             f"{summary.get('n_rankable_perturbations')} knocked-out genes are among the model's genes and can be ranked.")
+    for sentence in summary.get("caveats", []):
+        sec.text(sentence)
     if summary.get("gene_vocabulary"):
         sec.text(f"Model vocabulary: {summary['gene_vocabulary']}.")
     if summary.get("perturbed_genes_without_token"):
         sec.text("Knocked-out genes without a token (their attention cannot be ranked): "
                  + ", ".join(summary["perturbed_genes_without_token"]) + ".")
-    sec.text("Papalexi 2021 (THP-1 CRISPR-KO, 20,729 cells x 299 randomly subsampled genes, 9 targets among them) is real "
-             "but small: few reference edges fall among 299 genes and only 9 perturbations can be ranked, so confidence "
-             "intervals are wide and many tests have little power. Replogle K562/RPE1 (the anchor's data) are not available here.")
-    sec.text("The attention score under test is the layer summary (mean or max over heads) with the best mean perturbation "
-             "AUROC; this selection favours attention, so it is conservative for a negative verdict.")
+    sel = summary.get("layer_selection") or {}
+    if sel:
+        sec.text(f"Attention score under test: {sel.get('description', sel.get('final'))}.")
+    folds = t.get("layer_selection", pd.DataFrame())
+    if len(folds):
+        sec.table(folds, caption="Nested cross-validation: the layer summary chosen for each perturbation on the "
+                  "other folds")
 
     sec = rep.section("Verdict", id="verdict")
     v = summary.get("verdict", {})
-    sec.text(f"Overall: {'PASS' if v.get('passed') else 'FAIL'} (all four criteria must pass; not evaluable counts as not passed).")
-    sec.table(t.get("verdict", pd.DataFrame()), caption="The four criteria of Kendiukhov 2026")
+    sec.text(_status(v))
+    sec.table(t.get("verdict", pd.DataFrame()), caption="The four criteria of Kendiukhov 2026 (n: rankable "
+              "perturbations the criterion rests on)")
 
     sec = rep.section("Reference recovery", id="reference-recovery")
     rec = t.get("reference_recovery", pd.DataFrame())
@@ -143,18 +154,33 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     pp = t.get("perturbation_auroc", pd.DataFrame())
     if len(pp):
         _add(sec, _perturbation_plot(pp), "Per-perturbation AUROC: edge scores vs baselines")
-    sec.table(t.get("perturbation_comparisons", pd.DataFrame()), caption="Paired Wilcoxon and bootstrap CIs over perturbations")
+    comps = t.get("perturbation_comparisons", pd.DataFrame())
+    if len(comps) and "evaluable" in comps.columns and not comps["evaluable"].all():
+        sec.text(f"Comparisons over fewer than {summary.get('min_perturbations')} perturbations are marked not "
+                 "evaluable: their deltas and intervals are descriptive only.")
+    sec.table(comps, caption="Paired Wilcoxon and bootstrap CIs over perturbations")
     de = t.get("de_targets", pd.DataFrame())
+    d = summary.get("data", {})
     if len(de):
-        sec.table(de.groupby("perturbation")["is_target"].sum().reset_index(name="n_de_targets"),
-                  caption="DE targets per knock-out (Welch t, |log2FC| > 0.5, BH 0.05)")
+        cols = {"n_de_targets": ("is_target", "sum")}
+        if "tested" in de.columns:
+            cols["n_tested_genes"] = ("tested", "sum")
+        sec.table(de.groupby("perturbation").agg(**cols).reset_index(),
+                  caption=f"DE targets per knock-out (Welch t, |log2FC| > {d.get('de_lfc', 0.5)}, BH "
+                  f"{d.get('de_alpha', 0.05)}; genes detected in < {d.get('de_min_detection', 0):.0%} of both groups "
+                  "not tested)")
 
     sec = rep.section("Incremental value over gene features", id="incremental")
     inc = t.get("incremental", pd.DataFrame())
-    sec.table(inc, caption="Out-of-fold AUROC, GroupKFold; delta vs gene-only with cluster-bootstrap CI") if len(inc) else \
+    if len(inc):
+        sec.table(inc, caption="Out-of-fold AUROC, GroupKFold; delta vs gene-only with cluster-bootstrap CI")
+    else:
         sec.text("Not computed: fewer than 2 rankable perturbations with DE targets.")
 
     sec = rep.section("Confounds and null models", id="confounds")
+    sec.text("Residualisation is reported with both residualisers: OLS (primary, as Kendiukhov 2026; criterion (c)) "
+             "and GBDT (secondary). Retained fraction = (residualised - 0.5) / (raw - 0.5) when the raw AUROC is "
+             "above 0.5, and 0 otherwise (no above-chance signal to retain).")
     for name, cap in (("confound_r2", "Cross-validated R2 of edge score on source/target mean, variance, detection"),
                       ("residualisation", "Reference AUROC before and after cross-fitted residualisation"),
                       ("nulls", "Degree-preserving (curveball) and label-shuffle nulls")):
@@ -163,8 +189,18 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     sec = rep.section("Causal head ablation", id="ablation")
     abl = t.get("ablation", pd.DataFrame())
     if len(abl):
-        _add(sec, _ablation_plot(abl), "Ablation dose-response: perturbation AUROC after zeroing top/bottom/random heads")
-        sec.table(abl, caption="Interventions (fidelity = hidden-state / output cosine shift; must exceed 0.02 to count)")
+        sec.text("Outcome: the perturbation AUROC of the attention of the heads downstream of each intervention "
+                 "(the layers after its first intervened layer, the intervened heads left out), before and after it, "
+                 "paired per perturbation; random heads are entropy-matched to the top heads. The model's output "
+                 "(masked-expression error, output and cell-embedding shift) and the hidden-state shift (maximum over "
+                 "layers) are reported per run.")
+        _add(sec, _ablation_plot(abl), "Ablation dose-response: degradation after zeroing top/bottom/random heads")
+        sec.table(abl, caption="Interventions (fidelity_hidden: maximum over layers of the hidden-state cosine shift; "
+                  "must exceed 0.02 to count)")
+        heads = t.get("head_ranking", pd.DataFrame())
+        if len(heads):
+            sec.table(heads, caption="Head ranking (composite: mean percentile rank of reference and perturbation "
+                      "AUROC)")
     else:
         sec.text("Ablation not run.")
 
@@ -172,7 +208,8 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     cs = t.get("cssi_recovery", pd.DataFrame())
     if len(cs):
         _add(sec, _cssi_plot(cs), "CSSI gains: AUROC of pooled vs stratified scores per reference")
-        sec.table(cs[["score", "reference", "n_positive", "auroc", "auprc", "epr", "topk_f1", "n_strata", "strata_left_out"]],
+        sec.table(cs[["score", "reference", "n_positive", "auroc", "auprc", "epr", "topk_f1", "n_strata",
+                      "strata_left_out"]],
                   caption="CSSI recovery")
     cn = t.get("cssi_null_stress", pd.DataFrame())
     if len(cn):
@@ -181,8 +218,9 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
 
     sec = rep.section("Statistics registry", id="registry")
     reg = t.get("registry", pd.DataFrame())
-    sec.text(f"{summary.get('n_tests')} tests, {summary.get('n_confirmatory')} confirmatory (BH over those); "
-             "exploratory tests are adjusted within their own family.")
+    sec.text(f"{summary.get('n_tests')} tests, {summary.get('n_confirmatory')} confirmatory (BH over the evaluable "
+             "ones); exploratory tests are adjusted within their own family; tests over fewer than "
+             f"{summary.get('min_perturbations')} perturbations are flagged not evaluable.")
     sec.table(t.get("claims", pd.DataFrame()), caption="Claim-to-evidence map")
     sec.table(reg, caption="Every test")
     return rep
