@@ -58,7 +58,8 @@ def test_cli_predict_baselines(tmp_path):
     from perturblab.predict import BASELINES
 
     assert summary["models"] == list(BASELINES) and "scgen_unbalanced" not in summary["models"]
-    assert r.output.strip().splitlines()[-1].startswith("predict: B: best R2 ")
+    assert r.output.strip().splitlines()[-1].startswith("predict (protocol perturblab): B: best R2 ")
+    assert ", ceiling " in r.output
     # defect 1: a rerun with other settings never reuses the earlier results, and names what differs
     again = CliRunner().invoke(app, [*args[:-8], "--n-top-genes", "150", "--seed", "7", "--n-bootstrap", "2",
                                      "--device", "cpu", "--format", "csv", "--resume"])
