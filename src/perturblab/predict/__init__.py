@@ -40,6 +40,7 @@ from .models import (
     baselines_for,
     make_model,
 )
+from .protocols import PROTOCOLS, Protocol, get_protocol
 from .run import LocoResult, run_loco
 from .training import TrainingHistory
 
@@ -47,6 +48,7 @@ __all__ = [
     "BASELINES",
     "METRIC_DEFINITIONS",
     "MODELS",
+    "PROTOCOLS",
     "AdditiveBaseline",
     "IdentityBaseline",
     "LinearBaseline",
@@ -56,6 +58,7 @@ __all__ = [
     "MeanDeltaBaseline",
     "PCAMeanDeltaBaseline",
     "Preprocessing",
+    "Protocol",
     "ScGen",
     "ScPRAM",
     "TrainMeanBaseline",
@@ -66,6 +69,7 @@ __all__ = [
     "de",
     "evaluate",
     "evaluate_targets",
+    "get_protocol",
     "intervals",
     "loco_split",
     "loco_targets",
