@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: The models that ship with perturblab (listed in --help; registered models are accepted too).
-BUILTIN_MODELS = ("scgen, scpram, scpram_first_cell, scgen_unbalanced (a trained model: scGen without "
+BUILTIN_MODELS = ("scgen, scpram, scpram_first_cell, ot_shift, scgen_unbalanced (a trained model: scGen without "
                   "balancing), and the baselines")
 
 ProtocolName = str_enum("ProtocolName", ("perturblab", "scgen"))
