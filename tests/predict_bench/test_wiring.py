@@ -113,4 +113,5 @@ def test_run_unit_passes_references_and_the_ceiling_unit(kang_small, tiny_settin
         ("de_nsig_counts_real", "pdex_fdr0.05"), "value"]
     ceil = run_unit(inputs, BenchmarkUnit("ceiling", "B", "balanced", 0))
     assert set(ceil.table["model"]) == {"ceiling"} and ceil.training["epochs"] == 0
+    assert set(out.table["protocol"]) == set(ceil.table["protocol"]) == {"custom"}  # every table names its protocol
     assert not ceil.table["paired"].any()  # halves of real cells are not made from control cells

@@ -183,7 +183,8 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     -------
     UnitOutput
         Its table is :func:`perturblab.predict.evaluate`'s with the unit's fields in front and
-        ``train_seconds``, ``n_epochs`` and ``n_train_stimulated`` appended. Evaluation uses Systema's
+        ``train_seconds``, ``n_epochs``, ``n_train_stimulated`` and ``protocol`` (the name of the protocol the
+        settings follow, :data:`perturblab.predict.PROTOCOLS`, or "custom") appended. Evaluation uses Systema's
         reference (:func:`perturblab.predict.perturbed_centroid` of the training cells before the variant) and
         the training stimulated cells as ``other_stim`` (Mejia et al.'s "vs rest" DEG weights), unless
         ``settings.evaluate_params`` sets them. ``unit.model == "ceiling"``: the data ceiling.
@@ -234,7 +235,8 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
         table.insert(i, col, getattr(unit, col))
     n_stim = int((train.obs[settings.condition_key].astype(str) == settings.stimulated).sum())
     n_epochs = int(len(history.history))
-    table = table.assign(train_seconds=train_s, n_epochs=n_epochs, n_train_stimulated=n_stim)
+    table = table.assign(train_seconds=train_s, n_epochs=n_epochs, n_train_stimulated=n_stim,
+                         protocol=settings.protocol)
     training = {"target": unit.target, "model": unit.model, "variant": unit.variant, "seed": unit.seed,
                 "train_seconds": train_s, "train_cpu_seconds": cpu_s, "peak_memory_mb": mem["peak_mb"],
                 "peak_rss_mb": mem["peak_rss_mb"], "epochs": n_epochs, "best_epoch": int(history.best_epoch),
@@ -285,7 +287,7 @@ def _ceiling_unit(unit: BenchmarkUnit, split, eval_kwargs: dict, inputs: Benchma
                              replace(settings, evaluate_params={**settings.evaluate_params, "paired": False}))
     for i, col in enumerate(UNIT_COLUMNS):
         table.insert(i, col, getattr(unit, col))
-    table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=0)
+    table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=0, protocol=settings.protocol)
     return UnitOutput(table, training, empty, None, arrays)
 
 
