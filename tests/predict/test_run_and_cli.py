@@ -58,7 +58,8 @@ def test_cli_predict_baselines(tmp_path):
     from perturblab.predict import BASELINES
 
     assert summary["models"] == list(BASELINES) and "scgen_unbalanced" not in summary["models"]
-    assert r.output.strip().splitlines()[-1].startswith("predict: B: best R2 ")
+    assert r.output.strip().splitlines()[-1].startswith("predict (protocol perturblab): B: best R2 ")
+    assert ", ceiling " in r.output
     # defect 1: a rerun with other settings never reuses the earlier results, and names what differs
     again = CliRunner().invoke(app, [*args[:-8], "--n-top-genes", "150", "--seed", "7", "--n-bootstrap", "2",
                                      "--device", "cpu", "--format", "csv", "--resume"])
@@ -68,3 +69,28 @@ def test_cli_predict_baselines(tmp_path):
     assert bad.exit_code == 2 and "unknown model 'scgan'; did you mean 'scgen'?" in bad.output
     typo = CliRunner().invoke(app, ["predict", "--target", "CD14 mono", "--out", str(tmp_path / "y")])
     assert typo.exit_code == 2 and "did you mean 'CD14 Mono'?" in typo.output and "Traceback" not in typo.output
+
+
+def test_run_loco_two_targets_has_ceiling_metrics_over_targets_and_calibration(tmp_path, kang_small):
+    from perturblab.predict import BASELINES
+
+    small = kang_small[:, :100].copy()  # 100 genes: fast
+    res = run_loco(small, ["identity"], ["B", "CD14 Mono"], out=tmp_path / "two", settings=_settings())
+    assert {"ceiling", *BASELINES} == set(res.metrics["model"])
+    # the ceiling: half of the real stimulated cells against the other half, its R2 above the identity's
+    r2 = res.metrics.query("metric == 'r2_pearson_mean' and gene_set == 'all'").set_index(["target", "model"])
+    assert r2.loc[("CD14 Mono", "ceiling"), "value"] > r2.loc[("CD14 Mono", "identity"), "value"]
+    # discrimination scores per target in the metrics, the mean and de_spearman_sig in target_metrics
+    disc = res.metrics.query("metric == 'discrimination_score_l1'")
+    assert set(disc["target"]) == {"B", "CD14 Mono"} and disc["value"].between(0, 1).all()
+    assert {"mean", "all"} <= set(res.target_metrics["target"])
+    assert {"scaled", "calibrated"} <= set(res.calibration.columns) and "train_mean" in set(res.calibration["model"])
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["protocol"] == "custom" and summary["data"]["data_checksum"]
+    assert summary["data"]["cells"]["B"] == {"control": 80, "stimulated": 80}
+    html = (tmp_path / "two" / "report.html").read_text()
+    for text in ("Metrics over targets", "Calibration", "discrimination_score_l1", "cells used per cell type",
+                 "ci_method"):
+        assert text in html
+    for name in ("target_metrics.parquet", "calibration.parquet"):
+        assert (tmp_path / "two" / name).exists()

@@ -19,8 +19,13 @@ def _sorted(table):
 
 def test_units_always_include_baselines_and_check_names():
     units = benchmark_units(["scgen"], ["CD4 Naive T", "CD4/Naive T"], [0, 1], ["balanced"])
-    assert {u.model for u in units} == {"scgen", *BASELINES}
-    assert len({str(u.key) for u in units}) == len(units) == (1 + len(BASELINES)) * 2 * 2
+    assert {u.model for u in units} == {"scgen", *BASELINES, "ceiling"}
+    assert len({str(u.key) for u in units}) == len(units) == (2 + len(BASELINES)) * 2 * 2
+    # one ceiling unit per target and seed, whatever the number of variants (its truth is the same in all)
+    two = benchmark_units(["scgen"], ["B"], [0], ["balanced", "unbalanced"])
+    assert [u.variant for u in two if u.model == "ceiling"] == ["balanced"]
+    assert {u.model for u in benchmark_units(["scgen"], ["B"], [0], baselines=["identity"])} == {
+        "scgen", "identity", "ceiling"}
     with pytest.raises(UnknownNameError, match="did you mean 'scgen'"):
         benchmark_units(["scgan"], ["B"], [0])
     with pytest.raises(UnknownNameError, match="unknown dataset variant"):
@@ -31,23 +36,25 @@ def test_benchmark_table_report_and_variants(kang_small, tiny_settings, tmp_path
     res = run_benchmark(kang_small, tmp_path, models=["scgen"], targets=["B", "CD14 Mono"], seeds=[0],
                         variants=["balanced", "unbalanced"], settings=tiny_settings)
     t = res.table
-    n_models = len({"scgen", *BASELINES})
-    assert set(t["model"]) == {"scgen", *BASELINES}
+    n_models = len({"scgen", *BASELINES, "ceiling"})
+    assert set(t["model"]) == {"scgen", *BASELINES, "ceiling"}
     assert set(t["variant"]) == {"balanced", "unbalanced"} and set(t["target"]) == {"B", "CD14 Mono"}
     assert {"value", "ci_low", "ci_high", "train_seconds", "n_train_stimulated"} <= set(t.columns)
-    assert res.n_run == len(res.units) == n_models * 2 * 2
+    # one ceiling unit per target (shared by both variants)
+    assert res.n_run == len(res.units) == (n_models - 1) * 2 * 2 + 2
     # the unbalanced variant trained on 20% of the stimulated cells of the 3 other cell types (60 each -> 12)
-    n_stim = t.groupby("variant")["n_train_stimulated"].first()
+    n_stim = t[t["model"] == "scgen"].groupby("variant")["n_train_stimulated"].first()
     assert n_stim["balanced"] == 3 * 60 and n_stim["unbalanced"] == 3 * 12
     # the truth is the same in every variant: identity's prediction ignores training, so its metrics match
     ident = t[t["model"] == "identity"].pivot_table(index=["target", "metric", "gene_set"], columns="variant",
                                                      values="value")
     pd.testing.assert_series_equal(ident["balanced"], ident["unbalanced"], check_names=False)
     for name in ("benchmark.parquet", "ranking.parquet", "paired_tests.parquet", "training.parquet", "summary.json",
-                 "report.html"):
+                 "report.html", "target_metrics.parquet", "calibration.parquet"):
         assert (tmp_path / name).exists()
     html = (tmp_path / "report.html").read_text()
-    for section in ("Ranking per metric", "Model x target", "Paired tests", "Degradation"):
+    for section in ("Ranking per metric", "Model x target", "Paired tests", "Degradation", "Metrics over targets",
+                    "Calibration", "Data", "ceiling", "AnnData given in Python", "protocol: custom", "data checksum"):
         assert section in html
     assert set(res.ranking["rank"].dropna()) <= set(range(1, n_models + 1))
 

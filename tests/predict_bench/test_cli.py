@@ -24,9 +24,17 @@ def test_benchmark_command_writes_table_and_report_and_resumes(kang_small_counts
     assert {"model", "target", "variant", "seed", "metric", "value", "ci_low", "ci_high"} <= set(table.columns)
     assert set(table["model"]) >= {"scgen", "identity", "mean_delta"}
     assert (out / "report.html").exists()
-    assert json.loads((out / "summary.json").read_text())["n_run_now"] == 1 + len(BASELINES)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_run_now"] == 1 + len(BASELINES) + 1  # the model, the baselines and the ceiling
+    assert summary["protocol"] == "perturblab" and summary["data"]["file"] == str(data)
+    assert "protocol perturblab" in res.output and "ceiling" in res.output
     again = CliRunner().invoke(app, [*args, "--resume"])
     assert again.exit_code == 0 and "(0 run now)" in again.output
+    # the published protocol by name: small cell types dropped, 1e4 counts, another mean-delta control mean
+    scgen = CliRunner().invoke(app, [*args, "--protocol", "scgen", "--overwrite"])
+    assert scgen.exit_code == 0 and "protocol scgen" in scgen.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "scgen" and summary["data"]["normalisation"].startswith("normalize_total to the 1e4")
     bad = CliRunner().invoke(app, [*args[:-2], "--n-top-genes", "100", "--target", "Unicorn", "--overwrite"])
     assert bad.exit_code == 2 and "unknown cell type" in bad.output and "'Unicorn'" in bad.output
     frac = CliRunner().invoke(app, [*args, "--fraction", "1.5", "--overwrite"])

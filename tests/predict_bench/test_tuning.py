@@ -89,8 +89,10 @@ def test_final_comparison_and_report(kang_small_counts, tmp_path):
     for name in ("trials.parquet", "final_metrics.parquet", "importances.parquet", "best_params.json", "report.html"):
         assert (tmp_path / name).exists()
     html = (tmp_path / "report.html").read_text()
-    for section in ("Optimisation history", "Parameter importances", "Best parameters", "tuned vs default"):
+    for section in ("Optimisation history", "Parameter importances", "Best parameters", "tuned vs default",
+                    "value [95% CI]", "ci_method", "its own defaults"):
         assert section in html
+    assert "No trial completed" not in html  # trials completed: no NaN note
 
 
 def test_bad_settings_are_named(kang_small_counts, tmp_path):

@@ -6,11 +6,32 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["CellTypeKey", "ConditionKey", "Control", "Stimulated", "NTopGenes", "MaxEpochs", "MinCells", "Model",
-           "Target", "BUILTIN_MODELS"]
+from ._common import str_enum
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "CellTypeKey",
+    "ConditionKey",
+    "Control",
+    "MaxEpochs",
+    "MinCells",
+    "Model",
+    "NTopGenes",
+    "ProtocolName",
+    "ProtocolOption",
+    "Stimulated",
+    "Target",
+]
 
 #: The models that ship with perturblab (listed in --help; registered models are accepted too).
-BUILTIN_MODELS = "scgen, scpram, scpram_first_cell, scgen_unbalanced, and the baselines"
+BUILTIN_MODELS = ("scgen, scpram, scpram_first_cell, ot_shift, scgen_unbalanced (a trained model: scGen without "
+                  "balancing), and the baselines")
+
+ProtocolName = str_enum("ProtocolName", ("perturblab", "scgen"))
+ProtocolOption = Annotated[ProtocolName, typer.Option(  # type: ignore[valid-type]
+    "--protocol", help="perturblab: all cell types kept, median library size, mean-delta control mean with the "
+    "held-out type's controls; scgen: the published protocol (types with < 30 cells per condition dropped, 1e4 "
+    "counts, control mean without the held-out type).")]
 
 CellTypeKey = Annotated[str, typer.Option("--cell-type-key", help="obs column of the cell type.")]
 ConditionKey = Annotated[str, typer.Option("--condition-key", help="obs column of the condition.")]
@@ -29,13 +50,16 @@ Target = Annotated[list[str], typer.Option("--target", "-t", help="Held-out cell
 
 def settings(*, cell_type_key: str, condition_key: str, control: str, stimulated: str, n_top_genes: int,
              max_epochs: int | None, n_bootstrap: int, min_cells: int, device: str, parallel: bool,
-             models, variant_params: dict | None = None):
-    """The :class:`~perturblab.predict.benchmark.BenchmarkSettings` these options describe."""
-    from ..predict import Preprocessing
+             models, variant_params: dict | None = None, protocol: str = "perturblab"):
+    """The :class:`~perturblab.predict.benchmark.BenchmarkSettings` these options describe (``protocol``: a name
+    of :data:`perturblab.predict.PROTOCOLS`, whose preprocessing and baseline settings are used)."""
     from ..predict.benchmark import BenchmarkSettings
+    from ..predict.protocols import get_protocol
 
+    proto = get_protocol(protocol)
     train = {m: {"max_epochs": max_epochs} for m in models} if max_epochs is not None else {}
     return BenchmarkSettings(condition_key=condition_key, cell_type_key=cell_type_key, control=control,
-                             stimulated=stimulated, preprocessing=Preprocessing(n_top_genes=n_top_genes),
-                             min_cells=min_cells, train_params=train, evaluate_params={"n_bootstrap": n_bootstrap},
+                             stimulated=stimulated, preprocessing=proto.with_genes(n_top_genes),
+                             min_cells=min_cells, model_params={m: dict(p) for m, p in proto.model_params.items()},
+                             train_params=train, evaluate_params={"n_bootstrap": n_bootstrap},
                              variant_params=variant_params or {}, device=device, torch_threads=1 if parallel else None)

@@ -33,6 +33,8 @@ from ._predict_options import (
     MinCells,
     Model,
     NTopGenes,
+    ProtocolName,
+    ProtocolOption,
     Stimulated,
     Target,
     settings,
@@ -55,6 +57,7 @@ def benchmark_cmd(
                                             "type, in (0, 1].")] = 0.2,
     min_fraction: Annotated[float, typer.Option(help="proportion_shift: lowest share drawn per cell type, "
                                                 "in (0, 1].")] = 0.1,
+    protocol: ProtocolOption = ProtocolName("perturblab"),  # type: ignore[assignment]
     n_top_genes: NTopGenes = 2000,
     max_epochs: MaxEpochs = None,
     n_bootstrap: NBootstrap = 100,
@@ -82,11 +85,17 @@ def benchmark_cmd(
     cfg = settings(cell_type_key=cell_type_key, condition_key=condition_key, control=control, stimulated=stimulated,
                    n_top_genes=n_top_genes, max_epochs=max_epochs, n_bootstrap=n_bootstrap, min_cells=min_cells,
                    device=device, parallel=n_jobs != 1 or bool(scheduler), models=[*model, *BASELINES],
-                   variant_params={"fraction": fraction, "min_fraction": min_fraction})
+                   variant_params={"fraction": fraction, "min_fraction": min_fraction},
+                   protocol=choices([protocol])[0])
     res = run_benchmark(data, out, models=model, targets=target, seeds=seed, variants=choices(variant),
                         settings=cfg, n_jobs=n_jobs, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
                         table_format=choices([table_format])[0])
     r = res.ranking
-    best = r[(r["metric"] == "r2_pearson_mean") & (r["gene_set"] == "all") & (r["rank"] == 1)]
-    found = "; ".join(f"{row.variant}: best R2 {row.mean:.3f} by {row.model}" for row in best.itertuples())
-    echo(f"benchmark: {len(res.units)} units ({res.n_run} run now); {found}; report {out / 'report.html'}")
+    r = r[(r["metric"] == "r2_pearson_mean") & (r["gene_set"] == "all")]
+    best = r[r["model"] != "ceiling"].groupby("variant", sort=False).head(1)
+    ceil = r[r["model"] == "ceiling"].set_index("variant")["mean"]
+    found = "; ".join(f"{row.variant}: best R2 {row.mean:.3f} by {row.model}"
+                      + (f" (ceiling {ceil[row.variant]:.3f})" if row.variant in ceil.index else "")
+                      for row in best.itertuples())
+    echo(f"benchmark of {res.data.get('file', data)} (protocol {cfg.protocol}): {len(res.units)} units "
+         f"({res.n_run} run now); {found}; report {out / 'report.html'}")

@@ -29,6 +29,8 @@ from ._predict_options import (
     MinCells,
     Model,
     NTopGenes,
+    ProtocolName,
+    ProtocolOption,
     Stimulated,
     Target,
     settings,
@@ -42,6 +44,7 @@ def predict_cmd(
     data: Data = "kang2018",
     model: Model = ["scgen"],  # noqa: B006
     target: Target = ["CD14 Mono"],  # noqa: B006
+    protocol: ProtocolOption = ProtocolName("perturblab"),  # type: ignore[assignment]
     n_top_genes: NTopGenes = 2000,
     max_epochs: MaxEpochs = None,
     n_bootstrap: NBootstrap = 100,
@@ -68,22 +71,29 @@ def predict_cmd(
     from ..predict import BASELINES, run_loco
 
     models = [m for m in model if m != "baselines"]
+    proto = choices([protocol])[0]
     cfg = settings(cell_type_key=cell_type_key, condition_key=condition_key, control=control, stimulated=stimulated,
                    n_top_genes=n_top_genes, max_epochs=max_epochs, n_bootstrap=n_bootstrap, min_cells=min_cells,
-                   device=device, parallel=n_jobs != 1 or bool(scheduler), models=[*models, *BASELINES])
+                   device=device, parallel=n_jobs != 1 or bool(scheduler), models=[*models, *BASELINES],
+                   protocol=proto)
     res = run_loco(data, models or list(BASELINES), target, out=out, settings=cfg, random_state=seed,
                    n_jobs=n_jobs, scheduler=scheduler or None, resume=resume, overwrite=overwrite,
                    table_format=choices([table_format])[0])
-    echo(f"predict: {_found(res.metrics)}; report {out / 'report.html'}")
+    echo(f"predict (protocol {res.summary['protocol']}): {_found(res.metrics)}; report {out / 'report.html'}")
 
 
 def _found(metrics) -> str:
-    """Per target, the best model by R2 of the gene means (all genes) and the mean-delta baseline's value."""
+    """Per target, the best model by R2 of the gene means (all genes), the mean-delta baseline's value and the
+    ceiling's."""
     r2 = metrics[(metrics["metric"] == "r2_pearson_mean") & (metrics["gene_set"] == "all")]
+    ceiling = r2[r2["model"] == "ceiling"].set_index("target")["value"]
+    r2 = r2[r2["model"] != "ceiling"]
     parts = []
     for target, g in r2.groupby("target", sort=False):
         best = g.loc[g["value"].idxmax()]
         ref = g[g["model"] == "mean_delta"]["value"]
         extra = f", mean_delta {ref.iloc[0]:.3f}" if len(ref) and best["model"] != "mean_delta" else ""
+        if target in ceiling.index:
+            extra += f", ceiling {ceiling[target]:.3f}"
         parts.append(f"{target}: best R2 {best['value']:.3f} by {best['model']}{extra}")
     return "; ".join(parts)

@@ -33,6 +33,7 @@ from .models import (
     LinearBaseline,
     MatchingMeanBaseline,
     MeanDeltaBaseline,
+    OTShift,
     PCAMeanDeltaBaseline,
     ScGen,
     ScPRAM,
@@ -40,6 +41,7 @@ from .models import (
     baselines_for,
     make_model,
 )
+from .protocols import PROTOCOLS, Protocol, get_protocol
 from .run import LocoResult, run_loco
 from .training import TrainingHistory
 
@@ -47,6 +49,7 @@ __all__ = [
     "BASELINES",
     "METRIC_DEFINITIONS",
     "MODELS",
+    "PROTOCOLS",
     "AdditiveBaseline",
     "IdentityBaseline",
     "LinearBaseline",
@@ -54,8 +57,10 @@ __all__ = [
     "LocoSplit",
     "MatchingMeanBaseline",
     "MeanDeltaBaseline",
+    "OTShift",
     "PCAMeanDeltaBaseline",
     "Preprocessing",
+    "Protocol",
     "ScGen",
     "ScPRAM",
     "TrainMeanBaseline",
@@ -66,6 +71,7 @@ __all__ = [
     "de",
     "evaluate",
     "evaluate_targets",
+    "get_protocol",
     "intervals",
     "loco_split",
     "loco_targets",

@@ -17,18 +17,9 @@ import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError, UnknownNameError
 from .evaluate import evaluate
+from .suite import higher_is_better
 
-__all__ = ["calibrate", "ceiling", "higher_is_better"]
-
-_LOWER_IS_BETTER = ("mse", "mae", "weighted_mse", "wasserstein", "edistance", "mmd", "kde_distance")
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True for scores (R2, correlations, overlaps, AUCs), False for errors and distances, None for the DEG
-    counts ``de_nsig_counts_*`` (no better direction)."""
-    if metric.startswith("de_nsig_counts"):
-        return None
-    return not metric.split("[")[0].startswith(_LOWER_IS_BETTER)
+__all__ = ["calibrate", "ceiling", "higher_is_better", "split_halves"]
 
 
 def ceiling(real_stim, ctrl, method: str = "split", random_state: int = 0, **evaluate_kwargs) -> pd.DataFrame:
@@ -65,6 +56,35 @@ def ceiling(real_stim, ctrl, method: str = "split", random_state: int = 0, **eva
     --------
     >>> rows = ceiling(split.target_stim, split.target_ctrl, n_bootstrap=50)   # doctest: +SKIP
     """
+    half_pred, half_real = split_halves(real_stim, method, random_state)
+    kwargs = {"random_state": random_state, **evaluate_kwargs, "paired": False}
+    table = evaluate(half_pred, half_real, ctrl, **kwargs)
+    return table.assign(ceiling_method=method, n_half=half_pred.n_obs)
+
+
+def split_halves(real_stim, method: str = "split", random_state: int = 0):
+    """The two halves of :func:`ceiling`: ``(prediction half, truth half)`` of the real stimulated cells.
+
+    Parameters
+    ----------
+    real_stim
+        Real stimulated cells of one target (AnnData, cells x genes).
+    method, random_state
+        As :func:`ceiling` (``"split"``: ``floor(n/2)`` and ``ceil(n/2)`` cells without replacement;
+        ``"bootstrap"``: cell-eval's two halves of ``n`` draws with replacement).
+
+    Returns
+    -------
+    tuple of anndata.AnnData
+        Copies with unique obs names.
+
+    Raises
+    ------
+    InputError
+        Fewer than 4 stimulated cells.
+    UnknownNameError
+        An unknown method.
+    """
     if method not in ("split", "bootstrap"):
         raise UnknownNameError("ceiling method", method, ["split", "bootstrap"])
     n = real_stim.n_obs
@@ -80,9 +100,7 @@ def ceiling(real_stim, ctrl, method: str = "split", random_state: int = 0, **eva
     half_pred, half_real = real_stim[first].copy(), real_stim[second].copy()
     half_pred.obs_names_make_unique()
     half_real.obs_names_make_unique()
-    kwargs = {"random_state": random_state, **evaluate_kwargs, "paired": False}
-    table = evaluate(half_pred, half_real, ctrl, **kwargs)
-    return table.assign(ceiling_method=method, n_half=len(first))
+    return half_pred, half_real
 
 
 def calibrate(table: pd.DataFrame, positive: str = "ceiling", negative: str = "train_mean",

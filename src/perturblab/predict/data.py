@@ -47,10 +47,11 @@ def check_conditions(adata, condition_key: str, cell_type_key: str | None, contr
 
 def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: str = "condition",
             cell_type_key: str = "cell_type", control: str = "control", stimulated: str = "stimulated",
-            target_sum: float | None = None, flavor: str = "seurat") -> ad.AnnData:
+            target_sum: float | None = None, flavor: str = "seurat",
+            min_cells_per_type: int | None = None) -> ad.AnnData:
     """Log-normalise raw counts and keep the highly variable genes (returns a copy).
 
-    Steps (scanpy): ``normalize_total(target_sum)`` -> ``log1p`` ->
+    Steps (scanpy): [drop small cell types] -> ``normalize_total(target_sum)`` -> ``log1p`` ->
     ``highly_variable_genes(n_top_genes, flavor)`` -> subset to those genes. The raw
     counts of the kept genes are stored in ``layers["counts"]``.
 
@@ -67,11 +68,18 @@ def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: st
         Counts per cell after normalisation (``None``: scanpy's median of totals).
     flavor
         scanpy HVG flavour.
+    min_cells_per_type
+        ``None`` (default, perturblab's protocol): every cell type is kept for normalisation, HVG selection
+        and training. An integer: cell types with fewer cells than this in the control or the stimulated
+        condition are dropped first (the scGen protocol, 30: its Kang data hold only the types with >= 30
+        cells per condition); the dropped types and their cell numbers are logged and recorded in
+        ``uns["perturblab_predict"]["dropped_cell_types"]``.
 
     Returns
     -------
     anndata.AnnData
-        Log-normalised copy (float32 dense ``X``), ``uns["perturblab_predict"]`` records the settings.
+        Log-normalised copy (float32 dense ``X``), ``uns["perturblab_predict"]`` records the settings and the
+        library size used (``target_sum_used``: the median of the cells' totals when ``target_sum`` is None).
 
     Raises
     ------
@@ -83,10 +91,17 @@ def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: st
 
     check_conditions(adata, condition_key, cell_type_key, control, stimulated)
     check_positive(n_top_genes, "n_top_genes", allow_none=True)
+    check_positive(min_cells_per_type, "min_cells_per_type", allow_none=True)
     check_counts(adata.X, "adata.X")
     warn_representation(adata.X, "counts", "adata.X")
+    dropped: dict[str, dict[str, int]] = {}
+    if min_cells_per_type is not None:
+        adata, dropped = _drop_small_types(adata, min_cells_per_type, condition_key, cell_type_key, control,
+                                           stimulated)
     out = adata.copy()
     out.layers["counts"] = out.X.copy()
+    totals = np.asarray(out.X.sum(axis=1)).ravel()
+    target_sum_used = float(np.median(totals[totals > 0])) if target_sum is None else float(target_sum)
     sc.pp.normalize_total(out, target_sum=target_sum)
     sc.pp.log1p(out)
     if n_top_genes is not None and n_top_genes < out.n_vars:
@@ -95,8 +110,28 @@ def prepare(adata: ad.AnnData, n_top_genes: int | None = 2000, condition_key: st
     out.X = to_dense(out.X)
     out.uns.pop("log1p", None)
     out.uns["perturblab_predict"] = {"n_top_genes": n_top_genes, "target_sum": target_sum, "flavor": flavor,
-                                     "representation": "log1p"}
+                                     "representation": "log1p", "target_sum_used": target_sum_used,
+                                     "min_cells_per_type": min_cells_per_type, "dropped_cell_types": dropped}
     return out
+
+
+def _drop_small_types(adata, min_cells: int, condition_key, cell_type_key, control, stimulated):
+    import logging
+
+    ct = adata.obs[cell_type_key].astype(str).to_numpy()
+    cond = adata.obs[condition_key].astype(str).to_numpy()
+    dropped = {}
+    for t in np.unique(ct):
+        n = {c: int(((ct == t) & (cond == str(c))).sum()) for c in (control, stimulated)}
+        if min(n.values()) < min_cells:
+            dropped[str(t)] = n
+    if len(dropped) == len(np.unique(ct)):
+        raise InputError(f"no cell type has >= {min_cells} cells in both conditions; lower min_cells_per_type "
+                         "or pass None to keep every cell type")
+    if dropped:
+        logging.getLogger(__name__).info("dropped %d cell types with < %d cells in a condition: %s", len(dropped),
+                                         min_cells, dropped)
+    return adata[~np.isin(ct, list(dropped))], dropped
 
 
 @dataclass(frozen=True)
@@ -111,6 +146,13 @@ class Preprocessing:
         Counts per cell after ``normalize_total`` (``None``: the median of the cells' totals, scanpy's default).
     flavor
         scanpy HVG flavour.
+    min_cells_per_type
+        ``None`` (perturblab's protocol): all cell types are kept for HVG selection and training; an integer
+        (the scGen protocol: 30): cell types with fewer cells in a condition are dropped first.
+
+    The three choices that separate perturblab's protocol from the published scGen protocol (see
+    :data:`perturblab.predict.PROTOCOLS`): ``min_cells_per_type`` (None vs 30), ``target_sum`` (the median
+    library size vs 1e4) and the mean-delta baseline's ``control_cells`` ("all" vs "with_stimulated").
 
     Examples
     --------
@@ -123,16 +165,18 @@ class Preprocessing:
     n_top_genes: int | None = 2000
     target_sum: float | None = None
     flavor: str = "seurat"
+    min_cells_per_type: int | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.n_top_genes, "n_top_genes", allow_none=True)
         check_positive(self.target_sum, "target_sum", minimum=1e-9, allow_none=True)
+        check_positive(self.min_cells_per_type, "min_cells_per_type", allow_none=True)
 
     def apply(self, adata: ad.AnnData, condition_key: str = "condition", cell_type_key: str = "cell_type",
               control: str = "control", stimulated: str = "stimulated") -> ad.AnnData:
         """:func:`prepare` with these settings (raw counts in, log-normalised copy out)."""
         return prepare(adata, self.n_top_genes, condition_key, cell_type_key, control, stimulated,
-                       target_sum=self.target_sum, flavor=self.flavor)
+                       target_sum=self.target_sum, flavor=self.flavor, min_cells_per_type=self.min_cells_per_type)
 
 
 @dataclass

@@ -2,12 +2,15 @@
 ``de_spearman_sig``, and Systema's centroid accuracy, with resampling intervals.
 
 Input: for each target (held-out cell type), the AnnData of its predicted, real stimulated and real control
-cells, log-normalised, all with the same genes in the same order.
+cells, log-normalised, all with the same genes in the same order. A benchmark that cannot keep every
+prediction stores one :class:`TargetSummary` per unit (:func:`summarise_target`: mean deltas, their
+resampled values and DEG counts) and computes the table from them later (:func:`targets_table`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +23,7 @@ from .intervals import CI_METHODS, ResamplingPlan, bootstrap_interval
 from .metrics_targets import centroid_accuracy, discrimination_score
 from .suite import metric_bounds
 
-__all__ = ["TARGET_METRICS", "evaluate_targets"]
+__all__ = ["TARGET_METRICS", "TargetSummary", "evaluate_targets", "summarise_target", "targets_table"]
 
 #: Definitions of the rows of :func:`evaluate_targets`.
 TARGET_METRICS = {
@@ -45,6 +48,119 @@ def _target_scores(deltas: tuple[np.ndarray, np.ndarray], exclude) -> dict[str, 
 
 def _nsig(P, S, C, fdr) -> tuple[int, int]:
     return MD.de_nsig_counts(DE.differential_expression(S, C), DE.differential_expression(P, C), fdr)
+
+
+@dataclass
+class TargetSummary:
+    """What the metrics over targets need from one target's cells (see :func:`summarise_target`).
+
+    Attributes
+    ----------
+    genes
+        Gene names (the order of every vector).
+    delta_pred, delta_real
+        ``mean(pred) - mean(ctrl)`` and ``mean(real stimulated) - mean(ctrl)`` per gene (log-normalised units).
+    boot_pred, boot_real
+        The same deltas in each resample (resamples x genes; 0 rows without resampling).
+    nsig
+        ``(real DEGs, predicted DEGs)`` against the control cells (pdex Wilcoxon, BH FDR below ``fdr``).
+    boot_nsig
+        The DEG counts in each resample (resamples x 2), or None when they were not recomputed.
+    paired
+        Whether the prediction was resampled together with its control cells.
+    """
+
+    genes: list
+    delta_pred: np.ndarray
+    delta_real: np.ndarray
+    boot_pred: np.ndarray
+    boot_real: np.ndarray
+    nsig: tuple[float, float]
+    boot_nsig: np.ndarray | None = None
+    paired: bool = False
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The summary as numeric arrays (for a unit store); :meth:`from_arrays` reads them back."""
+        out = {"delta_pred": self.delta_pred, "delta_real": self.delta_real, "boot_pred": self.boot_pred,
+               "boot_real": self.boot_real, "nsig": np.asarray(self.nsig, dtype=float),
+               "paired": np.asarray([self.paired])}
+        if self.boot_nsig is not None:
+            out["boot_nsig"] = self.boot_nsig
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], genes) -> TargetSummary:
+        """The summary stored by :meth:`arrays` (``genes``: the gene names, in order)."""
+        return cls(list(genes), np.asarray(arrays["delta_pred"], np.float64),
+                   np.asarray(arrays["delta_real"], np.float64), np.asarray(arrays["boot_pred"], np.float64),
+                   np.asarray(arrays["boot_real"], np.float64), tuple(np.asarray(arrays["nsig"], float)),
+                   np.asarray(arrays["boot_nsig"], float) if "boot_nsig" in arrays else None,
+                   bool(np.asarray(arrays["paired"]).ravel()[0]))
+
+
+def summarise_target(pred, real_stim, ctrl, n_bootstrap: int = 100, paired="auto", layer: str | None = None,
+                     fdr: float = 0.05, de_resample: bool = False, nsig: tuple[float, float] | None = None,
+                     random_state: int = 0, name: str = "target") -> TargetSummary:
+    """Mean deltas of one target's predicted and real stimulated cells from its control cells, in the full data
+    and in ``n_bootstrap`` resamples, and the DEG counts: all :func:`targets_table` needs.
+
+    Parameters
+    ----------
+    pred, real_stim, ctrl
+        AnnData of the target's predicted, real stimulated and real control cells (log-normalised, same genes).
+    n_bootstrap
+        Resamples (0: none). Cells are drawn with replacement within each group; predicted cells made from
+        control cells (``obs["source_cell"]``) are drawn together with them (see :func:`evaluate`).
+    paired, layer
+        As :func:`evaluate`.
+    fdr
+        FDR threshold of the DEG counts.
+    de_resample
+        Also count the DEGs in every resample (2 Wilcoxon tests per resample).
+    nsig
+        The DEG counts when already known (e.g. :func:`evaluate`'s ``de_nsig_counts_real/pred`` rows).
+    random_state
+        Seed of the resampling.
+    name
+        The target's name in error messages.
+
+    Returns
+    -------
+    TargetSummary
+
+    Raises
+    ------
+    InputError
+        Genes that differ, or a group with fewer than 2 cells.
+    """
+    genes = list(pred.var_names)
+    for what, a in (("real_stim", real_stim), ("ctrl", ctrl)):
+        if list(a.var_names) != genes:
+            raise InputError(f"{what} of target {name!r} has other genes than its prediction; use the same genes "
+                             "in the same order")
+    P, S, C = (_to_dense_checked(a, f"{n} of {name!r}", layer) for n, a in
+               (("pred", pred), ("real_stim", real_stim), ("ctrl", ctrl)))
+    if min(len(P), len(S), len(C)) < 2:
+        raise InputError(f"target {name!r} has a group with fewer than 2 cells; drop it or add cells")
+    src = source_index(pred, ctrl, paired)
+    plan = ResamplingPlan({"pred": len(P), "stim": len(S), "ctrl": len(C)},
+                          pairs={"pred": ("ctrl", src)} if src is not None else None, random_state=random_state)
+    boot_p, boot_r, boot_n = [], [], []
+    for _ in range(n_bootstrap):
+        idx = plan.draw()
+        p, s, c = P[idx["pred"]], S[idx["stim"]], C[idx["ctrl"]]
+        cm = c.mean(0)
+        boot_p.append(p.mean(0) - cm)
+        boot_r.append(s.mean(0) - cm)
+        if de_resample:
+            boot_n.append(_nsig(p, s, c, fdr))
+    cm = C.mean(0)
+    counts = tuple(float(v) for v in (nsig if nsig is not None else _nsig(P, S, C, fdr)))
+    shape = (0, len(genes))
+    return TargetSummary(genes, P.mean(0) - cm, S.mean(0) - cm,
+                         np.asarray(boot_p) if boot_p else np.zeros(shape), np.asarray(boot_r) if boot_r else
+                         np.zeros(shape), counts, np.asarray(boot_n, float) if de_resample else None,
+                         src is not None)
 
 
 def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, ci_method: str = "centered",
@@ -102,50 +218,57 @@ def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, 
     targets = list(groups)
     if len(targets) < 2:
         raise InputError(f"metrics over targets need at least 2 targets, got {len(targets)}")
-    genes = list(groups[targets[0]][0].var_names)
-    data, plans = [], []
     seeds = np.random.SeedSequence(random_state).spawn(len(targets))
-    for t, seed in zip(targets, seeds, strict=True):
-        pred, stim, ctrl = groups[t]
-        for name, a in (("pred", pred), ("real_stim", stim), ("ctrl", ctrl)):
-            if list(a.var_names) != genes:
-                raise InputError(f"{name} of target {t!r} has other genes than the first target's; use the same "
-                                 "genes in the same order for every target")
-        arrays = tuple(_to_dense_checked(a, f"{n} of {t!r}", layer) for n, a in
-                       (("pred", pred), ("real_stim", stim), ("ctrl", ctrl)))
-        if min(len(x) for x in arrays) < 2:
-            raise InputError(f"target {t!r} has a group with fewer than 2 cells; drop it or add cells")
-        src = source_index(pred, ctrl, paired)
-        data.append(arrays)
-        plans.append(ResamplingPlan({"pred": len(arrays[0]), "stim": len(arrays[1]), "ctrl": len(arrays[2])},
-                                    pairs={"pred": ("ctrl", src)} if src is not None else None,
-                                    random_state=int(seed.generate_state(1)[0])))
+    summaries = {t: summarise_target(*groups[t], n_bootstrap=n_bootstrap, paired=paired, layer=layer, fdr=fdr,
+                                     de_resample=de_resample, random_state=int(seed.generate_state(1)[0]), name=t)
+                 for t, seed in zip(targets, seeds, strict=True)}
+    return targets_table(summaries, ci=ci, ci_method=ci_method, exclude=exclude)
+
+
+def targets_table(summaries: Mapping[str, TargetSummary], ci: float = 0.95, ci_method: str = "centered",
+                  exclude: Mapping | None = None) -> pd.DataFrame:
+    """The table of :func:`evaluate_targets` from one :class:`TargetSummary` per target.
+
+    Resample ``b`` of every target is combined with resample ``b`` of the others (targets are resampled
+    independently); the number of resamples is the smallest among the targets. ``de_spearman_sig`` gets an
+    interval only when every summary holds resampled DEG counts.
+
+    Raises
+    ------
+    InputError
+        Fewer than 2 targets, or summaries over different genes.
+    """
+    if ci_method not in CI_METHODS:
+        raise UnknownNameError("interval method", ci_method, CI_METHODS)
+    targets = list(summaries)
+    if len(targets) < 2:
+        raise InputError(f"metrics over targets need at least 2 targets, got {len(targets)}")
+    genes = summaries[targets[0]].genes
+    for t in targets:
+        if list(summaries[t].genes) != list(genes):
+            raise InputError(f"target {t!r} has other genes than the first target's; use the same genes in the "
+                             "same order for every target")
     names = pd.Index(genes)
     excl = [names.get_indexer(list((exclude or {}).get(t, []))) for t in targets]
     excl = [e[e >= 0] for e in excl]
-
-    def deltas(samples):
-        dp = np.vstack([P.mean(0) - C.mean(0) for P, _, C in samples])
-        dr = np.vstack([S.mean(0) - C.mean(0) for _, S, C in samples])
-        return dp, dr
-
-    point = _target_scores(deltas(data), excl)
-    counts = np.array([_nsig(P, S, C, fdr) for P, S, C in data], dtype=float)
+    sums = [summaries[t] for t in targets]
+    point = _target_scores((np.vstack([s.delta_pred for s in sums]), np.vstack([s.delta_real for s in sums])), excl)
+    counts = np.array([s.nsig for s in sums], dtype=float)
     point_de = MD.de_spearman_sig(counts[:, 0], counts[:, 1])
+    n_bootstrap = min(len(s.boot_pred) for s in sums)
     draws: dict[str, list] = {m: [] for m in point}
-    draws_de: list[float] = []
-    for _ in range(n_bootstrap):
-        sample = []
-        for (P, S, C), plan in zip(data, plans, strict=True):
-            idx = plan.draw()
-            sample.append((P[idx["pred"]], S[idx["stim"]], C[idx["ctrl"]]))
-        for m, v in _target_scores(deltas(sample), excl).items():
+    for b in range(n_bootstrap):
+        scores = _target_scores((np.vstack([s.boot_pred[b] for s in sums]),
+                                 np.vstack([s.boot_real[b] for s in sums])), excl)
+        for m, v in scores.items():
             draws[m].append(v)
-        if de_resample:
-            c = np.array([_nsig(P, S, C, fdr) for P, S, C in sample], dtype=float)
-            draws_de.append(MD.de_spearman_sig(c[:, 0], c[:, 1]))
+    de_resampled = n_bootstrap > 0 and all(s.boot_nsig is not None and len(s.boot_nsig) >= n_bootstrap
+                                           for s in sums)
+    draws_de = ([MD.de_spearman_sig(np.array([s.boot_nsig[b, 0] for s in sums]),
+                                    np.array([s.boot_nsig[b, 1] for s in sums])) for b in range(n_bootstrap)]
+                if de_resampled else [])
 
-    is_paired = all(p.pairs for p in plans)
+    is_paired = all(s.paired for s in sums)
     rows = []
 
     def add(target, metric, value, values, flag_extra=""):
@@ -164,5 +287,5 @@ def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, 
             add(t, m, values[i], d[:, i] if len(d) else [])
         add("mean", m, values.mean(), d.mean(axis=1) if len(d) else [])
     add("all", "de_spearman_sig", point_de, draws_de,
-        "" if de_resample or not n_bootstrap else "no interval: DEGs not recomputed in resamples (de_resample=False)")
+        "" if de_resampled or not n_bootstrap else "no interval: DEGs not recomputed in resamples (de_resample=False)")
     return pd.DataFrame(rows)

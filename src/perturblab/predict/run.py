@@ -19,15 +19,15 @@ import pandas as pd
 from ..exceptions import InputError
 from ..io import TABLE_FORMATS, write_json, write_table
 from .benchmark.runner import (
-    _collect,
     _targets,
     benchmark_units,
     execute_benchmark,
     prepare_input,
 )
-from .benchmark.units import BenchmarkSettings
+from .benchmark.tables import collect
+from .benchmark.units import CEILING, BenchmarkSettings
 from .data import loco_split
-from .models import BASELINES
+from .models import baselines_for
 from .training import TrainingHistory
 
 __all__ = ["LocoResult", "run_loco"]
@@ -42,7 +42,9 @@ class LocoResult:
     Attributes
     ----------
     metrics
-        Tidy table: ``target, model`` + the columns of :func:`~perturblab.predict.evaluate`.
+        Tidy table: ``target, model`` + the columns of :func:`~perturblab.predict.evaluate`; the data
+        ceiling is the model ``"ceiling"``; the per-target discrimination scores and centroid accuracy are rows
+        too (with two targets or more).
     training
         One row per (target, model): ``train_seconds`` (wall, model construction + training),
         ``train_cpu_seconds`` (process CPU time; less sensitive to a busy machine), ``peak_memory_mb`` (above
@@ -58,6 +60,10 @@ class LocoResult:
         The JSON summary (also ``OUT/summary.json``).
     out_dir
         Output folder (``None`` when nothing was kept).
+    target_metrics
+        :func:`~perturblab.predict.evaluate_targets` per model over the targets (empty with one target).
+    calibration
+        :func:`~perturblab.predict.calibrate`: each model between the ceiling and ``train_mean``.
     """
 
     metrics: pd.DataFrame
@@ -67,6 +73,8 @@ class LocoResult:
     histories: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     out_dir: Path | None = None
+    target_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
@@ -83,8 +91,9 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
         (``"kang2018"``) or an ``.h5ad`` path; already log-normalised cells when ``settings.preprocessing`` is
         None.
     models
-        Names of :data:`perturblab.predict.MODELS`; the baselines (:data:`perturblab.predict.BASELINES`) are
-        always added.
+        Names of :data:`perturblab.predict.MODELS`; the baselines (:func:`perturblab.predict.baselines_for`:
+        :data:`~perturblab.predict.BASELINES`, and ``additive`` where the data hold combinations) and the data
+        ceiling are always added.
     targets
         Cell types to hold out (``None`` or ``["all"]``: those with ``settings.min_cells`` cells per condition).
     out
@@ -131,28 +140,36 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
     raw = datasets.load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
-    units = benchmark_units(models, targets, [random_state], ["balanced"])
-    names = list(dict.fromkeys(u.model for u in units))
+    base = baselines_for(adata, settings.condition_key, settings.control)
+    units = benchmark_units(models, targets, [random_state], ["balanced"], baselines=base)
+    names = list(dict.fromkeys(u.model for u in units if u.model != CEILING))
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-predict-") if out is None else None
     run_settings = {"models": names, "targets": targets, "seed": int(random_state), **settings.fingerprint()}
-    run = open_run(tmp.name if tmp else out, "predict", run_settings, data_checksum(raw), resume=resume,
+    checksum = data_checksum(raw)
+    run = open_run(tmp.name if tmp else out, "predict", run_settings, checksum, resume=resume,
                    overwrite=overwrite)
-    log.info("%d cells x %d genes; targets %s; models %s", adata.n_obs, adata.n_vars, targets, names)
+    log.info("%d cells x %d genes; targets %s; models %s; protocol %s", adata.n_obs, adata.n_vars, targets, names,
+             settings.protocol)
     store = UnitStore(run)
     n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler,
                               keep_predictions=True)
-    table, training, preds, hists = _collect(store, units, keep_predictions=True)
+    got = collect(store, units, list(adata.var_names), ["balanced"], keep_predictions=True)
+    training = got.training
     result = LocoResult(
-        metrics=table.drop(columns=["variant", "seed"]),
+        metrics=got.table.drop(columns=["variant", "seed"]),
         training=training.drop(columns=["variant", "seed"]),
-        predictions={(u.target, u.model): preds[u] for u in units},
+        predictions={(u.target, u.model): got.predictions[u] for u in units if u in got.predictions},
         splits={t: loco_split(adata, t, **settings.keys) for t in targets},
-        histories={(u.target, u.model): _history(hists[u], info)
+        histories={(u.target, u.model): _history(got.histories[u], info)
                    for u, info in zip(units, training.to_dict(orient="records"))},
         out_dir=None if tmp else run.path,
+        target_metrics=got.target_metrics.drop(columns=["variant", "seed"]),
+        calibration=got.calibration.drop(columns=["variant", "seed"], errors="ignore"),
     )
-    result.summary = _summary(result, data, adata, names, targets, settings, random_state, n_run, len(units),
-                              time.perf_counter() - t0)
+    from .provenance import describe_data
+
+    result.summary = _summary(result, describe_data(data, raw, adata, settings, [random_state], checksum), names,
+                              base, targets, settings, random_state, n_run, len(units), time.perf_counter() - t0)
     if tmp is not None:
         tmp.cleanup()
     else:
@@ -165,12 +182,13 @@ def _history(table: pd.DataFrame, info: dict) -> TrainingHistory:
                            float(info.get("train_seconds", float("nan"))))
 
 
-def _summary(result: LocoResult, data, adata, names, targets, settings, seed, n_run, n_units, wall) -> dict:
+def _summary(result: LocoResult, desc: dict, names, baselines, targets, settings, seed, n_run, n_units,
+             wall) -> dict:
     from .report import summary_table
 
     rows = summary_table(result.metrics, result.training)
-    return {"data": data if isinstance(data, str) else "AnnData given in Python", "n_cells": int(adata.n_obs),
-            "n_genes": int(adata.n_vars), "targets": targets, "models": names, "baselines": list(BASELINES),
+    return {"data": desc, "n_cells": desc["n_cells_used"], "n_genes": desc["n_genes_used"], "targets": targets,
+            "models": names, "baselines": list(baselines), "ceiling": CEILING, "protocol": settings.protocol,
             "seed": int(seed), "preprocessing": settings.fingerprint()["preprocessing"],
             "n_bootstrap": settings.evaluate_params.get("n_bootstrap"), "n_units": n_units, "n_units_run": n_run,
             "wall_time_s": wall, "rows": rows.to_dict(orient="records")}
@@ -182,6 +200,9 @@ def _write(result: LocoResult, run, table_format: str, report: bool) -> None:
     write_table(run.file(f"metrics.{table_format}"), result.metrics)
     write_table(run.file(f"training.{table_format}"), result.training)
     write_table(run.file(f"summary.{table_format}"), summary_table(result.metrics, result.training))
+    write_table(run.file(f"target_metrics.{table_format}"), result.target_metrics)
+    write_table(run.file(f"calibration.{table_format}"), result.calibration)
     write_json(run.file("summary.json"), result.summary)
     if report:
-        build_report(result, title=f"perturblab predict: {result.summary['data']}").write(run.file("report.html"))
+        title = f"perturblab predict: {result.summary['data']['file']} (protocol {result.summary['protocol']})"
+        build_report(result, title=title).write(run.file("report.html"))

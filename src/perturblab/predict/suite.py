@@ -18,7 +18,8 @@ from . import de as DE
 from . import metrics as M
 from . import metrics_de as MD
 
-__all__ = ["METRIC_DEFINITIONS", "SuiteContext", "compute_suite", "definition", "metric_bounds", "wilcoxon_order"]
+__all__ = ["METRIC_DEFINITIONS", "SuiteContext", "compute_suite", "definition", "higher_is_better", "metric_bounds",
+           "wilcoxon_order"]
 
 #: Formula and tool behind each metric name (also a column of :func:`evaluate`'s table). Names of
 #: cell-eval's metrics are cell-eval's (``mse_mean`` is cell-eval's ``mse``; it keeps its older name).
@@ -79,6 +80,19 @@ _CORRELATION = ("pearson_delta", "de_spearman_lfc_sig")
 _NON_NEGATIVE = ("mse", "mae", "weighted_mse", "wasserstein", "edistance_sq", "mmd", "kde_distance",
                  "de_nsig_counts")
 _AT_MOST_ONE = ("r2_score", "weighted_r2_delta")
+
+
+_LOWER_IS_BETTER = ("mse", "mae", "weighted_mse", "wasserstein", "edistance", "mmd", "kde_distance")
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """The better direction of a metric name: True for scores (R2, correlations, overlaps, AUCs, discrimination
+    scores), False for errors and distances (MSE, MAE, weighted MSE, Wasserstein, E-distance, MMD, KDE distance),
+    None for the DEG counts ``de_nsig_counts_*`` (no better direction: left out of rankings, tests and
+    calibration). The one direction rule of every table, ranking and report."""
+    if metric.startswith("de_nsig_counts"):
+        return None
+    return not metric.split("[")[0].startswith(_LOWER_IS_BETTER)
 
 
 def metric_bounds(metric: str) -> tuple[float, float]:

@@ -440,13 +440,14 @@ def final_comparison(adata: ad.AnnData, model: str, target: str, best_params: di
         BenchmarkUnit,
         run_unit,
     )
-    from .models import BASELINES
+    from .models import baselines_for
 
     tuned_model, tuned_train = split_params(best_params)
     fixed = {k: v for k, v in fixed_params.items() if k != "device"}
     runs = [("tuned", model, {model: {**fixed, **tuned_model}}, {model: {"max_epochs": max_epochs, **tuned_train}}),
             ("default", model, {model: fixed}, {})]
-    runs += [("baseline", b, {}, {}) for b in BASELINES if b != model]
+    runs += [("baseline", b, {}, {}) for b in baselines_for(adata, keys.get("condition_key", "condition"),
+                                                            keys.get("control", "control")) if b != model]
     tables = []
     for config, name, model_params, train_params in runs:
         settings = BenchmarkSettings(**keys, preprocessing=None, model_params=model_params,

@@ -17,7 +17,9 @@ __all__ = ["tuning_report", "write_tuning_outputs", "FINAL_METRICS"]
 
 #: Rows of the final comparison shown in the report (all rows are in ``final_metrics.csv``).
 FINAL_METRICS = (("r2_pearson_mean", "all"), ("r2_pearson_mean", "top100_degs"), ("r2_score_mean", "all"),
-                 ("edistance", "pca"), ("mse_mean", "all"), ("pearson_delta", "all"))
+                 ("edistance", "pca"), ("mse_mean", "all"), ("pearson_delta", "all"),
+                 ("pearson_delta", "top100_degs_ttest"), ("overlap_at_N", "pdex_fdr0.05"),
+                 ("weighted_mse", "deg_weights[vsrest]"))
 
 
 def _history_figure(trials: pd.DataFrame, direction: str):
@@ -85,13 +87,19 @@ def tuning_report(result) -> Report:
     if result.final.empty:
         sec.text("Not evaluated (final=False, or no trial completed).")
     else:
-        sec.text("Each model trained on every cell except the target's stimulated cells, evaluated against them "
-                 "(95% bootstrap intervals).")
+        from .report import format_value
+
+        sec.text("Each model trained on every cell except the target's stimulated cells, evaluated against them. "
+                 "The default model is trained with its own defaults (not the trials' epochs), the baselines are "
+                 "not trained. Brackets: 95% resampling interval (method in ci_method), shown only where it is "
+                 "meaningful, else the reason; bias = mean of the resamples minus the estimate.")
         keep = np.zeros(len(result.final), dtype=bool)
         for metric, gset in FINAL_METRICS:
             keep |= (result.final["metric"] == metric).to_numpy() & (result.final["gene_set"] == gset).to_numpy()
-        sec.table(result.final.loc[keep, ["config", "model", "metric", "gene_set", "value", "ci_low", "ci_high",
-                                          "train_seconds"]])
+        shown = result.final.loc[keep].copy()
+        shown["value [95% CI]"] = [format_value(r) for _, r in shown.iterrows()]
+        cols = ["config", "model", "metric", "gene_set", "value [95% CI]", "ci_method", "bias", "train_seconds"]
+        sec.table(shown[[c for c in cols if c in shown]])
     return rep
 
 

@@ -21,8 +21,10 @@ from ..._validation import check_values_present
 from ...exceptions import InputError, UnknownNameError
 from ...io import TABLE_FORMATS, write_json, write_table
 from ..data import check_conditions, loco_targets
-from ..models import BASELINES
+from ..models import BASELINES, baselines_for
+from .tables import collect
 from .units import (
+    CEILING,
     BenchmarkInputs,
     BenchmarkSettings,
     BenchmarkUnit,
@@ -31,7 +33,7 @@ from .units import (
 )
 from .variants import VARIANTS
 
-__all__ = ["run_benchmark", "BenchmarkResult", "benchmark_units", "prepare_input", "execute_benchmark"]
+__all__ = ["BenchmarkResult", "benchmark_units", "execute_benchmark", "prepare_input", "run_benchmark"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,14 @@ class BenchmarkResult:
     ----------
     table
         Tidy table, one row per unit and metric: ``model, target, variant, seed, metric,
-        gene_set, value, ci_low, ci_high, n_bootstrap, definition, train_seconds, n_epochs,
-        n_train_stimulated``.
+        gene_set, value, ci_low, ci_high, n_bootstrap, definition, ci_method, ci_flag, bias, paired,
+        train_seconds, n_epochs, n_train_stimulated``. The data ceiling is the model ``"ceiling"``; the
+        per-target metrics over targets (discrimination scores, centroid accuracy) are rows too.
+    target_metrics
+        :func:`perturblab.predict.evaluate_targets` per model, variant and seed (with the mean over targets
+        and ``de_spearman_sig``).
+    calibration
+        :func:`perturblab.predict.calibrate`: each model between the ceiling and ``train_mean``.
     ranking
         :func:`~perturblab.predict.benchmark.rank_models` of ``table``.
     tests
@@ -75,11 +83,19 @@ class BenchmarkResult:
     wall_time_s: float
     predictions: dict = field(default_factory=dict)
     histories: dict = field(default_factory=dict)
+    target_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
+    data: dict = field(default_factory=dict)
 
 
 def benchmark_units(models: Sequence[str], targets: Sequence[str], seeds: Sequence[int],
-                    variants: Sequence[str] = VARIANTS, include_baselines: bool = True) -> list[BenchmarkUnit]:
+                    variants: Sequence[str] = VARIANTS, include_baselines: bool = True,
+                    baselines: Sequence[str] | None = None, ceiling: bool = True) -> list[BenchmarkUnit]:
     """All units (model x target x variant x seed), baselines added, duplicates removed.
+
+    ``baselines`` (default :data:`perturblab.predict.BASELINES`; :func:`perturblab.predict.baselines_for` adds
+    ``additive`` where the data hold combinations) are added when ``include_baselines``. With ``ceiling``, one
+    ``"ceiling"`` unit per target and seed (of the first variant: the ceiling does not depend on the variant).
 
     Raises
     ------
@@ -88,7 +104,8 @@ def benchmark_units(models: Sequence[str], targets: Sequence[str], seeds: Sequen
     InputError
         For an empty list or a negative seed.
     """
-    models = check_models(dict.fromkeys([*models, *(BASELINES if include_baselines else ())]))
+    extra = (BASELINES if baselines is None else tuple(baselines)) if include_baselines else ()
+    models = check_models(dict.fromkeys([m for m in [*models, *extra] if m != CEILING]))
     for v in variants:
         if v not in VARIANTS:
             raise UnknownNameError("dataset variant", v, VARIANTS)
@@ -97,8 +114,12 @@ def benchmark_units(models: Sequence[str], targets: Sequence[str], seeds: Sequen
             raise InputError(f"no {what} given")
     if any(int(s) < 0 for s in seeds):
         raise InputError(f"seeds must be >= 0, got {list(seeds)}")
-    return [BenchmarkUnit(m, str(t), v, int(s))
-            for m, t, v, s in itertools.product(models, targets, dict.fromkeys(variants), dict.fromkeys(seeds))]
+    units = [BenchmarkUnit(m, str(t), v, int(s))
+             for m, t, v, s in itertools.product(models, targets, dict.fromkeys(variants), dict.fromkeys(seeds))]
+    if ceiling:
+        first = next(iter(dict.fromkeys(variants)))
+        units += [BenchmarkUnit(CEILING, str(t), first, int(s)) for t in targets for s in dict.fromkeys(seeds)]
+    return units
 
 
 def prepare_input(adata: ad.AnnData, settings: BenchmarkSettings) -> ad.AnnData:
@@ -131,24 +152,12 @@ def execute_benchmark(adata: ad.AnnData, units: list[BenchmarkUnit], settings: B
     with progress.task("benchmark units", total=len(units), completed=len(units) - len(todo)) as bar:
         for unit, out in execute(run_unit, todo, shared={"inputs": inputs}, n_jobs=n_jobs, scheduler=scheduler):
             store.save(unit.key, summary=out.training, tables={"metrics": out.table, "history": out.history},
-                       adata=out.prediction)
-            v = out.table.set_index(["metric", "gene_set"])["value"]
+                       adata=out.prediction, arrays=out.arrays)
+            v = out.table.set_index(["metric", "gene_set"])["value"] if len(out.table) else pd.Series(dtype=float)
             log.info("%s: R2 %.3f, E-distance %.2f, training %.1f s", unit, v.get(("r2_pearson_mean", "all")),
                      v.get(("edistance", "pca")), out.training["train_seconds"])
             bar.advance()
     return len(todo)
-
-
-def _collect(store, units, keep_predictions: bool):
-    tables, training, preds, hists = [], [], {}, {}
-    for u in units:
-        stored = store.load(u.key)
-        tables.append(stored.tables["metrics"])
-        training.append(stored.summary)
-        hists[u] = stored.tables["history"]
-        if keep_predictions:
-            preds[u] = stored.adata()
-    return pd.concat(tables, ignore_index=True), pd.DataFrame(training), preds, hists
 
 
 def run_benchmark(data, out=None, models: Sequence[str] = ("scgen", "scpram"), targets: Sequence[str] | None = None,
@@ -227,37 +236,46 @@ def run_benchmark(data, out=None, models: Sequence[str] = ("scgen", "scpram"), t
     raw = datasets.load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
-    units = benchmark_units(models, targets, seeds, variants)
+    base = baselines_for(adata, settings.condition_key, settings.control)
+    units = benchmark_units(models, targets, seeds, variants, baselines=base)
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-benchmark-") if out is None else None
-    run_settings = {"models": list(dict.fromkeys(u.model for u in units)), "targets": targets,
-                    "seeds": [int(s) for s in dict.fromkeys(seeds)], "variants": list(dict.fromkeys(variants)),
-                    **settings.fingerprint()}
-    run = open_run(tmp.name if tmp else out, "benchmark", run_settings, data_checksum(raw), resume=resume,
+    run_settings = {"models": list(dict.fromkeys(u.model for u in units if u.model != CEILING)),
+                    "targets": targets, "seeds": [int(s) for s in dict.fromkeys(seeds)],
+                    "variants": list(dict.fromkeys(variants)), **settings.fingerprint()}
+    checksum = data_checksum(raw)
+    run = open_run(tmp.name if tmp else out, "benchmark", run_settings, checksum, resume=resume,
                    overwrite=overwrite)
     store = UnitStore(run)
     n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler)
-    table, training, _, hists = _collect(store, units, keep_predictions=False)
+    got = collect(store, units, list(adata.var_names), run_settings["variants"])
+    from ..provenance import describe_data
     from .report import benchmark_report
     from .stats import paired_tests, rank_models
 
+    table = got.table
     ranking, tests = rank_models(table), paired_tests(table)
     wall = time.perf_counter() - t0
-    result = BenchmarkResult(table, ranking, tests, training, units, n_run, None if tmp else run.path, wall,
-                             histories=hists)
+    desc = describe_data(data, raw, adata, settings, run_settings["seeds"], checksum)
+    result = BenchmarkResult(table, ranking, tests, got.training, units, n_run, None if tmp else run.path, wall,
+                             histories=got.histories, target_metrics=got.target_metrics,
+                             calibration=got.calibration, data=desc)
     if tmp is not None:
         tmp.cleanup()
         return result
     write_table(run.file(f"benchmark.{table_format}"), table)
     write_table(run.file(f"ranking.{table_format}"), ranking)
     write_table(run.file(f"paired_tests.{table_format}"), tests)
-    write_table(run.file(f"training.{table_format}"), training)
+    write_table(run.file(f"training.{table_format}"), got.training)
+    write_table(run.file(f"target_metrics.{table_format}"), got.target_metrics)
+    write_table(run.file(f"calibration.{table_format}"), got.calibration)
+    best = ranking[ranking["model"] != CEILING].groupby(["variant", "metric", "gene_set"], sort=False).head(1)
     summary = {"n_units": len(units), "n_run_now": n_run, "models": run_settings["models"],
-               "baselines": list(BASELINES), "targets": targets, "seeds": run_settings["seeds"],
-               "variants": run_settings["variants"], "wall_time_s": wall,
-               "best": ranking[ranking["rank"] == 1].to_dict(orient="records")}
+               "baselines": list(base), "ceiling": CEILING, "protocol": settings.protocol, "data": desc,
+               "targets": targets, "seeds": run_settings["seeds"], "variants": run_settings["variants"],
+               "wall_time_s": wall, "best": best.to_dict(orient="records")}
     write_json(run.file("summary.json"), summary)
     if report:
-        shown = {"data": data if isinstance(data, str) else "AnnData given in Python", **run_settings}
-        benchmark_report(table, settings=shown, baselines=BASELINES).write(run.file("report.html"))
+        shown = {"protocol": settings.protocol, **run_settings}
+        benchmark_report(table, settings=shown, baselines=base, target_metrics=got.target_metrics,
+                         calibration=got.calibration, data=desc).write(run.file("report.html"))
     return result
-

@@ -12,20 +12,25 @@ import itertools
 import numpy as np
 import pandas as pd
 
-__all__ = ["higher_is_better", "rank_models", "paired_tests", "degradation"]
+from ..suite import higher_is_better
 
-_LOWER_IS_BETTER = ("mse", "wasserstein", "edistance", "mmd", "kde_distance")
+__all__ = ["degradation", "directed", "higher_is_better", "paired_tests", "rank_models"]
+
 _GROUP = ["variant", "metric", "gene_set"]
 
 
-def higher_is_better(metric: str) -> bool:
-    """True for similarity scores (R2, Pearson, DEG overlap), False for errors and distances."""
-    return not metric.startswith(_LOWER_IS_BETTER)
+def directed(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose metric has a better direction (:func:`higher_is_better` not None): the DEG counts
+    ``de_nsig_counts_*`` are left out of rankings, tests and degradation."""
+    if not len(table):
+        return table
+    return table[table["metric"].map(higher_is_better).notna().to_numpy()]
 
 
 def _per_target(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds: one value per (variant, metric, gene_set, model, target)."""
-    return table.groupby(_GROUP + ["model", "target"], observed=True, sort=False)["value"].mean().reset_index()
+    """Mean over seeds: one value per (variant, metric, gene_set, model, target), directed metrics only."""
+    per = directed(table).groupby(_GROUP + ["model", "target"], observed=True, sort=False)["value"].mean()
+    return per.reset_index()
 
 
 def rank_models(table: pd.DataFrame) -> pd.DataFrame:
@@ -35,12 +40,13 @@ def rank_models(table: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``variant, metric, gene_set, model, mean, sd, n_targets, rank`` (rank 1 = best, following
-        :func:`higher_is_better`; ties share the lowest rank), sorted by group and rank.
+        :func:`higher_is_better`; ties share the lowest rank), sorted by group and rank. Metrics without a
+        better direction (``de_nsig_counts_*``) are left out.
     """
     per = _per_target(table)
     out = per.groupby(_GROUP + ["model"], observed=True, sort=False)["value"].agg(
         mean="mean", sd="std", n_targets="count").reset_index()
-    sign = np.where(out["metric"].map(higher_is_better), -1.0, 1.0)
+    sign = np.where(out["metric"].map(higher_is_better).astype(bool), -1.0, 1.0)
     out["rank"] = (out.assign(key=sign * out["mean"]).groupby(_GROUP, observed=True)["key"]
                    .rank(method="min").astype("Int64"))
     return out.sort_values(_GROUP + ["rank", "model"], kind="stable").reset_index(drop=True)
@@ -61,7 +67,8 @@ def paired_tests(table: pd.DataFrame, alternative: str = "two-sided") -> pd.Data
         ``variant, metric, gene_set, model_a, model_b, n_targets, median_diff`` (a - b),
         ``better`` (the model with the better median, "" when equal), ``statistic, p_value,
         p_adj``. With fewer than two paired targets, or all differences zero, the test is
-        not defined: p-values are NaN, never a made-up number.
+        not defined: p-values are NaN, never a made-up number. Metrics without a better direction
+        (``de_nsig_counts_*``) are left out.
     """
     from scipy.stats import wilcoxon
     from statsmodels.stats.multitest import multipletests
@@ -105,14 +112,15 @@ def degradation(table: pd.DataFrame, reference: str = "balanced") -> pd.DataFram
         ``variant, metric, gene_set, model, target, seed, value, reference_value, change``
         (``value - reference_value``) and ``worse_by`` (the change signed so that positive
         means worse, following :func:`higher_is_better`). Empty when the reference variant
-        is absent.
+        is absent. Metrics without a better direction (``de_nsig_counts_*``) are left out.
     """
     keys = ["model", "target", "seed", "metric", "gene_set"]
+    table = directed(table)
     ref = table.loc[table["variant"] == reference, keys + ["value"]].rename(columns={"value": "reference_value"})
     other = table.loc[table["variant"] != reference, keys + ["variant", "value"]]
     out = other.merge(ref, on=keys, how="inner")
     out["change"] = out["value"] - out["reference_value"]
-    sign = np.where(out["metric"].map(higher_is_better), -1.0, 1.0) if len(out) else 1.0
+    sign = np.where(out["metric"].map(higher_is_better).astype(bool), -1.0, 1.0) if len(out) else 1.0
     out["worse_by"] = sign * out["change"]
     cols = ["variant", "metric", "gene_set", "model", "target", "seed", "value", "reference_value", "change",
             "worse_by"]

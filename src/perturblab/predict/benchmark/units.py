@@ -2,29 +2,46 @@
 
 A unit splits the cells (leave one cell type out), alters the training cells by the dataset variant, trains the
 model with the unit's seed, predicts the held-out stimulated cells from their controls and evaluates them.
-:func:`run_unit` is the unit function given to :func:`perturblab.runs.execute`.
+The pseudo-model ``"ceiling"`` (:data:`CEILING`) evaluates half of the real stimulated cells as the prediction
+of the other half (:func:`perturblab.predict.ceiling`). :func:`run_unit` is the unit function given to
+:func:`perturblab.runs.execute`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+import zlib
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from ..._validation import check_fraction, check_positive
 from ...exceptions import InputError, UnknownNameError
+from ..ceiling import split_halves
 from ..data import Preprocessing, loco_split
-from ..evaluate import evaluate
+from ..evaluate import evaluate, perturbed_centroid
+from ..evaluate_targets import summarise_target
 from ..models import MODELS, VAEModel, make_model
+from ..protocols import protocol_of
 from .variants import VARIANTS, make_variant
 
-__all__ = ["BenchmarkUnit", "BenchmarkSettings", "BenchmarkInputs", "UnitOutput", "run_unit", "UNIT_COLUMNS"]
+__all__ = [
+    "CEILING",
+    "UNIT_COLUMNS",
+    "BenchmarkInputs",
+    "BenchmarkSettings",
+    "BenchmarkUnit",
+    "UnitOutput",
+    "run_unit",
+]
 
 #: The identifying columns every row of a unit's table starts with.
 UNIT_COLUMNS = ["model", "target", "variant", "seed"]
+#: Name of the data ceiling's rows (half of the real stimulated cells predicting the other half).
+CEILING = "ceiling"
 
 
 @dataclass(frozen=True, order=True)
@@ -119,6 +136,11 @@ class BenchmarkSettings:
         d.pop("torch_threads")
         return d
 
+    @property
+    def protocol(self) -> str:
+        """Name of the protocol these settings follow (:data:`perturblab.predict.PROTOCOLS`), or ``"custom"``."""
+        return protocol_of(self.preprocessing, self.model_params)
+
 
 @dataclass
 class BenchmarkInputs:
@@ -133,12 +155,21 @@ class BenchmarkInputs:
 @dataclass
 class UnitOutput:
     """What a unit produced: the evaluation ``table``, ``training`` facts (one JSON row), the training
-    ``history`` (one row per epoch) and, when kept, the predicted cells."""
+    ``history`` (one row per epoch), when kept the predicted cells, and ``arrays``: the
+    :class:`~perturblab.predict.evaluate_targets.TargetSummary` of the unit (mean deltas, their resampled values
+    in float16, DEG counts), all the metrics over targets need."""
 
     table: pd.DataFrame
     training: dict[str, Any]
     history: pd.DataFrame
     prediction: ad.AnnData | None = None
+    arrays: dict[str, np.ndarray] | None = None
+
+
+def _stream(unit: BenchmarkUnit, what: str) -> int:
+    """A seed of its own for one use inside a unit (same unit, same number)."""
+    return int(np.random.SeedSequence([int(unit.seed), zlib.crc32(f"{unit.target}:{what}".encode())])
+               .generate_state(1)[0])
 
 
 def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
@@ -155,7 +186,11 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     -------
     UnitOutput
         Its table is :func:`perturblab.predict.evaluate`'s with the unit's fields in front and
-        ``train_seconds``, ``n_epochs`` and ``n_train_stimulated`` appended.
+        ``train_seconds``, ``n_epochs``, ``n_train_stimulated`` and ``protocol`` (the name of the protocol the
+        settings follow, :data:`perturblab.predict.PROTOCOLS`, or "custom") appended. Evaluation uses Systema's
+        reference (:func:`perturblab.predict.perturbed_centroid` of the training cells before the variant) and
+        the training stimulated cells as ``other_stim`` (Mejia et al.'s "vs rest" DEG weights), unless
+        ``settings.evaluate_params`` sets them. ``unit.model == "ceiling"``: the data ceiling.
 
     Raises
     ------
@@ -165,8 +200,8 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     from ...runs import peak_memory
 
     adata, settings = inputs.adata, inputs.settings
-    if unit.model not in MODELS:
-        raise UnknownNameError("model", unit.model, MODELS)
+    if unit.model not in MODELS and unit.model != CEILING:
+        raise UnknownNameError("model", unit.model, [*MODELS, CEILING])
     if unit.variant not in VARIANTS:
         raise UnknownNameError("dataset variant", unit.variant, VARIANTS)
     if settings.torch_threads:
@@ -175,6 +210,14 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
         torch.set_num_threads(settings.torch_threads)
     keys = settings.keys
     split = loco_split(adata, unit.target, **keys)
+    is_stim = split.train.obs[settings.condition_key].astype(str).to_numpy() == settings.stimulated
+    eval_kwargs = {"random_state": unit.seed, **settings.evaluate_params}
+    if is_stim.any():  # Systema's reference and Mejia et al.'s "vs rest" weights, from the unaltered split
+        eval_kwargs.setdefault("perturbed_reference", perturbed_centroid(
+            split.train, settings.condition_key, settings.cell_type_key, settings.stimulated))
+        eval_kwargs.setdefault("other_stim", split.train[is_stim].copy())
+    if unit.model == CEILING:
+        return _ceiling_unit(unit, split, eval_kwargs, inputs)
     train = make_variant(split.train, unit.variant, condition_key=settings.condition_key,
                          cell_type_key=settings.cell_type_key, stimulated=settings.stimulated,
                          random_state=unit.seed, **settings.variant_params)
@@ -189,13 +232,14 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     pred = model.predict(split.target_ctrl)
     pred.uns["perturblab_model"] = unit.model
-    table = evaluate(pred, split.target_stim, split.target_ctrl,
-                     **{"random_state": unit.seed, **settings.evaluate_params})
+    table = evaluate(pred, split.target_stim, split.target_ctrl, **eval_kwargs)
+    arrays = _summary_arrays(unit, pred, split.target_stim, split.target_ctrl, table, settings)
     for i, col in enumerate(UNIT_COLUMNS):
         table.insert(i, col, getattr(unit, col))
     n_stim = int((train.obs[settings.condition_key].astype(str) == settings.stimulated).sum())
     n_epochs = int(len(history.history))
-    table = table.assign(train_seconds=train_s, n_epochs=n_epochs, n_train_stimulated=n_stim)
+    table = table.assign(train_seconds=train_s, n_epochs=n_epochs, n_train_stimulated=n_stim,
+                         protocol=settings.protocol)
     training = {"target": unit.target, "model": unit.model, "variant": unit.variant, "seed": unit.seed,
                 "train_seconds": train_s, "train_cpu_seconds": cpu_s, "peak_memory_mb": mem["peak_mb"],
                 "peak_rss_mb": mem["peak_rss_mb"], "epochs": n_epochs, "best_epoch": int(history.best_epoch),
@@ -204,7 +248,50 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
         history = pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "seconds"])
     else:
         history = history.history
-    return UnitOutput(table, training, history, pred if inputs.keep_predictions else None)
+    return UnitOutput(table, training, history, pred if inputs.keep_predictions else None, arrays)
+
+
+def _summary_arrays(unit, pred, truth, ctrl, table, settings) -> dict[str, np.ndarray]:
+    """The unit's :class:`TargetSummary` as arrays; the resampled deltas in float16 (the metrics over targets
+    rank and compare whole delta vectors: 3 significant digits per gene are plenty, and a unit stays small)."""
+    v = table.set_index("metric")["value"]
+    nsig = (float(v.get("de_nsig_counts_real", np.nan)), float(v.get("de_nsig_counts_pred", np.nan)))
+    nsig_known = nsig if np.all(np.isfinite(nsig)) else None
+    params = settings.evaluate_params
+    summary = summarise_target(pred, truth, ctrl, n_bootstrap=int(params.get("n_bootstrap", 100)),
+                               paired=params.get("paired", "auto"), layer=params.get("layer"),
+                               fdr=params.get("fdr", 0.05), nsig=nsig_known, random_state=_stream(unit, "targets"),
+                               name=unit.target)
+    arrays = summary.arrays()
+    arrays["boot_pred"] = arrays["boot_pred"].astype(np.float16)
+    arrays["boot_real"] = arrays["boot_real"].astype(np.float16)
+    return arrays
+
+
+def _ceiling_unit(unit: BenchmarkUnit, split, eval_kwargs: dict, inputs: BenchmarkInputs) -> UnitOutput:
+    """The data ceiling of one target: half of its real stimulated cells as the prediction of the other half
+    (:func:`perturblab.predict.ceiling`, ``method="split"``, seeded by the unit's seed); nothing trained."""
+    settings = inputs.settings
+    empty = pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "seconds"])
+    training = {"target": unit.target, "model": unit.model, "variant": unit.variant, "seed": unit.seed,
+                "train_seconds": 0.0, "train_cpu_seconds": 0.0, "peak_memory_mb": 0.0, "peak_rss_mb": 0.0,
+                "epochs": 0, "best_epoch": 0, "stopped_by": "none", "n_train_stimulated": 0}
+    if split.target_stim.n_obs < 4:
+        import warnings
+
+        from ...exceptions import PerturblabWarning
+
+        warnings.warn(f"no ceiling for {unit.target!r}: {split.target_stim.n_obs} stimulated cells cannot be split "
+                      "in two halves of >= 2", PerturblabWarning, stacklevel=2)
+        return UnitOutput(pd.DataFrame(columns=UNIT_COLUMNS), training, empty, None, None)
+    half_pred, half_real = split_halves(split.target_stim, "split", unit.seed)
+    table = evaluate(half_pred, half_real, split.target_ctrl, **{**eval_kwargs, "paired": False})
+    arrays = _summary_arrays(unit, half_pred, half_real, split.target_ctrl, table,
+                             replace(settings, evaluate_params={**settings.evaluate_params, "paired": False}))
+    for i, col in enumerate(UNIT_COLUMNS):
+        table.insert(i, col, getattr(unit, col))
+    table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=0, protocol=settings.protocol)
+    return UnitOutput(table, training, empty, None, arrays)
 
 
 def check_models(models) -> list[str]:

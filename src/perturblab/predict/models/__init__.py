@@ -1,4 +1,4 @@
-"""Perturbation-response models (scGen, scPRAM) and baselines, and the :func:`make_model` factory."""
+"""Perturbation-response models (scGen, scPRAM, OT shift) and baselines, and the :func:`make_model` factory."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from .baselines import (
     PCAMeanDeltaBaseline,
     TrainMeanBaseline,
 )
+from .otshift import OTShift
 from .scgen import ScGen
 from .scpram import ScPRAM, ot_match
 
 __all__ = ["BASELINES", "MODELS", "SOURCE_KEY", "AdditiveBaseline", "IdentityBaseline", "LinearBaseline",
-           "MatchingMeanBaseline", "MeanDeltaBaseline", "PCAMeanDeltaBaseline", "PerturbationModel", "ScGen",
-           "ScPRAM", "TrainMeanBaseline", "VAEModel", "baselines_for", "make_model", "ot_match"]
+           "MatchingMeanBaseline", "MeanDeltaBaseline", "OTShift", "PCAMeanDeltaBaseline", "PerturbationModel",
+           "ScGen", "ScPRAM", "TrainMeanBaseline", "VAEModel", "baselines_for", "make_model", "ot_match"]
 
 #: Every model name accepted by :func:`make_model`, with its class and fixed settings.
 MODELS: dict[str, tuple[type[PerturbationModel], dict]] = {
@@ -26,6 +27,7 @@ MODELS: dict[str, tuple[type[PerturbationModel], dict]] = {
     "scpram": (ScPRAM, {}),
     "scpram_first_cell": (ScPRAM, {"attention": "first_cell"}),
     "scgen_unbalanced": (ScGen, {"balance": False}),
+    "ot_shift": (OTShift, {}),
     "identity": (IdentityBaseline, {}),
     "mean_delta": (MeanDeltaBaseline, {}),
     "pca_mean_delta": (PCAMeanDeltaBaseline, {}),
@@ -57,7 +59,7 @@ def make_model(name: str, train_adata, **hyperparameters) -> PerturbationModel:
     ----------
     name
         One of :data:`MODELS`: ``"scgen"``, ``"scpram"``, ``"scpram_first_cell"``, ``"scgen_unbalanced"``,
-        ``"identity"``, ``"mean_delta"``, ``"pca_mean_delta"``, ``"train_mean"``, ``"matching_mean"``,
+        ``"ot_shift"``, ``"identity"``, ``"mean_delta"``, ``"pca_mean_delta"``, ``"train_mean"``, ``"matching_mean"``,
         ``"linear"``, ``"additive"``.
     train_adata
         Training cells (e.g. ``loco_split(...).train``).
