@@ -57,10 +57,10 @@ def prediction_robustness(model, split, *, modifications: Sequence[str] = ("perc
     n_genes
         Numbers of genes modified together (the first ``k`` of ``genes``).
     genes
-        Genes to modify, in order (default: the target's real top DEGs by |stimulated - control| mean, the genes a
+        Genes to modify, in order (default: the target's real top DEGs by ``|stimulated - control|`` mean, the genes a
         prediction should get right).
     n_degs
-        Size of the predicted DEG sets compared (by |predicted - control| mean).
+        Size of the predicted DEG sets compared (by ``|predicted - control|`` mean).
     n_pcs
         Principal components of the E-distance space (fitted on the real stimulated and control cells).
     random_state
