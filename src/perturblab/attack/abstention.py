@@ -86,8 +86,19 @@ def abstention_table(
 
     Examples
     --------
-    >>> res = cgd_attack(svm, X, clusters, "NK", genes)  # doctest: +SKIP
-    >>> abstention_table(svm, X, res.X, clusters, ["NK"], attack="cgd")  # doctest: +SKIP
+    Did CGD's push move scType's B cells to another label or to an abstention?
+
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> X = clf.preprocess(test)
+    >>> panel = ["MS4A1", "CD79A", "CD79B", "SSR4", "CD74", "HLA-DRA", "NKG7", "GNLY", "CD3E", "LYZ"]
+    >>> res = plab.attack.cgd_attack(clf, X, test.obs["cell_type"], "B", panel, alpha=1, epsilon=1)
+    >>> tab = plab.attack.abstention_table(clf, X, res.X, test.obs["cell_type"], ["B"], attack="cgd")
+    >>> print(tab[["majority_before", "majority_after", "n_cells", "n_to_label", "n_to_abstention",
+    ...            "outcome"]].to_string(index=False))
+    majority_before majority_after  n_cells  n_to_label  n_to_abstention outcome
+      Naive B cells Plasma B cells      172          72                0    flip
     """
     Xb, Xa = np.asarray(X_before, dtype=np.float32), np.asarray(X_after, dtype=np.float32)
     clusters = np.asarray(clusters).astype(str)

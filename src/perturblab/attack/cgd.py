@@ -289,9 +289,19 @@ def cgd_attack(
 
     Examples
     --------
-    >>> res = cgd_attack(clf, clf.preprocess(test), test.obs["cell_type"], "NK",
-    ...                  signature_genes(X, clusters, clf.genes_)["gene"][:500], alpha=1, epsilon=1)  # doctest: +SKIP
-    >>> res.modified_genes, res.new_label, res.label_distribution.head()  # doctest: +SKIP
+    Push scType's B cells, visiting ten marker genes in order:
+
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> panel = ["MS4A1", "CD79A", "CD79B", "SSR4", "CD74", "HLA-DRA", "NKG7", "GNLY", "CD3E", "LYZ"]
+    >>> res = plab.attack.cgd_attack(clf, clf.preprocess(test), test.obs["cell_type"], "B", panel, alpha=1,
+    ...                              epsilon=1)
+    >>> res.modified_genes, res.new_label
+    (['MS4A1'], 'Plasma B cells')
+
+    On a larger panel, visit the genes that most distinguish the cluster first, e.g.
+    ``signature_genes(X, clusters, clf.genes_)["gene"][:500]``.
     """
     from ._adata import attack_inputs
 

@@ -109,9 +109,22 @@ def fewest_genes(
 
     Examples
     --------
-    >>> tab = pd.concat([fewest_genes(c, c.preprocess(test), test.obs["cell_type"], name=n)
-    ...                  for n, c in classifiers.items()])  # doctest: +SKIP
-    >>> perturblab.attack.pl.fewest_genes(tab)  # doctest: +SKIP
+    scType's B cells under the single-gene, CGD and PGD attacks (``pd.concat`` the tables of several classifiers
+    to compare them):
+
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> X = clf.preprocess(test)
+    >>> panel = ["MS4A1", "CD79A", "CD79B", "SSR4", "CD74", "HLA-DRA", "NKG7", "GNLY", "CD3E", "LYZ"]
+    >>> tab = plab.attack.fewest_genes(clf, X, test.obs["cell_type"], ["B"], name="scType",
+    ...                                single_gene_genes=panel, cgd_genes=panel, ks=(1, 2))
+    >>> print(tab[["attack", "flipped", "min_genes", "new_label"]].to_string(index=False))
+         attack  flipped  min_genes      new_label
+    single_gene     True        1.0    Pro-B cells
+            cgd     True        1.0 Plasma B cells
+            pgd     True        1.0    Pro-B cells
+    >>> ax = plab.attack.pl.fewest_genes(tab)
     """
     name = name or type(classifier).__name__
     clusters = np.asarray(clusters).astype(str)

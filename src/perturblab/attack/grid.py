@@ -61,6 +61,19 @@ def grid_attack(classifier, X, clusters, target: str, genes, modifications=("per
     ------
     ValueError
         Budget exceeded, unknown genes/modifications/cluster, empty ``genes`` or ``modifications``.
+
+    Examples
+    --------
+    All ``3 ** 3 = 27`` combinations of "off" (``perc1``), "on" (``perc99``) and unchanged over three genes
+    of the B cells:
+
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> res = plab.attack.grid_attack(clf, clf.preprocess(test), test.obs["cell_type"], "B",
+    ...                               ["MS4A1", "CD79A", "SSR4"])
+    >>> res.n_combinations, res.min_genes, res.table["new_label"].tolist()
+    (27, 1, ['Pro-B cells', 'Pro-B cells'])
     """
     t0 = time.perf_counter()
     mods = [get_modification(m, random_state=random_state) for m in modifications]

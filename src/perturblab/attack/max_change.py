@@ -127,6 +127,23 @@ def max_change_attack(
     ------
     ValueError
         Unknown modification, unknown/empty cluster, absent genes, ``max_split_size < 1``.
+
+    Examples
+    --------
+    Which of ten marker genes can all be switched off (1st percentile) in the B cells without changing the
+    label scType gives them?
+
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> panel = ["MS4A1", "CD79A", "CD79B", "SSR4", "CD74", "HLA-DRA", "NKG7", "GNLY", "CD3E", "LYZ"]
+    >>> res = plab.attack.max_change_attack(clf, test, groupby="cell_type", target="B", modification="perc1",
+    ...                                     genes=panel)
+    >>> res.baseline_label, res.check_label, sorted(set(panel) - set(res.genes))  # label kept; genes left out
+    ('Naive B cells', 'Naive B cells', ['MS4A1', 'SSR4'])
+
+    The two genes left out are the two whose loss alone flips the label
+    (:func:`~perturblab.attack.single_gene.single_gene_attack`).
     """
     from ._adata import attack_inputs
 

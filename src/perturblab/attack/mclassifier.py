@@ -74,9 +74,17 @@ class MClassifier:
 
     Examples
     --------
-    >>> clf = MClassifier(adata.var_names)                     # doctest: +SKIP
-    >>> clf(adata.X.toarray(), adata.obs["cell_type"], "NK").prediction   # doctest: +SKIP
+    On PBMC3k's raw counts, restricted to the ten rule genes (dense: 2,700 cells x 10 genes):
+
+    >>> import perturblab as plab
+    >>> adata = plab.datasets.pbmc3k()
+    >>> genes = [rule[0] for rule in MCLASSIFIER_RULES]
+    >>> X = adata[:, genes].X.toarray()
+    >>> clf = MClassifier(genes)
+    >>> clf(X, adata.obs["cell_type"], "NK").prediction
     'NK'
+    >>> plab.attack.single_gene_attack(clf, X, adata.obs["cell_type"], "NK", "perc1").genes
+    ['GZMB']
     """
 
     per_cell = False

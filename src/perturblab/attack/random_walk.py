@@ -53,6 +53,17 @@ def random_walk_attack(classifier, X, clusters, target: str, modifications=("per
     ------
     ValueError
         Unknown genes/modifications/cluster, or ``step_change_ratio`` outside (0, 1].
+
+    Examples
+    --------
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> panel = ["MS4A1", "CD79A", "CD79B", "SSR4", "CD74", "HLA-DRA", "NKG7", "GNLY", "CD3E", "LYZ"]
+    >>> res = plab.attack.random_walk_attack(clf, clf.preprocess(test), test.obs["cell_type"], "B", genes=panel,
+    ...                                      first_batch=50, walk_length=20, random_state=0)
+    >>> res.genes, res.modifications, res.new_label, res.history
+    (['SSR4'], ['perc1'], 'Pro-B cells', [3, 2, 2, 1, 1])
     """
     t0 = time.perf_counter()
     if not 0 < step_change_ratio <= 1:

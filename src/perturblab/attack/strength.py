@@ -160,8 +160,21 @@ def strength_response(
 
     Examples
     --------
-    >>> tab = strength_response(rf, rf.preprocess(test), test.obs["cell_type"], ["NK"], genes=panel)  # doctest: +SKIP
-    >>> perturblab.attack.pl.strength_response(tab)  # doctest: +SKIP
+    How many of ten marker genes flip scType's B cells at each strength of modification:
+
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> clf = plab.classifiers.ScTypeClassifier().fit(train)
+    >>> X = clf.preprocess(test)
+    >>> panel = ["MS4A1", "CD79A", "CD79B", "SSR4", "CD74", "HLA-DRA", "NKG7", "GNLY", "CD3E", "LYZ"]
+    >>> tab = plab.attack.strength_response(clf, X, test.obs["cell_type"], ["B"], genes=panel)
+    >>> print(tab[tab["modification"].isin(["perc1", "perc99", "negative_aberrant"])][
+    ...     ["modification", "n_flipping_genes"]].to_string(index=False))
+         modification  n_flipping_genes
+                perc1                 2
+               perc99                 0
+    negative_aberrant                 6
+    >>> ax = plab.attack.pl.strength_response(tab)
     """
     clusters = np.asarray(clusters).astype(str)
     targets = list(dict.fromkeys(clusters.tolist())) if targets is None else [str(t) for t in targets]

@@ -459,8 +459,21 @@ def whitebox_attack(
 
     Examples
     --------
-    >>> res = whitebox_attack(mlp, mlp.preprocess(test), test.obs["cell_type"], "NK", k=5)  # doctest: +SKIP
-    >>> res.summary["flipped"], res.genes, res.summary["cell_success_rate"]  # doctest: +SKIP
+    A logistic regression on the log1p expression of ten marker genes, attacked by PGD in the NK cells with at
+    most two genes changed:
+
+    >>> import scanpy as sc
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> genes = ["MS4A1", "CD79A", "NKG7", "GNLY", "CD3E", "IL7R", "LYZ", "CST3", "FCGR3A", "PPBP"]
+    >>> log = sc.pp.log1p(sc.pp.normalize_total(train, target_sum=1e4, copy=True), copy=True)
+    >>> lr = LogisticRegression(max_iter=1000).fit(log[:, genes].X.toarray(), train.obs["cell_type"].astype(str))
+    >>> clf = plab.classifiers.wrap(lr, genes=genes, representation="log1p")  # linear: differentiable
+    >>> res = plab.attack.whitebox_attack(clf, clf.preprocess(test), test.obs["cell_type"], "NK", k=2)
+    >>> s = res.summary
+    >>> s["original_label"], s["new_label"], s["genes"], s["cell_success_rate"]
+    ('NK', 'Naive CD4 T', 'NKG7;GNLY', 1.0)
     """
     from .._validation import to_dense
     from ._adata import attack_inputs
@@ -531,8 +544,20 @@ def budget_curve(
 
     Examples
     --------
-    >>> tab = budget_curve(mlp, mlp.preprocess(test), test.obs["cell_type"], ["NK", "B"])  # doctest: +SKIP
-    >>> tab.groupby(["method", "k"])["flipped"].mean()  # doctest: +SKIP
+    The fewest genes whose change flips the NK and the B cells of a logistic regression on ten marker genes:
+
+    >>> import scanpy as sc
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import perturblab as plab
+    >>> train, test = plab.datasets.pbmc3k_split(random_state=0)
+    >>> genes = ["MS4A1", "CD79A", "NKG7", "GNLY", "CD3E", "IL7R", "LYZ", "CST3", "FCGR3A", "PPBP"]
+    >>> log = sc.pp.log1p(sc.pp.normalize_total(train, target_sum=1e4, copy=True), copy=True)
+    >>> lr = LogisticRegression(max_iter=1000).fit(log[:, genes].X.toarray(), train.obs["cell_type"].astype(str))
+    >>> clf = plab.classifiers.wrap(lr, genes=genes, representation="log1p")  # linear: differentiable
+    >>> tab = plab.attack.budget_curve(clf, clf.preprocess(test), test.obs["cell_type"], ["NK", "B"], ks=(1, 2),
+    ...                                methods=["pgd"])
+    >>> tab[tab["flipped"]].groupby("cluster")["k"].min().to_dict()
+    {'B': 2, 'NK': 1}
     """
     clusters = np.asarray(clusters).astype(str)
     targets = list(dict.fromkeys(clusters.tolist())) if targets is None else [str(t) for t in targets]

@@ -57,10 +57,10 @@ def prediction_robustness(model, split, *, modifications: Sequence[str] = ("perc
     n_genes
         Numbers of genes modified together (the first ``k`` of ``genes``).
     genes
-        Genes to modify, in order (default: the target's real top DEGs by |stimulated - control| mean, the genes a
+        Genes to modify, in order (default: the target's real top DEGs by ``|stimulated - control|`` mean, the genes a
         prediction should get right).
     n_degs
-        Size of the predicted DEG sets compared (by |predicted - control| mean).
+        Size of the predicted DEG sets compared (by ``|predicted - control|`` mean).
     n_pcs
         Principal components of the E-distance space (fitted on the real stimulated and control cells).
     random_state
@@ -83,10 +83,16 @@ def prediction_robustness(model, split, *, modifications: Sequence[str] = ("perc
     --------
     >>> import perturblab as plab
     >>> from perturblab.bridges import prediction_robustness
-    >>> adata = plab.predict.prepare(plab.datasets.kang2018(), n_top_genes=500)  # doctest: +SKIP
-    >>> split = plab.predict.loco_split(adata, "B")  # doctest: +SKIP
-    >>> model = plab.predict.make_model("mean_delta", split.train)  # doctest: +SKIP
-    >>> prediction_robustness(model, split, n_genes=(1, 5))  # doctest: +SKIP
+    >>> adata = plab.predict.prepare(plab.datasets.kang2018(), n_top_genes=500)
+    >>> split = plab.predict.loco_split(adata, "B")
+    >>> model = plab.predict.make_model("mean_delta", split.train)
+    >>> history = model.train()
+    >>> tab = prediction_robustness(model, split, n_genes=(1, 5))
+    >>> tab[["modification", "n_genes", "r2_pearson_mean"]].round(2).values.tolist()
+    [['none', 0, 0.53], ['perc1', 1, 0.53], ['perc1', 5, 0.35], ['perc99', 1, 0.6], ['perc99', 5, 0.68]]
+
+    Switching off the target's five top real DEGs in its control cells (``perc1``) lowers the R2 of the predicted
+    gene means from 0.53 to 0.35.
     """
     from ..predict.metrics import r2_pearson
 

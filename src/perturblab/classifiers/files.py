@@ -62,7 +62,21 @@ def load_classifier_file(path, *, representation: str = "log1p"):
 
     Examples
     --------
-    >>> clf = load_classifier_file("model.skops")  # doctest: +SKIP
+    A logistic regression fitted on a DataFrame whose columns are genes, saved with skops and read back:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> import skops.io
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = pd.DataFrame([[0.0, 3.0], [0.1, 2.5], [3.0, 0.0], [2.8, 0.2]], columns=["MS4A1", "NKG7"])
+    >>> path = Path(tempfile.mkdtemp()) / "model.skops"
+    >>> skops.io.dump(LogisticRegression().fit(X, ["B", "B", "NK", "NK"]), path)
+    >>> clf = load_classifier_file(path)
+    >>> print(clf)
+    SklearnClassifier(LogisticRegression, 2 genes, 2 classes, log1p)
+    >>> clf.checksum_.startswith("sha256:")
+    True
     """
     path = Path(path).expanduser()
     if not path.is_file():

@@ -263,7 +263,7 @@ def strata_scan_rows(table: pd.DataFrame) -> list[dict]:
 def cssi_edge_fdr(X, genes, strata: Sequence, tfs: Iterable[str] | None = None, reference: Reference | None = None,
                   min_cells: int = 20, alpha: float = 0.05, evidence: str = "correlation",
                   data: str = "simulated") -> pd.DataFrame:
-    """Per-edge p-values and BH q-values of "the edge is present in at least one stratum" (|Spearman|).
+    """Per-edge p-values and BH q-values of "the edge is present in at least one stratum" (``|Spearman|``).
 
     Parameters
     ----------

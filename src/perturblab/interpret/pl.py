@@ -86,7 +86,7 @@ def baseline_vs_edge(per_pert: pd.DataFrame, metric: str = "auroc", ax=None):
 def sensitivity_heatmap(scan: pd.DataFrame, statistic: str = "delta_vs_best_baseline", score: str | None = None,
                         ax=None):
     """Heatmap of a statistic of :func:`~perturblab.interpret.sensitivity.sensitivity_scan` for one score
-    (default: the tested one): rows = (control cells, genes), columns = |log2FC| threshold; a star marks the
+    (default: the tested one): rows = (control cells, genes), columns = ``|log2FC|`` threshold; a star marks the
     configurations where the score beats every baseline."""
     _need(scan, {"lfc_threshold", "n_cells_used", "n_genes_used", "score", "tested", statistic}, "sensitivity")
     d = scan[scan["score"] == score] if score is not None else scan[scan["tested"].astype(bool)]
@@ -149,7 +149,7 @@ def scaling(curve: pd.DataFrame, metrics=("auroc", "topk_f1"), ax=None):
 
 
 def balance(table: pd.DataFrame, threshold: float = 0.1, ax=None):
-    """Love plot of :func:`~perturblab.interpret.matching.balance_table`: |SMD| before and after matching."""
+    """Love plot of :func:`~perturblab.interpret.matching.balance_table`: ``|SMD|`` before and after matching."""
     _need(table, {"covariate", "smd_before", "smd_after"}, "balance")
     ax = _ax(ax, (5.5, 0.3 * len(table) + 1.5))
     y = np.arange(len(table))

@@ -154,7 +154,7 @@ def sensitivity_scan(adata, ctrl, score_fn: ScoreFn, tested: str | None = None,
                      lfc_thresholds: Sequence[float] = SCAN_LFC, n_cells: Sequence[int] = (500, 1000, 2000),
                      n_genes: Sequence[int] = (500, 1000, 2000), alpha: float = 0.05, n_boot: int = 200,
                      random_state: int = 0) -> pd.DataFrame:
-    """Key perturbation-first statistics over |log2FC| threshold x control cells x genes.
+    """Key perturbation-first statistics over ``|log2FC|`` threshold x control cells x genes.
 
     Parameters
     ----------
