@@ -38,7 +38,8 @@ def format_value(row) -> str:
 
 def summary_table(metrics: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
     """Wide table, one row per (target, model): key metrics as :func:`format_value` ("value [ci_low, ci_high]",
-    or the value and why its interval is not shown), the interval method, plus training."""
+    or the value and why its interval is not shown), the interval method, plus training; ``note`` says why a
+    model gave no metrics (not applicable to the data)."""
     rows = []
     for (target, model), g in metrics.groupby(["target", "model"], sort=False):
         v = g.set_index(["metric", "gene_set"])
@@ -50,6 +51,8 @@ def summary_table(metrics: pd.DataFrame, training: pd.DataFrame | None = None) -
                 row[f"{key[0]} ({key[1]})"] = format_value(r)
         if "ci_method" in g:
             row["ci_method"] = ", ".join(sorted(set(g["ci_method"].astype(str)) - {"none"})) or "none"
+        if "note" in g and g["note"].notna().any():
+            row["note"] = str(g["note"].dropna().iloc[0])
         rows.append(row)
     out = pd.DataFrame(rows)
     if training is not None and len(training):

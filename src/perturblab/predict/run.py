@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from .benchmark.runner import (
     _targets,
     benchmark_units,
     execute_benchmark,
+    model_fingerprint,
+    model_specs,
     prepare_input,
 )
 from .benchmark.tables import collect
@@ -77,7 +79,7 @@ class LocoResult:
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
+def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
              out=None, settings: BenchmarkSettings | None = None, random_state: int = 0, n_jobs: int = 1,
              scheduler=None, resume: bool = False, overwrite: bool = False, table_format: str = "parquet",
              report: bool = True) -> LocoResult:
@@ -91,7 +93,10 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
         (``"kang2018"``) or an ``.h5ad`` path; already log-normalised cells when ``settings.preprocessing`` is
         None.
     models
-        Names of :data:`perturblab.predict.MODELS`; the baselines (:func:`perturblab.predict.baselines_for`:
+        Names of :data:`perturblab.predict.MODELS` (built-in, registered with
+        :func:`~perturblab.predict.register_model` or by a ``perturblab.models`` plugin), unfitted model instances
+        (``ScGen(n_latent=10)``), model classes, or a ``{name: model}`` mapping; an instance's class and
+        parameters enter the run's fingerprint (a changed model is not reused on ``resume``). The baselines (:func:`perturblab.predict.baselines_for`:
         :data:`~perturblab.predict.BASELINES`, and ``additive`` where the data hold combinations) and the data
         ceiling are always added.
     targets
@@ -141,10 +146,12 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
     base = baselines_for(adata, settings.condition_key, settings.control)
-    units = benchmark_units(models, targets, [random_state], ["balanced"], baselines=base)
+    specs = model_specs(models, base)
+    units = benchmark_units(specs, targets, [random_state], ["balanced"], baselines=base)
     names = list(dict.fromkeys(u.model for u in units if u.model != CEILING))
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-predict-") if out is None else None
-    run_settings = {"models": names, "targets": targets, "seed": int(random_state), **settings.fingerprint()}
+    run_settings = {"models": names, "targets": targets, "seed": int(random_state), **settings.fingerprint(),
+                    **model_fingerprint(specs)}
     checksum = data_checksum(raw)
     run = open_run(tmp.name if tmp else out, "predict", run_settings, checksum, resume=resume,
                    overwrite=overwrite)
@@ -152,7 +159,7 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
              settings.protocol)
     store = UnitStore(run)
     n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler,
-                              keep_predictions=True)
+                              keep_predictions=True, specs=specs)
     got = collect(store, units, list(adata.var_names), ["balanced"], keep_predictions=True)
     training = got.training
     result = LocoResult(
