@@ -26,6 +26,7 @@ from ._common import (
     str_enum,
 )
 from ._predict_options import (
+    ListModels,
     CellTypeKey,
     ConditionKey,
     Control,
@@ -74,6 +75,7 @@ def benchmark_cmd(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    list_models: ListModels = False,
 ) -> None:
     """Benchmark perturbation-response models (leave-one-cell-type-out) and write a tidy table and a report.
 

@@ -22,6 +22,7 @@ from ._common import (
     echo,
 )
 from ._predict_options import (
+    ListModels,
     CellTypeKey,
     ConditionKey,
     Control,
@@ -62,6 +63,7 @@ def predict_cmd(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    list_models: ListModels = False,
 ) -> None:
     """Train, predict and evaluate perturbation-response models (baselines always beside them); write tables,
     summary.json and report.html.
