@@ -37,7 +37,9 @@ def model_lines() -> list[str]:
     lines = []
     for name in MODELS:
         cls, fixed = MODELS[name]
-        kind = ("baseline" if name in (*BASELINES, "additive") else "built-in") if name in MODELS.builtin_names else "registered"
+        kind = "registered"
+        if name in MODELS.builtin_names:
+            kind = "baseline" if name in (*BASELINES, "additive") else "built-in"
         extra = f" {fixed}" if fixed else ""
         lines.append(f"{name}\t{kind}\t{cls.__module__}.{cls.__qualname__}{extra}")
     return lines

@@ -22,10 +22,10 @@ from ._common import (
     echo,
 )
 from ._predict_options import (
-    ListModels,
     CellTypeKey,
     ConditionKey,
     Control,
+    ListModels,
     MaxEpochs,
     MinCells,
     Model,
@@ -43,8 +43,8 @@ from ._predict_options import (
 def predict_cmd(
     out: Out,
     data: Data = "kang2018",
-    model: Model = ["scgen"],  # noqa: B006
-    target: Target = ["CD14 Mono"],  # noqa: B006
+    model: Model = ["scgen"],
+    target: Target = ["CD14 Mono"],
     protocol: ProtocolOption = ProtocolName("perturblab"),  # type: ignore[assignment]
     n_top_genes: NTopGenes = 2000,
     max_epochs: MaxEpochs = None,

@@ -96,7 +96,8 @@ def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[st
         Names of :data:`perturblab.predict.MODELS` (built-in, registered with
         :func:`~perturblab.predict.register_model` or by a ``perturblab.models`` plugin), unfitted model instances
         (``ScGen(n_latent=10)``), model classes, or a ``{name: model}`` mapping; an instance's class and
-        parameters enter the run's fingerprint (a changed model is not reused on ``resume``). The baselines (:func:`perturblab.predict.baselines_for`:
+        parameters enter the run's fingerprint (a changed model is not reused on ``resume``). The baselines
+        (:func:`perturblab.predict.baselines_for`:
         :data:`~perturblab.predict.BASELINES`, and ``additive`` where the data hold combinations) and the data
         ceiling are always added.
     targets

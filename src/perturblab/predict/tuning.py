@@ -42,8 +42,8 @@ __all__ = ["NestedLocoObjective", "tune", "TuningResult", "prepare_without_targe
 _KEY_NAMES = ("condition_key", "cell_type_key", "control", "stimulated")
 
 
-def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | None = 2000, condition_key: str = "condition",
-                           cell_type_key: str = "cell_type", control: str = "control",
+def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | None = 2000,
+                           condition_key: str = "condition", cell_type_key: str = "cell_type", control: str = "control",
                            stimulated: str = "stimulated", flavor: str = "seurat") -> ad.AnnData:
     """Like :func:`perturblab.predict.prepare`, but the HVGs are chosen without the target's stimulated cells.
 
@@ -368,7 +368,8 @@ def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str
     study_name = study_name or f"{spec.name}-{target}"
     from .benchmark.runner import model_fingerprint
 
-    config = {"model": spec.name, **model_fingerprint({spec.name: spec}), "target": str(target), "metric": metric, "gene_set": gene_set, "inner": inner,
+    config = {"model": spec.name, **model_fingerprint({spec.name: spec}), "target": str(target), "metric": metric,
+              "gene_set": gene_set, "inner": inner,
               "space": {k: repr(v) for k, v in space.items()}, "max_epochs": max_epochs,
               "validation_fraction": validation_fraction,
               "fixed": repr(sorted((k, v) for k, v in fixed.items() if k != "device")),
@@ -383,7 +384,8 @@ def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str
     config["data"] = data_checksum(raw)
     direction = "maximize" if higher_is_better(metric) else "minimize"
     store = open_storage(url)
-    if overwrite and storage is not None and study_name in {s.study_name for s in optuna.get_all_study_summaries(store)}:
+    stored_names = {s.study_name for s in optuna.get_all_study_summaries(store)} if overwrite else set()
+    if overwrite and storage is not None and study_name in stored_names:
         optuna.delete_study(study_name=study_name, storage=store)
     study = optuna.create_study(storage=store, study_name=study_name, direction=direction, load_if_exists=True)
     stored = study.user_attrs.get("perturblab")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from perturblab.predict.models import PerturbationModel
 
 
@@ -14,7 +16,7 @@ class ScaledShift(PerturbationModel):
 
     name = "scaled_shift"
     #: what ``perturblab tune`` searches when this model is tuned
-    search_space: dict = {}
+    search_space: ClassVar[dict] = {}
 
     def __init__(self, adata, condition_key="condition", cell_type_key="cell_type", control="control",
                  stimulated="stimulated", scale: float = 1.0, random_state: int = 0):

@@ -283,7 +283,8 @@ def _not_applicable(unit: BenchmarkUnit, settings: BenchmarkSettings, train: ad.
     n_stim = int((train.obs[settings.condition_key].astype(str) == settings.stimulated).sum())
     table = pd.DataFrame([{**unit.key, "metric": m, "gene_set": g, "value": np.nan, "ci_low": np.nan,
                            "ci_high": np.nan, "n_bootstrap": 0, "definition": definition(m), "ci_method": "none",
-                           "ci_flag": "not applicable", "bias": np.nan, "paired": False, "note": note} for m, g in NOTE_METRICS])
+                           "ci_flag": "not applicable", "bias": np.nan, "paired": False, "note": note}
+                          for m, g in NOTE_METRICS])
     table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=n_stim, protocol=settings.protocol)
     training = {"target": unit.target, "model": unit.model, "variant": unit.variant, "seed": unit.seed,
                 "train_seconds": 0.0, "train_cpu_seconds": 0.0, "peak_memory_mb": 0.0, "peak_rss_mb": 0.0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from pathlib import Path
+from typing import ClassVar
 
 import anndata as ad
 import numpy as np
@@ -200,7 +201,7 @@ class VAEModel(PerturbationModel):
 
     module_class: type = None
     #: training defaults of the anchor (overridable in ``train``)
-    train_defaults: dict = {}
+    train_defaults: ClassVar[dict] = {}
 
     def __init__(self, adata, condition_key="condition", cell_type_key="cell_type", control="control",
                  stimulated="stimulated", random_state: int = 0, device: str | None = None, **module_kwargs):

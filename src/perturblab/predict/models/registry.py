@@ -77,7 +77,7 @@ class ModelRegistry(MutableMapping):
             try:
                 cls = ep.load()
                 _check_class(ep.name, cls)
-            except Exception as err:  # noqa: BLE001 - a broken plugin must not break perturblab
+            except Exception as err:
                 warnings.warn(f"model plugin {ep.name!r} ({ep.value}) could not be loaded and is left out: "
                               f"{type(err).__name__}: {err}", PerturblabWarning, stacklevel=3)
                 continue
