@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -161,7 +162,7 @@ class NestedLocoObjective:
             split = loco_split(self.train, inner, **self.keys)
             model = spec.build(split.train, **{**self.fixed_params, **model_params, **self.keys,
                                                "random_state": self.random_state})
-            pruned = []
+            pruned: list[int] = []
 
             def report(epoch, train_loss, val_loss, _i=i, _pruned=pruned):
                 if math.isnan(val_loss):
@@ -382,7 +383,7 @@ def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str
                        data_checksum(raw), resume=resume, overwrite=overwrite)
     url = storage or default_storage_url(run.path)  # type: ignore[union-attr]
     config["data"] = data_checksum(raw)
-    direction = "maximize" if higher_is_better(metric) else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if higher_is_better(metric) else "minimize"
     store = open_storage(url)
     stored_names = {s.study_name for s in optuna.get_all_study_summaries(store)} if overwrite else set()
     if overwrite and storage is not None and study_name in stored_names:
@@ -464,13 +465,13 @@ def final_comparison(adata: ad.AnnData, model, target: str, best_params: dict, f
             ("default", model, {model: fixed}, {})]
     runs += [("baseline", b, {}, {}) for b in baselines_for(adata, keys.get("condition_key", "condition"),
                                                             keys.get("control", "control")) if b != model]
-    tables = []
+    tables: list[pd.DataFrame] = []
     for config, name, model_params, train_params in runs:
         settings = BenchmarkSettings(**keys, preprocessing=None, model_params=model_params,
                                      train_params=train_params, evaluate_params={"n_bootstrap": n_bootstrap},
                                      device=device)
-        out = run_unit(BenchmarkInputs(adata, settings, specs={model: spec}),
-                       BenchmarkUnit(name, str(target), "balanced", random_state))
-        tables.append(out.table.assign(config=config))
+        unit = run_unit(BenchmarkInputs(adata, settings, specs={model: spec}),
+                        BenchmarkUnit(name, str(target), "balanced", random_state))
+        tables.append(unit.table.assign(config=config))
     out = pd.concat(tables, ignore_index=True)
     return out[["config", *[c for c in out.columns if c != "config"]]]

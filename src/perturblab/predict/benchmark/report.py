@@ -134,7 +134,7 @@ def benchmark_report(table: pd.DataFrame, title: str = "Perturbation-response be
                  "(share of targets below) and separated where their intervals do not overlap.")
         cal = calibration.groupby(["variant", "metric", "gene_set", "model"], observed=True).agg(
             scaled=("scaled", "mean"), calibrated=("calibrated", "mean"),
-            separated=("separated", lambda x: pd.to_numeric(x, errors="coerce").mean())).reset_index()
+            separated=("separated", lambda x: pd.Series(pd.to_numeric(x, errors="coerce")).mean())).reset_index()
         sec.table(cal[cal["metric"].isin(HEADLINE_METRICS)], caption="headline metrics, mean over targets and seeds",
                   max_rows=5000)
         per_metric = cal.groupby(["variant", "metric", "gene_set"], observed=True)[["calibrated", "separated"]].first()

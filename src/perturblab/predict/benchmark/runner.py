@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import pandas as pd
@@ -96,6 +97,7 @@ def model_specs(models, baselines: Sequence[str] | None = None,
     extra = (BASELINES if baselines is None else tuple(baselines)) if include_baselines else ()
     if isinstance(models, str):
         models = [models]
+    given: list[tuple[str | None, Any]]
     if isinstance(models, Mapping):
         given = [(str(k), v) for k, v in models.items()]
     else:

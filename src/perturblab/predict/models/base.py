@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anndata as ad
 import numpy as np
@@ -34,14 +34,14 @@ MODEL_KEY = "perturblab_model"
 SOURCE_KEY = "source_cell"
 
 
-def _deferrable(init):
+def _deferrable(init: Any) -> Any:
     """Wrap a model's ``__init__``: record its constructor parameters (:meth:`PerturbationModel.get_params`), and
     without training cells leave the model unfitted (parameters only) instead of building it."""
     sig = inspect.signature(init)
     data_name = list(sig.parameters)[1] if len(sig.parameters) > 1 else "adata"
 
     @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         if self.__dict__.get("_perturblab_building"):  # a subclass's __init__ calling super().__init__
             return init(self, *args, **kwargs)
         bound = sig.bind_partial(self, *args, **kwargs)
@@ -101,7 +101,7 @@ class PerturbationModel:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "_perturblab_deferrable", False):
-            cls.__init__ = _deferrable(init)  # type: ignore[method-assign]
+            cls.__init__ = _deferrable(init)
 
     def __init__(self, adata: ad.AnnData, condition_key: str = "condition", cell_type_key: str = "cell_type",
                  control: str = "control", stimulated: str = "stimulated", random_state: int = 0):
@@ -199,7 +199,7 @@ PerturbationModel.__init__ = _deferrable(PerturbationModel.__init__)  # type: ig
 class VAEModel(PerturbationModel):
     """Base of the VAE models: network construction, training, latent space, save/load."""
 
-    module_class: type = None
+    module_class: Any = None
     #: training defaults of the anchor (overridable in ``train``)
     train_defaults: ClassVar[dict] = {}
 
