@@ -327,6 +327,18 @@ def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str
 
     Examples
     --------
+    A baseline's number of principal components, two trials (seconds):
+
+    >>> import tempfile
+    >>> from optuna.distributions import IntDistribution
+    >>> from perturblab.predict.tuning import tune
+    >>> res = tune("kang2018", "pca_mean_delta", "B", out=tempfile.mkdtemp(), n_trials=2, n_inner=1,
+    ...            space={"n_components": IntDistribution(5, 20)}, n_top_genes=100, final=False, report=False)
+    >>> sorted(res.best_params), len(res.trials)
+    (['n_components'], 2)
+
+    scGen, 30 trials (hours on a CPU):
+
     >>> import perturblab as plab
     >>> res = plab.predict.tuning.tune("kang2018", "scgen", "CD14 Mono", out="results/tune",
     ...                                n_trials=30)  # doctest: +SKIP

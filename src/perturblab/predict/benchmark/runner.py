@@ -253,6 +253,14 @@ def run_benchmark(data, out=None, models: Sequence[str] = ("scgen", "scpram"), t
     --------
     >>> import perturblab as plab
     >>> from perturblab.predict.benchmark import BenchmarkSettings, run_benchmark
+    >>> fast = BenchmarkSettings(preprocessing=plab.predict.Preprocessing(n_top_genes=100),
+    ...                          evaluate_params={"n_bootstrap": 0})
+    >>> res = run_benchmark("kang2018", models=["mean_delta"], targets=["B"], variants=["balanced"], settings=fast)
+    >>> sorted(set(res.table["model"]))
+    ['ceiling', 'identity', 'linear', 'matching_mean', 'mean_delta', 'pca_mean_delta', 'train_mean']
+
+    scGen on one target, results kept in a folder:
+
     >>> res = run_benchmark("kang2018", "results/bench", models=["scgen"], targets=["B"],
     ...                     settings=BenchmarkSettings(train_params={"scgen": {"max_epochs": 5}}))  # doctest: +SKIP
     >>> res.ranking.head()  # doctest: +SKIP
