@@ -86,7 +86,7 @@ def test_prediction_and_combined_cells_say_their_source(cells, kang_small):
 
 
 def test_pl_cells_figures(cells):
-    split, preds, both = cells
+    split, _, both = cells
     axes = pl.mean_var_scatter(both, degs=list(both.var_names[:5]))
     assert len(axes) == 2 and axes[0].get_title().startswith("mean_delta\nR2 ")
     assert axes[0].collections[0].get_offsets().shape[0] == both.n_vars - 5  # non-DEG genes, one point each
