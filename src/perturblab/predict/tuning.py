@@ -33,7 +33,7 @@ from ..exceptions import InputError, SettingsMismatchError
 from .benchmark.stats import higher_is_better
 from .data import check_conditions, loco_split, loco_targets, prepare
 from .evaluate import evaluate
-from .models import VAEModel
+from .models import VAEModel, make_model
 from .models.registry import ModelSpec, resolve_model
 from .tuning_space import search_space, split_params, suggest
 from .tuning_storage import default_storage_url, open_storage, safe_url
@@ -160,8 +160,8 @@ class NestedLocoObjective:
         scores = []
         for i, inner in enumerate(self.inner_targets):
             split = loco_split(self.train, inner, **self.keys)
-            model = spec.build(split.train, **{**self.fixed_params, **model_params, **self.keys,
-                                               "random_state": self.random_state})
+            model = make_model(spec, split.train, **{**self.fixed_params, **model_params, **self.keys,
+                                                     "random_state": self.random_state})
             pruned: list[int] = []
 
             def report(epoch, train_loss, val_loss, _i=i, _pruned=pruned):
