@@ -92,7 +92,7 @@ def test_plugin_model_through_predict_on_a_users_h5ad(plugin, kang_renamed, tmp_
                                                               "params": {}}
 
 
-def test_plugin_model_through_benchmark_and_tune(plugin, kang_renamed, tmp_path):
+def test_plugin_model_through_benchmark(plugin, kang_renamed, tmp_path):
     data = tmp_path / "mine.h5ad"
     kang_renamed.write_h5ad(data)
     bench = CliRunner().invoke(_app(), ["benchmark", "--data", str(data), "--out", str(tmp_path / "bench"),
@@ -101,6 +101,11 @@ def test_plugin_model_through_benchmark_and_tune(plugin, kang_renamed, tmp_path)
     assert bench.exit_code == 0, bench.output
     table = pd.read_parquet(tmp_path / "bench" / "benchmark.parquet")
     assert "scaled_shift" in set(table["model"])
+
+
+def test_plugin_model_through_tune(plugin, kang_renamed, tmp_path):
+    data = tmp_path / "mine.h5ad"
+    kang_renamed.write_h5ad(data)
     tune = CliRunner().invoke(_app(), ["tune", "--data", str(data), "--out", str(tmp_path / "tune"), "--model",
                                        "scaled_shift", "--target", "B", "--n-trials", "2", "--n-inner", "1",
                                        "--min-cells", "20", "--n-bootstrap", "0", "--n-top-genes", "100",
@@ -123,7 +128,8 @@ def test_unfitted_instances_run_and_enter_the_fingerprint(kang_renamed, tmp_path
     assert not half.is_fitted and half.get_params() == {"scale": 0.5}
     with pytest.raises(NotFittedError, match="without training cells"):
         half.predict(adata)
-    res = run_loco(adata, {"half": half, "whole": ScaledShift}, ["B"], out=tmp_path / "run", settings=settings)
+    res = run_loco(adata, {"half": half, "whole": ScaledShift}, ["B"], out=tmp_path / "run", settings=settings,
+                   report=False)
     assert not half.is_fitted  # each unit builds its own model; the instance stays a template
     pred_half, pred_whole = res.predictions[("B", "half")], res.predictions[("B", "whole")]
     ctrl = res.splits["B"].target_ctrl.X
@@ -132,7 +138,7 @@ def test_unfitted_instances_run_and_enter_the_fingerprint(kang_renamed, tmp_path
     assert set(pred_half.obs["perturblab_source"]) == {"predicted"} and set(pred_half.obs["perturblab_model"]) == {
         "half"}
     again = run_loco(adata, {"half": ScaledShift(scale=0.5), "whole": ScaledShift}, ["B"], out=tmp_path / "run",
-                     settings=settings, resume=True)
+                     settings=settings, resume=True, report=False)
     assert again.summary["n_units_run"] == 0
     with pytest.raises(SettingsMismatchError, match="model_specs.half.params.scale: 0.5 -> 0.7"):
         run_loco(adata, {"half": ScaledShift(scale=0.7), "whole": ScaledShift}, ["B"], out=tmp_path / "run",
@@ -167,8 +173,11 @@ def test_a_baseline_that_does_not_apply_is_a_row_with_a_note(kang, tmp_path):
     """Regression: the linear baseline with one training cell type used to abort the whole run."""
     from perturblab.predict import prepare
 
-    two = kang[kang.obs["cell_type"].isin(["B", "CD14 Mono"])].copy()
-    adata = prepare(two, n_top_genes=60)
+    rng = np.random.default_rng(0)
+    ct, cond = kang.obs["cell_type"].astype(str).to_numpy(), kang.obs["condition"].astype(str).to_numpy()
+    keep = [rng.choice(np.flatnonzero((ct == t) & (cond == c)), size=40, replace=False)
+            for t in ("B", "CD14 Mono") for c in ("control", "stimulated")]
+    adata = prepare(kang[np.sort(np.concatenate(keep))].copy(), n_top_genes=60)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = run_loco(adata, ["identity"], ["B"], out=tmp_path / "two", settings=BenchmarkSettings(**FAST))
@@ -181,3 +190,12 @@ def test_a_baseline_that_does_not_apply_is_a_row_with_a_note(kang, tmp_path):
     summary = pd.read_parquet(tmp_path / "two" / "summary.parquet").set_index("model")
     assert "at least 2 training cell types" in summary.loc["linear", "note"]
     assert (tmp_path / "two" / "report.html").exists()
+    # the benchmark's ranking, paired tests and report take the NaN rows too
+    from perturblab.predict.benchmark import run_benchmark
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PerturblabWarning)
+        bench = run_benchmark(adata, tmp_path / "bench", models=["identity"], targets=["B"], variants=["balanced"],
+                              settings=BenchmarkSettings(**FAST))
+    assert bench.table[bench.table["model"] == "linear"]["value"].isna().all()
+    assert "mean_delta" in set(bench.ranking["model"]) and (tmp_path / "bench" / "report.html").exists()
