@@ -57,8 +57,8 @@ def combine_cells(predicted, control: ad.AnnData | None = None, real: ad.AnnData
     >>> split = plab.predict.loco_split(adata, "B")
     >>> pred = plab.predict.make_model("mean_delta", split.train).predict(split.target_ctrl)
     >>> cells = plab.predict.combine_cells(pred, split.target_ctrl, split.target_stim)
-    >>> cells.obs["perturblab_source"].value_counts().to_dict()
-    {'predicted': 102, 'real': 102, 'control': 94}
+    >>> dict(sorted(cells.obs["perturblab_source"].value_counts().items()))
+    {'control': 95, 'predicted': 95, 'real': 116}
     """
     preds = dict(predicted) if isinstance(predicted, Mapping) else {None: predicted}
     parts = []
@@ -67,9 +67,10 @@ def combine_cells(predicted, control: ad.AnnData | None = None, real: ad.AnnData
     if real is not None:
         parts.append(_tagged(real, "real", ""))
     for name, p in preds.items():
-        label = str(name) if name is not None else str(p.uns.get(MODEL_KEY, p.obs.get(MODEL_KEY, pd.Series(
-            ["model"])).iloc[0] if len(p.obs) else "model"))
-        parts.append(_tagged(p, "predicted", label))
+        if name is None:
+            from_obs = str(p.obs[MODEL_KEY].iloc[0]) if MODEL_KEY in p.obs and p.n_obs else "model"
+            name = p.uns.get(MODEL_KEY, from_obs)
+        parts.append(_tagged(p, "predicted", str(name)))
     if not parts or sum(p.n_obs for p in parts) == 0:
         raise InputError("no cells to combine; pass at least one prediction with cells")
     genes = parts[0].var_names
