@@ -335,10 +335,3 @@ def _ceiling_unit(unit: BenchmarkUnit, split, eval_kwargs: dict, inputs: Benchma
     table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=0, protocol=settings.protocol)
     return UnitOutput(table, training, empty, None, arrays)
 
-
-def check_models(models) -> list[str]:
-    """The names of ``models`` (names of :data:`perturblab.predict.MODELS`, checked with "did you mean", model
-    instances or classes: see :func:`perturblab.predict.models.resolve_models`)."""
-    from ..models.registry import resolve_models
-
-    return list(resolve_models(models))
