@@ -143,6 +143,8 @@ def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[st
     settings = settings or BenchmarkSettings()
     if table_format not in TABLE_FORMATS:
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+    if len(models):
+        model_specs(models, include_baselines=False)  # unknown names fail before the data load
     raw = datasets.load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)

@@ -273,6 +273,8 @@ def run_benchmark(data, out=None, models: Sequence[str] = ("scgen", "scpram"), t
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
     from ... import datasets
 
+    if len(models):
+        model_specs(models, include_baselines=False)  # unknown names fail before the data load
     raw = datasets.load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
