@@ -137,6 +137,11 @@ def test_unfitted_instances_run_and_enter_the_fingerprint(kang_renamed, tmp_path
     np.testing.assert_allclose(pred_half.X - ctrl, 0.5 * (pred_whole.X - ctrl), atol=1e-5)
     assert set(pred_half.obs["perturblab_source"]) == {"predicted"} and set(pred_half.obs["perturblab_model"]) == {
         "half"}
+    cells = res.to_adata("B")
+    n_ctrl, n_stim = res.splits["B"].target_ctrl.n_obs, res.splits["B"].target_stim.n_obs
+    assert (cells.obs["perturblab_source"] == "real").sum() == n_stim
+    assert (cells.obs["perturblab_model"] == "half").sum() == n_ctrl
+    assert (cells.obs["perturblab_source"] == "control").sum() == n_ctrl
     again = run_loco(adata, {"half": ScaledShift(scale=0.5), "whole": ScaledShift}, ["B"], out=tmp_path / "run",
                      settings=settings, resume=True, report=False)
     assert again.summary["n_units_run"] == 0

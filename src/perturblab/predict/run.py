@@ -78,6 +78,25 @@ class LocoResult:
     target_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    def to_adata(self, target: str):
+        """The control, real stimulated and every model's predicted cells of ``target`` in one AnnData
+        (:func:`perturblab.predict.combine_cells`: ``obs["perturblab_source"]`` is control / real / predicted,
+        ``obs["perturblab_model"]`` names the model), for scanpy, :func:`perturblab.predict.distance` and
+        :mod:`perturblab.predict.pl`.
+
+        Raises
+        ------
+        UnknownNameError
+            A target that was not held out in this run.
+        """
+        from .._validation import check_values_present
+        from .cells import combine_cells
+
+        check_values_present([str(target)], list(self.splits), "target (held out in this run)")
+        split = self.splits[str(target)]
+        preds = {m: p for (t, m), p in self.predictions.items() if t == str(target)}
+        return combine_cells(preds, split.target_ctrl, split.target_stim)
+
 
 def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
              out=None, settings: BenchmarkSettings | None = None, random_state: int = 0, n_jobs: int = 1,
