@@ -48,7 +48,7 @@ def test_basic_interval_covers_the_infinite_cell_value_at_moderate_bias():
     mu_p = mu_s + rng.normal(0, 0.25, G)
     theta = _r2(mu_p, mu_s)
     hits = 0
-    for rep in range(150):
+    for _ in range(150):
         P, S = mu_p + rng.normal(0, 0.5, (n, G)), mu_s + rng.normal(0, 0.5, (n, G))
         est = float(_r2(P.mean(0), S.mean(0)))
         ip, is_ = rng.integers(0, n, (B, n)), rng.integers(0, n, (B, n))

@@ -77,7 +77,8 @@ def test_scgen_decoder_layouts(tmp_path, split):
     spec = ScGen(split.train, n_layers=2, decoder_batch_norm=True, **TINY)
     assert n_bn(spec.module.decoder) == 2
     anchor_depth = ScGen(split.train, n_layers=2, decoder_hidden_layers=1, **TINY)
-    assert n_linear(anchor_depth.module.decoder) == 2 and anchor_depth.module.decoder[-1].out_features == split.train.n_vars
+    assert n_linear(anchor_depth.module.decoder) == 2
+    assert anchor_depth.module.decoder[-1].out_features == split.train.n_vars
     linear = ScGen(split.train, n_layers=2, decoder_hidden_layers=0, **TINY)
     assert isinstance(linear.module.decoder[-1], torch.nn.Linear) and n_linear(linear.module.decoder) == 1
     with pytest.raises(ValueError, match="decoder_hidden_layers must be >= 0"):

@@ -7,7 +7,7 @@ import pytest
 
 from perturblab.exceptions import RunFailedError, SettingsMismatchError, UnknownNameError
 from perturblab.predict import BASELINES
-from perturblab.predict.benchmark import BenchmarkUnit, benchmark_units, run_benchmark, runner
+from perturblab.predict.benchmark import benchmark_units, run_benchmark, runner
 from perturblab.runs import UnitStore
 
 KEYS = ["model", "target", "variant", "seed", "metric", "gene_set"]

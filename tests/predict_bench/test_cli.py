@@ -34,7 +34,8 @@ def test_benchmark_command_writes_table_and_report_and_resumes(kang_small_counts
     scgen = CliRunner().invoke(app, [*args, "--protocol", "scgen", "--overwrite"])
     assert scgen.exit_code == 0 and "protocol scgen" in scgen.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["protocol"] == "scgen" and summary["data"]["normalisation"].startswith("normalize_total to the 1e4")
+    assert summary["protocol"] == "scgen" and summary["data"]["normalisation"].startswith(
+        "normalize_total to the 10000 counts")
     bad = CliRunner().invoke(app, [*args[:-2], "--n-top-genes", "100", "--target", "Unicorn", "--overwrite"])
     assert bad.exit_code == 2 and "unknown cell type" in bad.output and "'Unicorn'" in bad.output
     frac = CliRunner().invoke(app, [*args, "--fraction", "1.5", "--overwrite"])

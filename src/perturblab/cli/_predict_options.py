@@ -11,6 +11,7 @@ from ._common import str_enum
 __all__ = [
     "BUILTIN_MODELS",
     "CellTypeKey",
+    "ListModels",
     "ConditionKey",
     "Control",
     "MaxEpochs",
@@ -25,7 +26,35 @@ __all__ = [
 
 #: The models that ship with perturblab (listed in --help; registered models are accepted too).
 BUILTIN_MODELS = ("scgen, scpram, scpram_first_cell, ot_shift, scgen_unbalanced (a trained model: scGen without "
-                  "balancing), and the baselines")
+                  "balancing), and the baselines; models of installed plugins too (see --list-models)")
+
+
+def model_lines() -> list[str]:
+    """One line per model of :data:`perturblab.predict.MODELS`: name, class, fixed parameters, and whether it is
+    a baseline, built in, or registered (plugins and :func:`perturblab.predict.register_model`)."""
+    from ..predict.models import BASELINES, MODELS
+
+    lines = []
+    for name in MODELS:
+        cls, fixed = MODELS[name]
+        kind = "registered"
+        if name in MODELS.builtin_names:
+            kind = "baseline" if name in (*BASELINES, "additive") else "built-in"
+        extra = f" {fixed}" if fixed else ""
+        lines.append(f"{name}\t{kind}\t{cls.__module__}.{cls.__qualname__}{extra}")
+    return lines
+
+
+def _list_models(value: bool) -> None:
+    if value:
+        for line in model_lines():
+            typer.echo(line)
+        raise typer.Exit(0)
+
+
+ListModels = Annotated[bool, typer.Option("--list-models", is_eager=True, callback=_list_models,
+                                          help="List the models (built-in, baselines, registered and plugin "
+                                          "models) and exit.")]
 
 ProtocolName = str_enum("ProtocolName", ("perturblab", "scgen"))
 ProtocolOption = Annotated[ProtocolName, typer.Option(  # type: ignore[valid-type]

@@ -29,6 +29,7 @@ from ._predict_options import (
     CellTypeKey,
     ConditionKey,
     Control,
+    ListModels,
     MaxEpochs,
     MinCells,
     Model,
@@ -48,11 +49,11 @@ Variant = str_enum("Variant", ("balanced", "unbalanced", "proportion_shift"))
 def benchmark_cmd(
     out: Out,
     data: Data = "kang2018",
-    model: Model = ["scgen", "scpram"],  # noqa: B006
-    target: Target = ["all"],  # noqa: B006
-    seed: Annotated[list[int], typer.Option("--seed", help="Seed (repeat).")] = [0],  # noqa: B006
+    model: Model = ["scgen", "scpram"],
+    target: Target = ["all"],
+    seed: Annotated[list[int], typer.Option("--seed", help="Seed (repeat).")] = [0],
     variant: Annotated[list[Variant], typer.Option(  # type: ignore[valid-type]
-        "--variant", help="Dataset variant (repeat).")] = list(Variant),  # noqa: B008
+        "--variant", help="Dataset variant (repeat).")] = list(Variant),
     fraction: Annotated[float, typer.Option(help="unbalanced: share of stimulated training cells kept per cell "
                                             "type, in (0, 1].")] = 0.2,
     min_fraction: Annotated[float, typer.Option(help="proportion_shift: lowest share drawn per cell type, "
@@ -74,6 +75,7 @@ def benchmark_cmd(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    list_models: ListModels = False,
 ) -> None:
     """Benchmark perturbation-response models (leave-one-cell-type-out) and write a tidy table and a report.
 

@@ -25,6 +25,7 @@ from ._predict_options import (
     CellTypeKey,
     ConditionKey,
     Control,
+    ListModels,
     MaxEpochs,
     MinCells,
     Model,
@@ -42,8 +43,8 @@ from ._predict_options import (
 def predict_cmd(
     out: Out,
     data: Data = "kang2018",
-    model: Model = ["scgen"],  # noqa: B006
-    target: Target = ["CD14 Mono"],  # noqa: B006
+    model: Model = ["scgen"],
+    target: Target = ["CD14 Mono"],
     protocol: ProtocolOption = ProtocolName("perturblab"),  # type: ignore[assignment]
     n_top_genes: NTopGenes = 2000,
     max_epochs: MaxEpochs = None,
@@ -62,6 +63,7 @@ def predict_cmd(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    list_models: ListModels = False,
 ) -> None:
     """Train, predict and evaluate perturbation-response models (baselines always beside them); write tables,
     summary.json and report.html.

@@ -28,6 +28,7 @@ from ._predict_options import (
     CellTypeKey,
     ConditionKey,
     Control,
+    ListModels,
     MinCells,
     NTopGenes,
     Stimulated,
@@ -39,8 +40,8 @@ from ._predict_options import (
 def tune_cmd(
     out: Out,
     data: Data = "kang2018",
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune: scgen, scpram or scpram_first_cell.")]
-    = "scgen",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune: scgen, scpram, scpram_first_cell, or a "
+                                       "registered model with a search_space (see --list-models).")] = "scgen",
     target: Annotated[str, typer.Option("--target", "-t", help="Held-out cell type; its stimulated cells never "
                                         "reach the objective.")] = "CD14 Mono",
     n_trials: Annotated[int, typer.Option(help="Finished trials the study must hold (a resumed study runs the "
@@ -69,6 +70,7 @@ def tune_cmd(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
+    list_models: ListModels = False,
 ) -> None:
     """Tune a model with Optuna (TPE, median pruning) by nested leave-one-cell-type-out, then compare the tuned
     model with the default model and the baselines on the held-out target.

@@ -268,12 +268,16 @@ def evaluate(pred, real_stim, ctrl, n_degs: int = 100, ks=(50, 100, 200), n_pcs:
 
     Examples
     --------
-    >>> import perturblab as plab                                                # doctest: +SKIP
-    >>> split = plab.predict.loco_split(adata, "B")                              # doctest: +SKIP
-    >>> model = plab.predict.make_model("mean_delta", split.train)               # doctest: +SKIP
-    >>> table = plab.predict.evaluate(model.predict(split.target_ctrl), split.target_stim,
-    ...                               split.target_ctrl,
-    ...                               perturbed_reference=plab.predict.perturbed_centroid(split.train))  # doctest: +SKIP
+    >>> import perturblab as plab
+    >>> adata = plab.predict.prepare(plab.datasets.kang2018(), n_top_genes=200)
+    >>> split = plab.predict.loco_split(adata, "B")
+    >>> model = plab.predict.make_model("mean_delta", split.train)
+    >>> table = plab.predict.evaluate(model.predict(split.target_ctrl), split.target_stim, split.target_ctrl,
+    ...                               n_bootstrap=20,
+    ...                               perturbed_reference=plab.predict.perturbed_centroid(split.train))
+    >>> r2 = table.set_index(["metric", "gene_set"]).loc[("r2_pearson_mean", "all"), "value"]
+    >>> bool(0 < r2 <= 1)
+    True
     """
     for name, a in (("real_stim", real_stim), ("ctrl", ctrl)):
         if list(a.var_names) != list(pred.var_names):
@@ -324,8 +328,9 @@ def evaluate(pred, real_stim, ctrl, n_degs: int = 100, ks=(50, 100, 200), n_pcs:
         iv = bootstrap_interval(float(value), draws[(metric, gset)], ci=ci, method=ci_method,
                                 min_cells=min_cells, n_cells=n_cells)
         lo, hi = metric_bounds(metric)
-        rows.append({"metric": metric, "gene_set": gset, "value": float(value), "ci_low": float(np.clip(iv.low, lo, hi)),
-                     "ci_high": float(np.clip(iv.high, lo, hi)), "n_bootstrap": int(n_bootstrap), "definition": definition(metric),
+        rows.append({"metric": metric, "gene_set": gset, "value": float(value),
+                     "ci_low": float(np.clip(iv.low, lo, hi)), "ci_high": float(np.clip(iv.high, lo, hi)),
+                     "n_bootstrap": int(n_bootstrap), "definition": definition(metric),
                      "ci_method": iv.method if n_bootstrap else "none", "ci_flag": iv.flag, "bias": iv.bias,
                      "paired": src is not None})
     logger.debug("evaluated %d metrics with %d resamples (paired=%s)", len(rows), n_bootstrap, src is not None)

@@ -155,7 +155,8 @@ def summarise_target(pred, real_stim, ctrl, n_bootstrap: int = 100, paired="auto
         if de_resample:
             boot_n.append(_nsig(p, s, c, fdr))
     cm = C.mean(0)
-    counts = tuple(float(v) for v in (nsig if nsig is not None else _nsig(P, S, C, fdr)))
+    known = nsig if nsig is not None else _nsig(P, S, C, fdr)
+    counts = (float(known[0]), float(known[1]))
     shape = (0, len(genes))
     return TargetSummary(genes, P.mean(0) - cm, S.mean(0) - cm,
                          np.asarray(boot_p) if boot_p else np.zeros(shape), np.asarray(boot_r) if boot_r else
@@ -219,7 +220,8 @@ def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, 
     if len(targets) < 2:
         raise InputError(f"metrics over targets need at least 2 targets, got {len(targets)}")
     seeds = np.random.SeedSequence(random_state).spawn(len(targets))
-    summaries = {t: summarise_target(*groups[t], n_bootstrap=n_bootstrap, paired=paired, layer=layer, fdr=fdr,
+    summaries = {t: summarise_target(groups[t][0], groups[t][1], groups[t][2], n_bootstrap=n_bootstrap,
+                                     paired=paired, layer=layer, fdr=fdr,
                                      de_resample=de_resample, random_state=int(seed.generate_state(1)[0]), name=t)
                  for t, seed in zip(targets, seeds, strict=True)}
     return targets_table(summaries, ci=ci, ci_method=ci_method, exclude=exclude)
@@ -264,8 +266,9 @@ def targets_table(summaries: Mapping[str, TargetSummary], ci: float = 0.95, ci_m
             draws[m].append(v)
     de_resampled = n_bootstrap > 0 and all(s.boot_nsig is not None and len(s.boot_nsig) >= n_bootstrap
                                            for s in sums)
-    draws_de = ([MD.de_spearman_sig(np.array([s.boot_nsig[b, 0] for s in sums]),
-                                    np.array([s.boot_nsig[b, 1] for s in sums])) for b in range(n_bootstrap)]
+    boot_nsig = [np.asarray(s.boot_nsig) for s in sums] if de_resampled else []
+    draws_de = ([MD.de_spearman_sig(np.array([bn[b, 0] for bn in boot_nsig]),
+                                    np.array([bn[b, 1] for bn in boot_nsig])) for b in range(n_bootstrap)]
                 if de_resampled else [])
 
     is_paired = all(s.paired for s in sums)

@@ -32,7 +32,7 @@ def _overlap(real: DEResult, pred: DEResult, k: int | None, fdr: float, on: str)
         raise ValueError(f"N must be >= 1 or None (the number of significant genes), got {k}")
     r, p = real.ranked_significant(fdr), pred.ranked_significant(fdr)
     size = r.size if on == "real" else p.size
-    k_eff = min(size if not k else k, size)
+    k_eff = min(k if k else size, size)
     if k_eff == 0:
         return 0.0
     return float(np.intersect1d(r[:k_eff], p[:k_eff]).size / k_eff)

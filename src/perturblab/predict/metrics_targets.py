@@ -90,4 +90,4 @@ def centroid_accuracy(pred_centroids, real_centroids) -> np.ndarray:
     D = cdist(P, R, "euclidean")
     own = np.diag(D)
     T = P.shape[0]
-    return ((D > own[:, None]).sum(axis=1)) / (T - 1)
+    return ((own[:, None] < D).sum(axis=1)) / (T - 1)

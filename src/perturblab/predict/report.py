@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ..report import Report
-from . import plotting
+from . import pl
+from .cells import combine_cells
 from .evaluate import rank_degs
 
 __all__ = ["KEY_METRICS", "format_value", "summary_table", "versus_baseline", "build_report"]
@@ -38,7 +39,8 @@ def format_value(row) -> str:
 
 def summary_table(metrics: pd.DataFrame, training: pd.DataFrame | None = None) -> pd.DataFrame:
     """Wide table, one row per (target, model): key metrics as :func:`format_value` ("value [ci_low, ci_high]",
-    or the value and why its interval is not shown), the interval method, plus training."""
+    or the value and why its interval is not shown), the interval method, plus training; ``note`` says why a
+    model gave no metrics (not applicable to the data)."""
     rows = []
     for (target, model), g in metrics.groupby(["target", "model"], sort=False):
         v = g.set_index(["metric", "gene_set"])
@@ -50,6 +52,8 @@ def summary_table(metrics: pd.DataFrame, training: pd.DataFrame | None = None) -
                 row[f"{key[0]} ({key[1]})"] = format_value(r)
         if "ci_method" in g:
             row["ci_method"] = ", ".join(sorted(set(g["ci_method"].astype(str)) - {"none"})) or "none"
+        if "note" in g and g["note"].notna().any():
+            row["note"] = str(g["note"].dropna().iloc[0])
         rows.append(row)
     out = pd.DataFrame(rows)
     if training is not None and len(training):
@@ -142,15 +146,19 @@ def build_report(result, title: str = "Perturbation-response prediction", n_viol
         s.table(sub[[c for c in cols if c in sub]], caption="All metrics (definitions in metrics.parquet)",
                 max_rows=5000)
         degs = rank_degs(split.target_stim.X, split.target_ctrl.X, split.target_stim.var_names, use_scanpy=True)
-        s.figure(plotting.mean_var_scatter(preds, split.target_stim, degs=degs[:100]),
-                 caption="Per-gene means: predicted vs real stimulated (red: real top-100 DEGs)")
-        s.figure(plotting.mean_var_scatter(preds, split.target_stim, degs=degs[:100], stat="var"),
-                 caption="Per-gene variances: predicted vs real stimulated")
-        s.figure(plotting.pca_scatter(preds, split.target_stim, split.target_ctrl),
-                 caption="PCA fitted on the real cells only; predicted cells projected")
-        s.figure(plotting.deg_violins(preds, split.target_stim, split.target_ctrl, degs[:n_violin]),
-                 caption=f"Top {n_violin} real DEGs")
+        if sub["value"].notna().any() and ((sub["metric"] == "r2_pearson_mean") & (sub["gene_set"] == "all")).any():
+            s.figure(pl.metric_bars(sub, target=target).figure,
+                     caption="R2 of the gene means (all genes) per model, with its 95% interval")
+        if preds:
+            cells = combine_cells(preds, split.target_ctrl, split.target_stim)
+            s.figure(pl.mean_var_scatter(cells, degs=degs[:100])[0].figure,
+                     caption="Per-gene means: predicted vs real stimulated (red: real top-100 DEGs)")
+            s.figure(pl.mean_var_scatter(cells, degs=degs[:100], stat="var")[0].figure,
+                     caption="Per-gene variances: predicted vs real stimulated")
+            s.figure(pl.pca_overlay(cells)[0].figure,
+                     caption="PCA fitted on the real cells only; predicted cells projected")
+            s.figure(pl.deg_violins(cells, degs[:n_violin])[0].figure, caption=f"Top {n_violin} real DEGs")
         hists = {m: h for (t, m), h in result.histories.items() if t == target and len(h.history)}
         if hists:
-            s.figure(plotting.training_curves(hists), caption="Training objective per epoch (dotted: kept epoch)")
+            s.figure(pl.training_curves(hists).figure, caption="Training objective per epoch (dotted: kept epoch)")
     return rep

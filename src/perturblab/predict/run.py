@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from .benchmark.runner import (
     _targets,
     benchmark_units,
     execute_benchmark,
+    model_fingerprint,
+    model_specs,
     prepare_input,
 )
 from .benchmark.tables import collect
@@ -76,8 +78,27 @@ class LocoResult:
     target_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    def to_adata(self, target: str):
+        """The control, real stimulated and every model's predicted cells of ``target`` in one AnnData
+        (:func:`perturblab.predict.combine_cells`: ``obs["perturblab_source"]`` is control / real / predicted,
+        ``obs["perturblab_model"]`` names the model), for scanpy, :func:`perturblab.predict.distance` and
+        :mod:`perturblab.predict.pl`.
 
-def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
+        Raises
+        ------
+        UnknownNameError
+            A target that was not held out in this run.
+        """
+        from .._validation import check_values_present
+        from .cells import combine_cells
+
+        check_values_present([str(target)], list(self.splits), "target (held out in this run)")
+        split = self.splits[str(target)]
+        preds = {m: p for (t, m), p in self.predictions.items() if t == str(target)}
+        return combine_cells(preds, split.target_ctrl, split.target_stim)
+
+
+def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[str] | None = ("CD14 Mono",), *,
              out=None, settings: BenchmarkSettings | None = None, random_state: int = 0, n_jobs: int = 1,
              scheduler=None, resume: bool = False, overwrite: bool = False, table_format: str = "parquet",
              report: bool = True) -> LocoResult:
@@ -91,7 +112,11 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
         (``"kang2018"``) or an ``.h5ad`` path; already log-normalised cells when ``settings.preprocessing`` is
         None.
     models
-        Names of :data:`perturblab.predict.MODELS`; the baselines (:func:`perturblab.predict.baselines_for`:
+        Names of :data:`perturblab.predict.MODELS` (built-in, registered with
+        :func:`~perturblab.predict.register_model` or by a ``perturblab.models`` plugin), unfitted model instances
+        (``ScGen(n_latent=10)``), model classes, or a ``{name: model}`` mapping; an instance's class and
+        parameters enter the run's fingerprint (a changed model is not reused on ``resume``). The baselines
+        (:func:`perturblab.predict.baselines_for`:
         :data:`~perturblab.predict.BASELINES`, and ``additive`` where the data hold combinations) and the data
         ceiling are always added.
     targets
@@ -137,14 +162,18 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
     settings = settings or BenchmarkSettings()
     if table_format not in TABLE_FORMATS:
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
+    if len(models):
+        model_specs(models, include_baselines=False)  # unknown names fail before the data load
     raw = datasets.load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
     base = baselines_for(adata, settings.condition_key, settings.control)
-    units = benchmark_units(models, targets, [random_state], ["balanced"], baselines=base)
+    specs = model_specs(models, base)
+    units = benchmark_units(specs, targets, [random_state], ["balanced"], baselines=base)
     names = list(dict.fromkeys(u.model for u in units if u.model != CEILING))
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-predict-") if out is None else None
-    run_settings = {"models": names, "targets": targets, "seed": int(random_state), **settings.fingerprint()}
+    run_settings = {"models": names, "targets": targets, "seed": int(random_state), **settings.fingerprint(),
+                    **model_fingerprint(specs)}
     checksum = data_checksum(raw)
     run = open_run(tmp.name if tmp else out, "predict", run_settings, checksum, resume=resume,
                    overwrite=overwrite)
@@ -152,7 +181,7 @@ def run_loco(data, models: Sequence[str] = ("scgen",), targets: Sequence[str] | 
              settings.protocol)
     store = UnitStore(run)
     n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler,
-                              keep_predictions=True)
+                              keep_predictions=True, specs=specs)
     got = collect(store, units, list(adata.var_names), ["balanced"], keep_predictions=True)
     training = got.training
     result = LocoResult(

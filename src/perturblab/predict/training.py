@@ -11,6 +11,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ class TrainingHistory:
     wall_time_s: float = 0.0
 
 
-def fit_module(module: torch.nn.Module, X: np.ndarray, *, max_epochs: int, batch_size: int, lr: float,
+def fit_module(module: Any, X: np.ndarray, *, max_epochs: int, batch_size: int, lr: float,
                weight_decay: float, adam_eps: float = 1e-8, grad_clip: float | None = None,
                validation_fraction: float = 0.1, early_stopping: bool = True, patience: int = 25,
                min_delta: float = 0.0, callback: EpochCallback | None = None, random_state: int = 0,

@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -32,7 +33,8 @@ from ..exceptions import InputError, SettingsMismatchError
 from .benchmark.stats import higher_is_better
 from .data import check_conditions, loco_split, loco_targets, prepare
 from .evaluate import evaluate
-from .models import MODELS, VAEModel, make_model
+from .models import VAEModel, make_model
+from .models.registry import ModelSpec, resolve_model
 from .tuning_space import search_space, split_params, suggest
 from .tuning_storage import default_storage_url, open_storage, safe_url
 
@@ -41,8 +43,8 @@ __all__ = ["NestedLocoObjective", "tune", "TuningResult", "prepare_without_targe
 _KEY_NAMES = ("condition_key", "cell_type_key", "control", "stimulated")
 
 
-def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | None = 2000, condition_key: str = "condition",
-                           cell_type_key: str = "cell_type", control: str = "control",
+def prepare_without_target(adata: ad.AnnData, target: str, n_top_genes: int | None = 2000,
+                           condition_key: str = "condition", cell_type_key: str = "cell_type", control: str = "control",
                            stimulated: str = "stimulated", flavor: str = "seurat") -> ad.AnnData:
     """Like :func:`perturblab.predict.prepare`, but the HVGs are chosen without the target's stimulated cells.
 
@@ -103,7 +105,8 @@ class NestedLocoObjective:
         The outer training cells (log-normalised): ``loco_split(adata, target).train``; it must
         not contain the outer target's stimulated cells.
     model
-        Model name of :data:`perturblab.predict.MODELS`.
+        Model name of :data:`perturblab.predict.MODELS`, an unfitted model instance or a
+        :class:`~perturblab.predict.models.ModelSpec`.
     inner_targets
         Training cell types held out in turn inside each trial.
     space
@@ -131,7 +134,7 @@ class NestedLocoObjective:
     """
 
     train: ad.AnnData
-    model: str
+    model: str | ModelSpec
     inner_targets: list
     space: dict
     metric: str = "r2_pearson_mean"
@@ -152,13 +155,14 @@ class NestedLocoObjective:
             torch.set_num_threads(self.torch_threads)
         model_params, train_params = split_params(suggest(trial, self.space))
         sign = 1.0 if not higher_is_better(self.metric) else -1.0
-        is_vae = issubclass(MODELS[self.model][0], VAEModel)
+        spec = resolve_model(self.model)
+        is_vae = issubclass(spec.cls, VAEModel)
         scores = []
         for i, inner in enumerate(self.inner_targets):
             split = loco_split(self.train, inner, **self.keys)
-            model = make_model(self.model, split.train, **{**self.fixed_params, **model_params, **self.keys,
-                                                           "random_state": self.random_state})
-            pruned = []
+            model = make_model(spec, split.train, **{**self.fixed_params, **model_params, **self.keys,
+                                                     "random_state": self.random_state})
+            pruned: list[int] = []
 
             def report(epoch, train_loss, val_loss, _i=i, _pruned=pruned):
                 if math.isnan(val_loss):
@@ -240,7 +244,7 @@ class TuningResult:
     out_dir: Path | None = None
 
 
-def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage: str | None = None,
+def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str | None = None,
          study_name: str | None = None, space: dict | None = None, metric: str = "r2_pearson_mean",
          gene_set: str = "all", n_inner: int = 3, min_cells: int = 30, max_epochs: int = 100,
          validation_fraction: float = 0.1, fixed_params: dict | None = None, pruner=None, n_jobs: int = 1,
@@ -258,7 +262,10 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
         and the ``n_top_genes`` HVGs are chosen without the target's stimulated cells
         (:func:`prepare_without_target`).
     model
-        Tunable model (see :data:`perturblab.predict.tuning_space.SEARCH_SPACES`).
+        Tunable model: a name of :data:`perturblab.predict.MODELS`, an unfitted model instance or a model class.
+        Its search space is ``space``, else :data:`perturblab.predict.tuning_space.SEARCH_SPACES`, else the
+        class attribute ``search_space`` (``{name: optuna distribution}``) of a registered or plugin model. An
+        instance's parameters are fixed in every trial (``fixed_params`` and the trial's override them).
     target
         Held-out cell type: its stimulated cells never reach the objective.
     out
@@ -320,6 +327,18 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
 
     Examples
     --------
+    A baseline's number of principal components, two trials (seconds):
+
+    >>> import tempfile
+    >>> from optuna.distributions import IntDistribution
+    >>> from perturblab.predict.tuning import tune
+    >>> res = tune("kang2018", "pca_mean_delta", "B", out=tempfile.mkdtemp(), n_trials=2, n_inner=1,
+    ...            space={"n_components": IntDistribution(5, 20)}, n_top_genes=100, final=False, report=False)
+    >>> sorted(res.best_params), len(res.trials)
+    (['n_components'], 2)
+
+    scGen, 30 trials (hours on a CPU):
+
     >>> import perturblab as plab
     >>> res = plab.predict.tuning.tune("kang2018", "scgen", "CD14 Mono", out="results/tune",
     ...                                n_trials=30)  # doctest: +SKIP
@@ -343,7 +362,8 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
     keys = dict(zip(_KEY_NAMES, (condition_key, cell_type_key, control, stimulated)))
     raw = datasets.load(data)
     adata = prepare_without_target(raw, target, n_top_genes=n_top_genes, **keys)
-    space = search_space(model, space)
+    spec = resolve_model(model)
+    space = search_space(spec.name, space, cls=spec.cls)
     if out is None and storage is None:
         raise InputError("give out (SQLite storage in it) or a storage URL")
     split = loco_split(adata, target, **keys)
@@ -353,13 +373,16 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
         raise InputError(f"no training cell type has {min_cells} control and stimulated cells for the inner "
                          "leave-one-out; lower min_cells")
     fixed = dict(fixed_params or {})
-    if issubclass(MODELS[model][0], VAEModel):
+    if issubclass(spec.cls, VAEModel):
         fixed["device"] = device
-    objective = NestedLocoObjective(split.train, model, inner, space, metric, gene_set, max_epochs,
+    objective = NestedLocoObjective(split.train, spec, inner, space, metric, gene_set, max_epochs,
                                     validation_fraction, fixed, keys, random_state,
                                     torch_threads=1 if workers > 1 else None)
-    study_name = study_name or f"{model}-{target}"
-    config = {"model": model, "target": str(target), "metric": metric, "gene_set": gene_set, "inner": inner,
+    study_name = study_name or f"{spec.name}-{target}"
+    from .benchmark.runner import model_fingerprint
+
+    config = {"model": spec.name, **model_fingerprint({spec.name: spec}), "target": str(target), "metric": metric,
+              "gene_set": gene_set, "inner": inner,
               "space": {k: repr(v) for k, v in space.items()}, "max_epochs": max_epochs,
               "validation_fraction": validation_fraction,
               "fixed": repr(sorted((k, v) for k, v in fixed.items() if k != "device")),
@@ -372,9 +395,10 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
                        data_checksum(raw), resume=resume, overwrite=overwrite)
     url = storage or default_storage_url(run.path)  # type: ignore[union-attr]
     config["data"] = data_checksum(raw)
-    direction = "maximize" if higher_is_better(metric) else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if higher_is_better(metric) else "minimize"
     store = open_storage(url)
-    if overwrite and storage is not None and study_name in {s.study_name for s in optuna.get_all_study_summaries(store)}:
+    stored_names = {s.study_name for s in optuna.get_all_study_summaries(store)} if overwrite else set()
+    if overwrite and storage is not None and study_name in stored_names:
         optuna.delete_study(study_name=study_name, storage=store)
     study = optuna.create_study(storage=store, study_name=study_name, direction=direction, load_if_exists=True)
     stored = study.user_attrs.get("perturblab")
@@ -398,7 +422,7 @@ def tune(data, model: str, target: str, out=None, *, n_trials: int = 20, storage
                           _importances(study, random_state), pd.DataFrame(), inner, 0.0,
                           run.path if run is not None else None)
     if final and complete:
-        result.final = final_comparison(adata, model, target, study.best_params, fixed, max_epochs, keys,
+        result.final = final_comparison(adata, spec, target, study.best_params, fixed, max_epochs, keys,
                                         random_state, device, n_bootstrap)
     result.wall_time_s = time.perf_counter() - t0
     if run is not None:
@@ -419,7 +443,7 @@ def _importances(study, random_state: int) -> pd.DataFrame:
     return pd.DataFrame({"param": list(imp), "importance": list(imp.values())})
 
 
-def final_comparison(adata: ad.AnnData, model: str, target: str, best_params: dict, fixed_params: dict,
+def final_comparison(adata: ad.AnnData, model, target: str, best_params: dict, fixed_params: dict,
                      max_epochs: int, keys: dict, random_state: int = 0, device: str | None = None,
                      n_bootstrap: int = 100) -> pd.DataFrame:
     """Test metrics on ``target`` of the tuned model, the default model and the baselines.
@@ -427,6 +451,9 @@ def final_comparison(adata: ad.AnnData, model: str, target: str, best_params: di
     Each is trained on ``loco_split(adata, target).train`` and evaluated against the target's real stimulated
     cells: the tuned model with ``max_epochs`` (as in the trials), the default model and the baselines with
     their own training defaults (a default model trained with the tuning's epochs would not be the default).
+
+    ``model`` is a name of :data:`perturblab.predict.MODELS`, an unfitted instance or a
+    :class:`~perturblab.predict.models.ModelSpec`.
 
     Returns
     -------
@@ -442,18 +469,21 @@ def final_comparison(adata: ad.AnnData, model: str, target: str, best_params: di
     )
     from .models import baselines_for
 
+    spec = resolve_model(model)
+    model = spec.name
     tuned_model, tuned_train = split_params(best_params)
     fixed = {k: v for k, v in fixed_params.items() if k != "device"}
     runs = [("tuned", model, {model: {**fixed, **tuned_model}}, {model: {"max_epochs": max_epochs, **tuned_train}}),
             ("default", model, {model: fixed}, {})]
     runs += [("baseline", b, {}, {}) for b in baselines_for(adata, keys.get("condition_key", "condition"),
                                                             keys.get("control", "control")) if b != model]
-    tables = []
+    tables: list[pd.DataFrame] = []
     for config, name, model_params, train_params in runs:
         settings = BenchmarkSettings(**keys, preprocessing=None, model_params=model_params,
                                      train_params=train_params, evaluate_params={"n_bootstrap": n_bootstrap},
                                      device=device)
-        out = run_unit(BenchmarkInputs(adata, settings), BenchmarkUnit(name, str(target), "balanced", random_state))
-        tables.append(out.table.assign(config=config))
+        unit = run_unit(BenchmarkInputs(adata, settings, specs={model: spec}),
+                        BenchmarkUnit(name, str(target), "balanced", random_state))
+        tables.append(unit.table.assign(config=config))
     out = pd.concat(tables, ignore_index=True)
     return out[["config", *[c for c in out.columns if c != "config"]]]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..io import write_json, write_table
 from ..report import Report
+from . import pl
 
 __all__ = ["tuning_report", "write_tuning_outputs", "FINAL_METRICS"]
 
@@ -20,35 +21,6 @@ FINAL_METRICS = (("r2_pearson_mean", "all"), ("r2_pearson_mean", "top100_degs"),
                  ("edistance", "pca"), ("mse_mean", "all"), ("pearson_delta", "all"),
                  ("pearson_delta", "top100_degs_ttest"), ("overlap_at_N", "pdex_fdr0.05"),
                  ("weighted_mse", "deg_weights[vsrest]"))
-
-
-def _history_figure(trials: pd.DataFrame, direction: str):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    states = trials["state"].astype(str)
-    done = trials[states == "COMPLETE"]
-    ax.scatter(done["number"], done["value"], s=18, label="complete trial")
-    pruned = trials[states == "PRUNED"]
-    for n in pruned["number"]:
-        ax.axvline(n, color="0.8", lw=0.8, zorder=0)
-    if len(done):
-        best = done["value"].cummax() if direction == "maximize" else done["value"].cummin()
-        ax.step(done["number"], best, where="post", color="C1", label="best so far")
-    ax.set_xlabel("trial (grey lines: pruned)")
-    ax.set_ylabel("inner-LOCO score")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def _importance_figure(importances: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    imp = importances.sort_values("importance")
-    fig, ax = plt.subplots(figsize=(5.5, 0.35 * len(imp) + 1.2))
-    ax.barh(imp["param"], imp["importance"])
-    ax.set_xlabel("fANOVA importance")
-    return fig
 
 
 def tuning_report(result) -> Report:
@@ -69,13 +41,14 @@ def tuning_report(result) -> Report:
     states = result.trials["state"].astype(str).value_counts().to_dict() if len(result.trials) else {}
     sec.text("Trials by state: " + ", ".join(f"{k} {v}" for k, v in states.items()))
     if len(result.trials):
-        sec.figure(_history_figure(result.trials, study.direction.name.lower()), caption="score of each trial")
+        sec.figure(pl.tuning_history(result.trials, direction=study.direction.name.lower()).figure,
+                   caption="score of each trial")
 
     sec = rep.section("Parameter importances", id="importances")
     if result.importances.empty:
         sec.text("Not computable (fewer than two complete trials, or no parameter varied).")
     else:
-        sec.figure(_importance_figure(result.importances), caption="fANOVA (optuna.importance), seeded")
+        sec.figure(pl.param_importances(result.importances).figure, caption="fANOVA (optuna.importance), seeded")
         sec.table(result.importances)
 
     sec = rep.section("Best parameters", id="best")

@@ -47,8 +47,10 @@ SEARCH_SPACES: dict[str, dict[str, BaseDistribution]] = {
 }
 
 
-def search_space(model: str, space: dict[str, BaseDistribution] | None = None) -> dict[str, BaseDistribution]:
-    """The search space of ``model`` (``space`` if given, else :data:`SEARCH_SPACES`).
+def search_space(model: str, space: dict[str, BaseDistribution] | None = None,
+                 cls: type | None = None) -> dict[str, BaseDistribution]:
+    """The search space of ``model`` (``space`` if given, else :data:`SEARCH_SPACES`, else the attribute
+    ``search_space`` of the model's class ``cls``: how registered and plugin models declare theirs).
 
     Raises
     ------
@@ -56,10 +58,12 @@ def search_space(model: str, space: dict[str, BaseDistribution] | None = None) -
         If the model has no default space and none is given, or a value is not an Optuna
         distribution.
     """
+    if space is None and model not in SEARCH_SPACES and isinstance(getattr(cls, "search_space", None), dict):
+        space = cls.search_space  # type: ignore[union-attr]
     if space is None:
         if model not in SEARCH_SPACES:
             raise InputError(f"no default search space for model {model!r} (tunable: {', '.join(SEARCH_SPACES)}); "
-                             "pass space={name: optuna distribution}")
+                             "pass space={name: optuna distribution} or give the model class a search_space attribute")
         space = SEARCH_SPACES[model]
     bad = [k for k, v in space.items() if not isinstance(v, BaseDistribution)]
     if bad or not space:

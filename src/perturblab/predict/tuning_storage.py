@@ -48,7 +48,7 @@ def storage_url(url: str) -> str:
     options = _DRIVERS.get("postgresql" if backend == "postgres" else backend)
     if options is None:
         return url
-    for name, module, package in options:
+    for name, module, _package in options:
         if "+" in parsed.drivername and driver != name:
             continue
         if importlib.util.find_spec(module) is not None:

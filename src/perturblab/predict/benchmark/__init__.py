@@ -18,6 +18,8 @@ from .runner import (
     BenchmarkResult,
     benchmark_units,
     execute_benchmark,
+    model_fingerprint,
+    model_specs,
     prepare_input,
     run_benchmark,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "execute_benchmark",
     "higher_is_better",
     "make_variant",
+    "model_fingerprint",
+    "model_specs",
     "paired_tests",
     "prepare_input",
     "rank_models",

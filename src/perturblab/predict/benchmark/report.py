@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ...report import Report
-from .stats import degradation, higher_is_better, paired_tests, rank_models
+from .. import pl
+from .stats import degradation, paired_tests, rank_models
 
 __all__ = ["HEADLINE_METRICS", "benchmark_report"]
 
@@ -23,39 +24,6 @@ def _headline(table: pd.DataFrame) -> list[tuple[str, str]]:
     pairs = pairs[pairs["metric"].isin(HEADLINE_METRICS)]
     order = {m: i for i, m in enumerate(HEADLINE_METRICS)}
     return sorted(map(tuple, pairs.to_numpy()), key=lambda p: (order[p[0]], p[1] != "all", p[1]))
-
-
-def _heatmap_figure(table: pd.DataFrame, metric: str, gene_set: str, variants):
-    import matplotlib.pyplot as plt
-
-    sub = table[(table["metric"] == metric) & (table["gene_set"] == gene_set)]
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 0.5 * sub["model"].nunique() + 2.2),
-                             squeeze=False)
-    cmap = "viridis" if higher_is_better(metric) else "viridis_r"
-    vmin, vmax = sub["value"].min(), sub["value"].max()
-    for ax, variant in zip(axes[0], variants):
-        wide = (sub[sub["variant"] == variant].groupby(["model", "target"], observed=True)["value"].mean()
-                .unstack("target"))
-        im = ax.imshow(wide.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=8)
-        for (i, j), v in np.ndenumerate(wide.to_numpy(dtype=float)):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
-        ax.set_title(variant, fontsize=9)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=f"{metric} ({gene_set})")
-    return fig
-
-
-def _degradation_figure(deg: pd.DataFrame, metric: str, gene_set: str):
-    import matplotlib.pyplot as plt
-
-    sub = deg[(deg["metric"] == metric) & (deg["gene_set"] == gene_set)]
-    wide = sub.groupby(["model", "variant"], observed=True)["worse_by"].mean().unstack("variant")
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(wide) + 1.8))
-    wide.plot.barh(ax=ax)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel(f"{metric} ({gene_set}): worse than balanced by (mean over targets, seeds)")
-    return fig
 
 
 def _interval_table(table: pd.DataFrame, keys) -> pd.DataFrame:
@@ -146,7 +114,8 @@ def benchmark_report(table: pd.DataFrame, title: str = "Perturbation-response be
 
     sec = rep.section("Model x target", id="heatmaps")
     for metric, gset in heads:
-        sec.figure(_heatmap_figure(table, metric, gset, variants), caption=f"{metric} ({gset}), mean over seeds")
+        sec.figure(pl.metric_heatmap(table, metric=metric, gene_set=gset, variants=variants)[0].figure,
+                   caption=f"{metric} ({gset}), mean over seeds")
 
     if target_metrics is not None and len(target_metrics):
         sec = rep.section("Metrics over targets", id="targets")
@@ -165,7 +134,7 @@ def benchmark_report(table: pd.DataFrame, title: str = "Perturbation-response be
                  "(share of targets below) and separated where their intervals do not overlap.")
         cal = calibration.groupby(["variant", "metric", "gene_set", "model"], observed=True).agg(
             scaled=("scaled", "mean"), calibrated=("calibrated", "mean"),
-            separated=("separated", lambda x: pd.to_numeric(x, errors="coerce").mean())).reset_index()
+            separated=("separated", lambda x: pd.Series(pd.to_numeric(x, errors="coerce")).mean())).reset_index()
         sec.table(cal[cal["metric"].isin(HEADLINE_METRICS)], caption="headline metrics, mean over targets and seeds",
                   max_rows=5000)
         per_metric = cal.groupby(["variant", "metric", "gene_set"], observed=True)[["calibrated", "separated"]].first()
@@ -188,7 +157,7 @@ def benchmark_report(table: pd.DataFrame, title: str = "Perturbation-response be
                  "worse. unbalanced: 20% of each cell type's stimulated training cells kept; proportion_shift: a "
                  "seeded share per cell type, so the stimulated cell-type composition differs from the control's.")
         for metric, gset in heads:
-            sec.figure(_degradation_figure(deg, metric, gset), caption=f"{metric} ({gset})")
+            sec.figure(pl.degradation(deg, metric=metric, gene_set=gset).figure, caption=f"{metric} ({gset})")
         summary = deg.groupby(["variant", "metric", "gene_set", "model"], observed=True)["worse_by"].agg(
             ["mean", "min", "max"]).reset_index()
         sec.table(summary[summary["metric"].isin(HEADLINE_METRICS)], caption="worse_by over targets and seeds")

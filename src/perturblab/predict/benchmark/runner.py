@@ -10,9 +10,10 @@ import itertools
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import pandas as pd
@@ -22,18 +23,19 @@ from ...exceptions import InputError, UnknownNameError
 from ...io import TABLE_FORMATS, write_json, write_table
 from ..data import check_conditions, loco_targets
 from ..models import BASELINES, baselines_for
+from ..models.registry import ModelSpec, resolve_models
 from .tables import collect
 from .units import (
     CEILING,
     BenchmarkInputs,
     BenchmarkSettings,
     BenchmarkUnit,
-    check_models,
     run_unit,
 )
 from .variants import VARIANTS
 
-__all__ = ["BenchmarkResult", "benchmark_units", "execute_benchmark", "prepare_input", "run_benchmark"]
+__all__ = ["BenchmarkResult", "benchmark_units", "execute_benchmark", "model_fingerprint", "model_specs",
+           "prepare_input", "run_benchmark"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +90,37 @@ class BenchmarkResult:
     data: dict = field(default_factory=dict)
 
 
-def benchmark_units(models: Sequence[str], targets: Sequence[str], seeds: Sequence[int],
+def model_specs(models, baselines: Sequence[str] | None = None,
+                include_baselines: bool = True) -> dict[str, ModelSpec]:
+    """``{name: ModelSpec}`` of the models (names, unfitted instances, classes, or a ``{name: model}``
+    mapping) followed by the baselines (default :data:`perturblab.predict.BASELINES`)."""
+    extra = (BASELINES if baselines is None else tuple(baselines)) if include_baselines else ()
+    if isinstance(models, str):
+        models = [models]
+    given: list[tuple[str | None, Any]]
+    if isinstance(models, Mapping):
+        given = [(str(k), v) for k, v in models.items()]
+    else:
+        given = [(None, m) for m in models if not (isinstance(m, str) and m == CEILING)]
+    return resolve_models(given + [(None, b) for b in extra])
+
+
+def model_fingerprint(specs: dict[str, ModelSpec]) -> dict:
+    """The run-fingerprint entry of the models that are not perturblab's own names (instances, classes,
+    registered and plugin models): ``{"model_specs": {name: {"class", "params"}}}``, or ``{}`` when every model
+    is built in (so the fingerprints of such runs are unchanged). A changed class or parameter is a changed run:
+    ``--resume`` refuses it."""
+    own = {n: s.fingerprint() for n, s in specs.items() if not s.builtin}
+    return {"model_specs": own} if own else {}
+
+
+def benchmark_units(models, targets: Sequence[str], seeds: Sequence[int],
                     variants: Sequence[str] = VARIANTS, include_baselines: bool = True,
                     baselines: Sequence[str] | None = None, ceiling: bool = True) -> list[BenchmarkUnit]:
     """All units (model x target x variant x seed), baselines added, duplicates removed.
+
+    ``models``: names, unfitted model instances, classes, or a ``{name: model}`` mapping (see
+    :func:`model_specs`); a unit holds the model's name.
 
     ``baselines`` (default :data:`perturblab.predict.BASELINES`; :func:`perturblab.predict.baselines_for` adds
     ``additive`` where the data hold combinations) are added when ``include_baselines``. With ``ceiling``, one
@@ -104,8 +133,7 @@ def benchmark_units(models: Sequence[str], targets: Sequence[str], seeds: Sequen
     InputError
         For an empty list or a negative seed.
     """
-    extra = (BASELINES if baselines is None else tuple(baselines)) if include_baselines else ()
-    models = check_models(dict.fromkeys([m for m in [*models, *extra] if m != CEILING]))
+    models = list(model_specs(models, baselines, include_baselines))
     for v in variants:
         if v not in VARIANTS:
             raise UnknownNameError("dataset variant", v, VARIANTS)
@@ -143,12 +171,16 @@ def _targets(adata, targets, settings: BenchmarkSettings) -> list[str]:
 
 
 def execute_benchmark(adata: ad.AnnData, units: list[BenchmarkUnit], settings: BenchmarkSettings, store, *,
-                      n_jobs: int = 1, scheduler=None, keep_predictions: bool = False) -> int:
-    """Run the units ``store`` does not hold yet and persist each as it finishes; returns how many ran."""
+                      n_jobs: int = 1, scheduler=None, keep_predictions: bool = False,
+                      specs: dict[str, ModelSpec] | None = None) -> int:
+    """Run the units ``store`` does not hold yet and persist each as it finishes; returns how many ran.
+
+    ``specs`` (:func:`model_specs`) carries the models that are not built-in names (instances, registered and
+    plugin models) to the workers."""
     from ...runs import execute, progress
 
     todo = [u for u in units if not store.done(u.key)]
-    inputs = BenchmarkInputs(adata, settings, keep_predictions)
+    inputs = BenchmarkInputs(adata, settings, keep_predictions, dict(specs or {}))
     with progress.task("benchmark units", total=len(units), completed=len(units) - len(todo)) as bar:
         for unit, out in execute(run_unit, todo, shared={"inputs": inputs}, n_jobs=n_jobs, scheduler=scheduler):
             store.save(unit.key, summary=out.training, tables={"metrics": out.table, "history": out.history},
@@ -221,6 +253,14 @@ def run_benchmark(data, out=None, models: Sequence[str] = ("scgen", "scpram"), t
     --------
     >>> import perturblab as plab
     >>> from perturblab.predict.benchmark import BenchmarkSettings, run_benchmark
+    >>> fast = BenchmarkSettings(preprocessing=plab.predict.Preprocessing(n_top_genes=100),
+    ...                          evaluate_params={"n_bootstrap": 0})
+    >>> res = run_benchmark("kang2018", models=["mean_delta"], targets=["B"], variants=["balanced"], settings=fast)
+    >>> sorted(set(res.table["model"]))
+    ['ceiling', 'identity', 'linear', 'matching_mean', 'mean_delta', 'pca_mean_delta', 'train_mean']
+
+    scGen on one target, results kept in a folder:
+
     >>> res = run_benchmark("kang2018", "results/bench", models=["scgen"], targets=["B"],
     ...                     settings=BenchmarkSettings(train_params={"scgen": {"max_epochs": 5}}))  # doctest: +SKIP
     >>> res.ranking.head()  # doctest: +SKIP
@@ -233,20 +273,23 @@ def run_benchmark(data, out=None, models: Sequence[str] = ("scgen", "scpram"), t
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
     from ... import datasets
 
+    if len(models):
+        model_specs(models, include_baselines=False)  # unknown names fail before the data load
     raw = datasets.load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
     base = baselines_for(adata, settings.condition_key, settings.control)
-    units = benchmark_units(models, targets, seeds, variants, baselines=base)
+    specs = model_specs(models, base)
+    units = benchmark_units(specs, targets, seeds, variants, baselines=base)
     tmp = tempfile.TemporaryDirectory(prefix="perturblab-benchmark-") if out is None else None
     run_settings = {"models": list(dict.fromkeys(u.model for u in units if u.model != CEILING)),
                     "targets": targets, "seeds": [int(s) for s in dict.fromkeys(seeds)],
-                    "variants": list(dict.fromkeys(variants)), **settings.fingerprint()}
+                    "variants": list(dict.fromkeys(variants)), **settings.fingerprint(), **model_fingerprint(specs)}
     checksum = data_checksum(raw)
     run = open_run(tmp.name if tmp else out, "benchmark", run_settings, checksum, resume=resume,
                    overwrite=overwrite)
     store = UnitStore(run)
-    n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler)
+    n_run = execute_benchmark(adata, units, settings, store, n_jobs=n_jobs, scheduler=scheduler, specs=specs)
     got = collect(store, units, list(adata.var_names), run_settings["variants"])
     from ..provenance import describe_data
     from .report import benchmark_report

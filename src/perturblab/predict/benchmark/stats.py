@@ -81,20 +81,21 @@ def paired_tests(table: pd.DataFrame, alternative: str = "two-sided") -> pd.Data
         for a, b in itertools.combinations(sorted(wide.columns), 2):
             pair = wide[[a, b]].dropna()
             d = (pair[a] - pair[b]).to_numpy()
-            stat = p = np.nan
+            stat: float = np.nan
+            p: float = np.nan
             if len(d) >= 2 and np.any(d != 0):
                 res = wilcoxon(pair[a], pair[b], alternative=alternative, zero_method="wilcox")
                 stat, p = float(res.statistic), float(res.pvalue)
             med = float(np.median(d)) if len(d) else np.nan
-            better = "" if not med or np.isnan(med) else (a if (med > 0) == higher_is_better(metric) else b)
+            better = "" if not med or np.isnan(med) else (a if (med > 0) == higher_is_better(str(metric)) else b)
             family.append({"variant": variant, "metric": metric, "gene_set": gset, "model_a": a, "model_b": b,
                            "n_targets": len(d), "median_diff": med, "better": better, "statistic": stat,
                            "p_value": p})
-        p = np.array([r["p_value"] for r in family], dtype=float)
-        adj = np.full_like(p, np.nan)
-        ok = ~np.isnan(p)
+        pvals = np.array([r["p_value"] for r in family], dtype=float)
+        adj = np.full_like(pvals, np.nan)
+        ok = ~np.isnan(pvals)
         if ok.any():
-            adj[ok] = multipletests(p[ok], method="fdr_bh")[1]
+            adj[ok] = multipletests(pvals[ok], method="fdr_bh")[1]
         for r, v in zip(family, adj):
             r["p_adj"] = float(v)
         rows.extend(family)

@@ -68,7 +68,7 @@ def collect(store, units, genes, variants, keep_predictions: bool = False, ci: f
             tables.append(t.assign(variant=v) if len(t) else t)
             if (stored.path / "arrays.npz").is_file():
                 summaries[(u.model, v, u.seed, u.target)] = TargetSummary.from_arrays(stored.arrays(), genes)
-        if keep_predictions and u.model != CEILING:
+        if keep_predictions and u.model != CEILING and (stored.path / "adata.h5ad").is_file():
             preds[u] = stored.adata()
     table = pd.concat([t for t in tables if len(t)], ignore_index=True)
     tm = target_metrics(summaries, ci=ci, ci_method=ci_method)

@@ -24,12 +24,15 @@ from ..ceiling import split_halves
 from ..data import Preprocessing, loco_split
 from ..evaluate import evaluate, perturbed_centroid
 from ..evaluate_targets import summarise_target
-from ..models import MODELS, VAEModel, make_model
+from ..models import MODELS, VAEModel
+from ..models.base import MODEL_KEY
+from ..models.registry import ModelSpec, resolve_model
 from ..protocols import protocol_of
 from .variants import VARIANTS, make_variant
 
 __all__ = [
     "CEILING",
+    "NOTE_METRICS",
     "UNIT_COLUMNS",
     "BenchmarkInputs",
     "BenchmarkSettings",
@@ -42,6 +45,10 @@ __all__ = [
 UNIT_COLUMNS = ["model", "target", "variant", "seed"]
 #: Name of the data ceiling's rows (half of the real stimulated cells predicting the other half).
 CEILING = "ceiling"
+#: The (metric, gene set) rows, all NaN, of a unit whose model does not apply to the data; column ``note``
+#: says why.
+NOTE_METRICS = (("r2_pearson_mean", "all"), ("r2_pearson_mean", "top100_degs"), ("r2_score_mean", "all"),
+                ("pearson_delta", "all"), ("edistance", "pca"), ("mmd_linear", "pca"), ("wasserstein", "all"))
 
 
 @dataclass(frozen=True, order=True)
@@ -144,12 +151,14 @@ class BenchmarkSettings:
 
 @dataclass
 class BenchmarkInputs:
-    """What every unit of a benchmark shares (sent once to each worker): the log-normalised cells and the
-    settings."""
+    """What every unit of a benchmark shares (sent once to each worker): the log-normalised cells, the
+    settings and the resolved models (``{name: ModelSpec}``; a name absent there is looked up in
+    :data:`perturblab.predict.MODELS`)."""
 
     adata: ad.AnnData
     settings: BenchmarkSettings
     keep_predictions: bool = False
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -200,7 +209,8 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     from ...runs import peak_memory
 
     adata, settings = inputs.adata, inputs.settings
-    if unit.model not in MODELS and unit.model != CEILING:
+    spec = inputs.specs.get(unit.model)
+    if spec is None and unit.model not in MODELS and unit.model != CEILING:
         raise UnknownNameError("model", unit.model, [*MODELS, CEILING])
     if unit.variant not in VARIANTS:
         raise UnknownNameError("dataset variant", unit.variant, VARIANTS)
@@ -221,18 +231,24 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     train = make_variant(split.train, unit.variant, condition_key=settings.condition_key,
                          cell_type_key=settings.cell_type_key, stimulated=settings.stimulated,
                          random_state=unit.seed, **settings.variant_params)
+    spec = spec or resolve_model(unit.model)
     params = {**settings.model_params.get(unit.model, {}), **keys, "random_state": unit.seed}
-    is_vae = issubclass(MODELS[unit.model][0], VAEModel)
+    is_vae = issubclass(spec.cls, VAEModel)
     if is_vae:
         params["device"] = settings.device
     t0, c0 = time.perf_counter(), time.process_time()
-    with peak_memory(settings.device if is_vae else None) as mem:
-        model = make_model(unit.model, train, **params)
-        history = model.train(**settings.train_params.get(unit.model, {})) if is_vae else model.history
-    train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    pred = model.predict(split.target_ctrl)
-    pred.uns["perturblab_model"] = unit.model
-    table = evaluate(pred, split.target_stim, split.target_ctrl, **eval_kwargs)
+    try:
+        with peak_memory(settings.device if is_vae else None) as mem:
+            model = spec.build(train, **params)
+            history = model.train(**settings.train_params.get(unit.model, {})) if is_vae else model.history
+        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        pred = model.predict(split.target_ctrl)
+        pred.uns[MODEL_KEY] = unit.model
+        if MODEL_KEY in pred.obs:
+            pred.obs[MODEL_KEY] = unit.model
+        table = evaluate(pred, split.target_stim, split.target_ctrl, **eval_kwargs)
+    except InputError as err:  # the model does not apply to these data: a row that says so, the run goes on
+        return _not_applicable(unit, settings, train, err)
     arrays = _summary_arrays(unit, pred, split.target_stim, split.target_ctrl, table, settings)
     for i, col in enumerate(UNIT_COLUMNS):
         table.insert(i, col, getattr(unit, col))
@@ -249,6 +265,32 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     else:
         history = history.history
     return UnitOutput(table, training, history, pred if inputs.keep_predictions else None, arrays)
+
+
+def _not_applicable(unit: BenchmarkUnit, settings: BenchmarkSettings, train: ad.AnnData,
+                    err: Exception) -> UnitOutput:
+    """The unit of a model that cannot be built, or cannot predict or be evaluated, on these data (the linear
+    baseline with one training cell type, a target with too few cells...): NaN rows of :data:`NOTE_METRICS`
+    with the reason in column ``note``, and one warning."""
+    import warnings
+
+    from ...exceptions import PerturblabWarning
+    from ..evaluate import definition
+
+    note = f"not applicable: {err}"
+    warnings.warn(f"{unit.model} on {unit.target!r} ({unit.variant}, seed {unit.seed}) gives NaN metrics: {err}",
+                  PerturblabWarning, stacklevel=2)
+    n_stim = int((train.obs[settings.condition_key].astype(str) == settings.stimulated).sum())
+    table = pd.DataFrame([{**unit.key, "metric": m, "gene_set": g, "value": np.nan, "ci_low": np.nan,
+                           "ci_high": np.nan, "n_bootstrap": 0, "definition": definition(m), "ci_method": "none",
+                           "ci_flag": "not applicable", "bias": np.nan, "paired": False, "note": note}
+                          for m, g in NOTE_METRICS])
+    table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=n_stim, protocol=settings.protocol)
+    training = {"target": unit.target, "model": unit.model, "variant": unit.variant, "seed": unit.seed,
+                "train_seconds": 0.0, "train_cpu_seconds": 0.0, "peak_memory_mb": 0.0, "peak_rss_mb": 0.0,
+                "epochs": 0, "best_epoch": 0, "stopped_by": "not applicable", "n_train_stimulated": n_stim,
+                "note": note}
+    return UnitOutput(table, training, pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "seconds"]))
 
 
 def _summary_arrays(unit, pred, truth, ctrl, table, settings) -> dict[str, np.ndarray]:
@@ -293,13 +335,3 @@ def _ceiling_unit(unit: BenchmarkUnit, split, eval_kwargs: dict, inputs: Benchma
     table = table.assign(train_seconds=0.0, n_epochs=0, n_train_stimulated=0, protocol=settings.protocol)
     return UnitOutput(table, training, empty, None, arrays)
 
-
-def check_models(models) -> list[str]:
-    """The model names, checked against :data:`perturblab.predict.MODELS` (with "did you mean")."""
-    names = [str(m) for m in models]
-    if not names:
-        raise InputError("no model given; choose among " + ", ".join(MODELS))
-    for m in names:
-        if m not in MODELS:
-            raise UnknownNameError("model", m, MODELS)
-    return names

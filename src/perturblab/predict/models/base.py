@@ -6,7 +6,10 @@ Representation: every model works on **log-normalised** expression (cells x gene
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
+from typing import Any, ClassVar
 
 import anndata as ad
 import numpy as np
@@ -18,21 +21,67 @@ from ...exceptions import InputError
 from ..data import check_conditions
 from ..training import EpochCallback, TrainingHistory, fit_module
 
-__all__ = ["SOURCE_KEY", "PerturbationModel", "VAEModel"]
+__all__ = ["CELL_SOURCE_KEY", "MODEL_KEY", "SOURCE_KEY", "PerturbationModel", "VAEModel"]
 
 PREDICTED = "predicted"
+#: obs column of a prediction (and of :func:`perturblab.predict.combine_cells`) saying where each cell comes
+#: from: ``"control"``, ``"real"`` (measured stimulated cells) or ``"predicted"``.
+CELL_SOURCE_KEY = "perturblab_source"
+#: obs column (and ``uns`` key) naming the model that made a predicted cell (empty for measured cells).
+MODEL_KEY = "perturblab_model"
 #: obs column of a prediction naming the control cell (its obs name) each predicted cell was made from;
 #: :func:`perturblab.predict.evaluate` resamples a predicted cell together with its source control cell.
 SOURCE_KEY = "source_cell"
 
 
+def _deferrable(init: Any) -> Any:
+    """Wrap a model's ``__init__``: record its constructor parameters (:meth:`PerturbationModel.get_params`), and
+    without training cells leave the model unfitted (parameters only) instead of building it."""
+    sig = inspect.signature(init)
+    data_name = list(sig.parameters)[1] if len(sig.parameters) > 1 else "adata"
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.__dict__.get("_perturblab_building"):  # a subclass's __init__ calling super().__init__
+            return init(self, *args, **kwargs)
+        bound = sig.bind_partial(self, *args, **kwargs)
+        params: dict = {}
+        for pname, value in list(bound.arguments.items())[1:]:
+            kind = sig.parameters[pname].kind
+            if pname == data_name:
+                continue
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                params.update(value)
+            elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                params[pname] = value
+        self._init_params = params
+        if bound.arguments.get(data_name) is None:
+            self._unfitted = True
+            return None
+        self._unfitted = False
+        self._perturblab_building = True
+        try:
+            return init(self, *args, **kwargs)
+        finally:
+            self._perturblab_building = False
+
+    wrapper._perturblab_deferrable = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class PerturbationModel:
     """Base class: a model built from training cells with control and stimulated conditions.
+
+    Built without training cells (``ScGen(n_latent=10)``), a model is **unfitted**: it holds its constructor
+    parameters only (:meth:`get_params`), :meth:`fit` builds it on training cells, and it can be passed wherever a
+    model name is accepted (:func:`~perturblab.predict.make_model`, :func:`~perturblab.predict.run_loco`,
+    :func:`~perturblab.predict.benchmark.run_benchmark`, :func:`~perturblab.predict.tuning.tune`), which build a
+    fresh model of its class and parameters for every training set. Subclasses get this behaviour automatically.
 
     Parameters
     ----------
     adata
-        Training cells (log-normalised, cells x genes), e.g. ``loco_split(...).train``.
+        Training cells (log-normalised, cells x genes), e.g. ``loco_split(...).train``; ``None``: unfitted.
     condition_key, cell_type_key
         obs columns with the condition and the cell type.
     control, stimulated
@@ -48,6 +97,12 @@ class PerturbationModel:
 
     name = "base"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_perturblab_deferrable", False):
+            cls.__init__ = _deferrable(init)
+
     def __init__(self, adata: ad.AnnData, condition_key: str = "condition", cell_type_key: str = "cell_type",
                  control: str = "control", stimulated: str = "stimulated", random_state: int = 0):
         check_conditions(adata, condition_key, cell_type_key, control, stimulated)
@@ -60,6 +115,26 @@ class PerturbationModel:
         self.var_names = pd.Index(adata.var_names.astype(str))
         self.history = TrainingHistory()
 
+    # -- parameters and fitting ------------------------------------------------------------------
+    def get_params(self) -> dict:
+        """The constructor parameters given to this model (training cells excluded), as a new dict."""
+        return dict(self.__dict__.get("_init_params", {}))
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the model was built on training cells (VAE models also need :meth:`train` to predict)."""
+        return not self.__dict__.get("_unfitted", False)
+
+    def fit(self, adata: ad.AnnData):
+        """Build this model on ``adata`` (log-normalised training cells) with its constructor parameters; returns
+        ``self``. VAE models are then trained with :meth:`train`."""
+        type(self).__init__(self, adata, **self.get_params())
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params}){'' if self.is_fitted else ' (unfitted)'}"
+
     # -- helpers ---------------------------------------------------------------------------------
     def _mask(self, condition: str, adata: ad.AnnData | None = None) -> np.ndarray:
         a = self.adata if adata is None else adata
@@ -69,6 +144,11 @@ class PerturbationModel:
         return to_dense((self.adata if adata is None else adata).X)
 
     def _check_input(self, adata: ad.AnnData, name: str = "ctrl_adata") -> np.ndarray:
+        if not self.is_fitted:
+            from ...exceptions import NotFittedError
+
+            raise NotFittedError(f"{type(self).__name__} was built without training cells; call "
+                                 ".fit(train_adata) first, or pass it to make_model / run_loco")
         genes = pd.Index(adata.var_names.astype(str))
         if not genes.equals(self.var_names):
             missing = self.var_names.difference(genes)
@@ -84,15 +164,20 @@ class PerturbationModel:
 
     def _output(self, X_pred: np.ndarray, ctrl_adata: ad.AnnData, paired: bool = True) -> ad.AnnData:
         """The prediction as AnnData: row ``i`` made from control cell ``i`` when ``paired`` (its obs name is
-        recorded in ``obs[SOURCE_KEY]``), else cells not tied to any control cell (no such column)."""
+        recorded in ``obs[SOURCE_KEY]``), else cells not tied to any control cell (no such column).
+
+        ``obs[condition_key]`` and ``obs["perturblab_source"]`` are ``"predicted"``, ``obs["perturblab_model"]``
+        and ``uns["perturblab_model"]`` name the model."""
         obs = ctrl_adata.obs.copy()
         obs[self.condition_key] = PREDICTED
+        obs[CELL_SOURCE_KEY] = PREDICTED
+        obs[MODEL_KEY] = self.name
         if paired:
             obs[SOURCE_KEY] = ctrl_adata.obs_names.astype(str)
         else:
             obs = obs.drop(columns=[SOURCE_KEY], errors="ignore")
         out = ad.AnnData(np.asarray(X_pred, dtype=np.float32), obs=obs, var=pd.DataFrame(index=self.var_names))
-        out.uns["perturblab_model"] = self.name
+        out.uns[MODEL_KEY] = self.name
         return out
 
     # -- API -------------------------------------------------------------------------------------
@@ -101,15 +186,22 @@ class PerturbationModel:
         return self.history
 
     def predict(self, ctrl_adata: ad.AnnData) -> ad.AnnData:  # pragma: no cover - abstract
+        """The predicted stimulated cells of ``ctrl_adata``'s control cells (log-normalised, same genes as the
+        training cells): an AnnData with ``obs["perturblab_source"] == "predicted"`` and
+        ``obs["perturblab_model"]`` / ``uns["perturblab_model"]`` naming the model
+        (:func:`perturblab.predict.combine_cells` adds the control and real cells)."""
         raise TypeError(f"{type(self).__name__} must define predict")
+
+
+PerturbationModel.__init__ = _deferrable(PerturbationModel.__init__)  # type: ignore[method-assign]
 
 
 class VAEModel(PerturbationModel):
     """Base of the VAE models: network construction, training, latent space, save/load."""
 
-    module_class: type = None
+    module_class: Any = None
     #: training defaults of the anchor (overridable in ``train``)
-    train_defaults: dict = {}
+    train_defaults: ClassVar[dict] = {}
 
     def __init__(self, adata, condition_key="condition", cell_type_key="cell_type", control="control",
                  stimulated="stimulated", random_state: int = 0, device: str | None = None, **module_kwargs):

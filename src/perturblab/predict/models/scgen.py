@@ -5,6 +5,8 @@ Follows theislab/scgen v2.1.1 (``SCGEN``/``SCGENVAE``); see the spec ``perturbat
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import anndata as ad
 import numpy as np
 
@@ -60,7 +62,7 @@ class ScGen(VAEModel):
 
     name = "scgen"
     module_class = ScGenVAE
-    train_defaults = dict(max_epochs=60, batch_size=128, lr=1e-3, weight_decay=1e-6, adam_eps=0.01,
+    train_defaults: ClassVar[dict] = dict(max_epochs=60, batch_size=128, lr=1e-3, weight_decay=1e-6, adam_eps=0.01,
                           validation_fraction=0.1, early_stopping=True, patience=25)
 
     def __init__(self, adata, condition_key="condition", cell_type_key="cell_type", control="control",

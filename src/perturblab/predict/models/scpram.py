@@ -5,6 +5,8 @@ Follows jiang-q19/scPRAM @ a4624294 (``SCPRAM.predict``); see the spec ``perturb
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import anndata as ad
 import numpy as np
 
@@ -61,7 +63,7 @@ class ScPRAM(VAEModel):
 
     name = "scpram"
     module_class = ScPRAMVAE
-    train_defaults = dict(max_epochs=100, batch_size=128, lr=5e-4, weight_decay=1e-5, grad_clip=10.0,
+    train_defaults: ClassVar[dict] = dict(max_epochs=100, batch_size=128, lr=5e-4, weight_decay=1e-5, grad_clip=10.0,
                           validation_fraction=0.1, early_stopping=True, patience=25)
 
     def __init__(self, adata, condition_key="condition", cell_type_key="cell_type", control="control",
