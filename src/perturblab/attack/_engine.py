@@ -95,7 +95,6 @@ class AttackTarget:
 
     def __init__(self, classifier, X, clusters, target, *, gene_names=None, max_batch_values: int = 2**24):
         from ..classifiers.wrap import as_classifier
-
         from ._sparse import is_sparse_input
 
         if hasattr(X, "columns") and gene_names is None:  # pandas DataFrame: columns are the genes

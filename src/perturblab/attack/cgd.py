@@ -331,9 +331,9 @@ def cgd_attack(
 
     def row(order, gene, n_mod):
         c = np.bincount(lab, minlength=len(classes))
-        return {"order": order, "gene": gene, "n_cells_modified": n_mod, "frac_original": c[orig] / n, "frac_new_target": c[new] / n,
-                    "frac_majority": c.max() / n, "majority_label": str(classes[c.argmax()]),
-                    "score_original": S[:, orig].mean(), "score_new_target": S[:, new].mean()}
+        return {"order": order, "gene": gene, "n_cells_modified": n_mod, "frac_original": c[orig] / n,
+                "frac_new_target": c[new] / n, "frac_majority": c.max() / n, "majority_label": str(classes[c.argmax()]),
+                "score_original": S[:, orig].mean(), "score_new_target": S[:, new].mean()}
 
     def holds() -> bool:
         if stop_rule == "majority":
@@ -385,7 +385,8 @@ def cgd_attack(
     n_anchor = 1 + n_visited + n_commits
     summary = pd.DataFrame([{
         "target": tgt.target, "n_cells": n, "original_label": str(classes[orig]), "new_target": str(classes[new]),
-        "new_label": call_after.label, "new_label_frac": call_after.score, "flipped": call_after.label != call_before.label,
+        "new_label": call_after.label, "new_label_frac": call_after.score,
+        "flipped": call_after.label != call_before.label,
         "alpha": alpha, "epsilon": epsilon, "score_kind": kind, "stop_rule": stop_rule,
         "n_genes_modified": len(modified), "n_genes_visited": n_visited,
         "frac_original_start": rows[0]["frac_original"], "frac_new_target_start": rows[0]["frac_new_target"],

@@ -167,7 +167,8 @@ class Modification:
     def _custom(self, cols, mask, n_t):
         name, fn = self.name, self.fn
         if name == "full_row_fct":
-            parts = [np.broadcast_to(np.asarray(fn(cols[:, j], mask), dtype=float), (n_t,)) for j in range(cols.shape[1])]
+            parts = [np.broadcast_to(np.asarray(fn(cols[:, j], mask), dtype=float), (n_t,))
+                     for j in range(cols.shape[1])]
         elif name == "target_row_fct":
             parts = [np.broadcast_to(np.asarray(fn(cols[mask, j]), dtype=float), (n_t,)) for j in range(cols.shape[1])]
         else:
@@ -291,8 +292,9 @@ def describe_modification(name: str) -> str:
 
     Examples
     --------
-    >>> describe_modification("perc99")
-    "perc99: the gene's 99th percentile over all cells, written into every cell of the attacked cluster (switch the gene on)"
+    >>> print(describe_modification("perc99"))  # doctest: +NORMALIZE_WHITESPACE
+    perc99: the gene's 99th percentile over all cells, written into every cell of the attacked cluster
+    (switch the gene on)
     """
     if name in ("perc99", "perc1"):
         q, what = ("99th", "on") if name == "perc99" else ("1st", "off")
@@ -307,6 +309,7 @@ def describe_modification(name: str) -> str:
         return "random: a random value within the gene's observed range, drawn per cell (seeded)"
     m = re.fullmatch(r"decile([+-])(\d+(?:\.\d+)?)", name)
     if m:
-        return (f"{name}: each cell of the cluster moved {m.group(2)} tenths of all cells {'up' if m.group(1) == '+' else 'down'} "
+        direction = "up" if m.group(1) == "+" else "down"
+        return (f"{name}: each cell of the cluster moved {m.group(2)} tenths of all cells {direction} "
                 "the gene's ranked values (within the observed range)")
     return f"{name}: a custom modification"

@@ -351,7 +351,8 @@ def _run(setup: _Setup, budget: Budget, method: str, *, steps: int, step_size: f
     summary = {
         "classifier": name or type(setup.classifier).__name__, "cluster": setup.target, "method": method,
         "space": setup.space, "k": int(budget.k), "n_genes": len(idx), "amplitude": float(budget.amplitude),
-        "bounds": budget.bounds, "nonnegative": budget.nonnegative, "library_size": budget.library_size if setup.space == "counts" else "",
+        "bounds": budget.bounds, "nonnegative": budget.nonnegative,
+        "library_size": budget.library_size if setup.space == "counts" else "",
         "n_cells": len(setup.rows), "original_label": call_b.label, "new_label": call_a.label,
         "new_target": "" if setup.new is None else str(setup.classes[setup.new]),
         "flipped": call_a.label != call_b.label, "cell_success_rate": float(success.mean()),

@@ -158,8 +158,9 @@ def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.Da
     sg = attacks[sel]
     hits = genes_t[(genes_t["classifier"] == name) & (genes_t["attack"] == "single_gene")
                    & (genes_t["space"] == "model_input")] if len(genes_t) else pd.DataFrame()
-    row = {"classifier": name, "accuracy_before": acc.loc[name, "accuracy"], "macro_f1_before": acc.loc[name, "macro_f1"],
-           "hits_before": int(sg["n_found"].sum()), "n_augmented_cells": 0}
+    row = {"classifier": name, "accuracy_before": acc.loc[name, "accuracy"],
+           "macro_f1_before": acc.loc[name, "macro_f1"], "hits_before": int(sg["n_found"].sum()),
+           "n_augmented_cells": 0}
     if hits.empty:
         return pd.DataFrame([{**row, "accuracy_after": row["accuracy_before"], "macro_f1_after": row["macro_f1_before"],
                               "hits_after": row["hits_before"], "hits_removed": 0,

@@ -276,7 +276,8 @@ def _cgd(ctx: Context, unit: Unit):
     rows = np.flatnonzero(ctx.clusters == unit.cluster)
     # the cluster's majority answer after the attack (not CGD's target, which the stop rule may not reach)
     summary = {"original_label": res.original_label, "original_label_mapped": _mapped(ctx, res.original_label),
-               "new_target": res.new_target, "new_label": res.new_label, "new_label_mapped": _mapped(ctx, res.new_label),
+               "new_target": res.new_target, "new_label": res.new_label,
+               "new_label_mapped": _mapped(ctx, res.new_label),
                "n_found": len(res.modified_genes), "success": bool(res.flipped), "switched": bool(res.switched),
                "alpha": step, "epsilon": step, "score_kind": res.score_kind,
                "n_classifier_calls": res.n_classifier_calls, "n_anchor_calls": res.n_anchor_calls,
@@ -409,8 +410,8 @@ def _random_walk(ctx: Context, unit: Unit):
     res = random_walk_attack(model, X, ctx.clusters, unit.cluster, unit.modification.split("+"), genes=names,
                              gene_names=genes, random_state=ctx.config.seed)
     ok = res.new_label is not None
-    found = _genes_table(unit, ["__".join(res.genes)] if ok else [],
-                         combination=[" + ".join(f"{g}:{m}" for g, m in zip(res.genes, res.modifications))] if ok else [],
+    combination = " + ".join(f"{g}:{m}" for g, m in zip(res.genes, res.modifications))
+    found = _genes_table(unit, ["__".join(res.genes)] if ok else [], combination=[combination] if ok else [],
                          original_label=res.baseline_label, new_label=[str(res.new_label)] if ok else [],
                          new_label_mapped=[_mapped(ctx, str(res.new_label))] if ok else [], score=np.nan,
                          n_classifier_calls=res.n_classifier_calls)

@@ -95,12 +95,12 @@ class PlattLinearSVMs(_nn().Module):
         super().__init__()
         n = len(idx)
         width = max(len(i) for i in idx)
-        I = np.zeros((n, width), dtype=np.int64)
+        Im = np.zeros((n, width), dtype=np.int64)
         Wm = np.zeros((n, width), dtype=np.float32)
         for t in range(n):  # padded gather: unused slots read column 0 with weight 0
-            I[t, : len(idx[t])] = idx[t]
+            Im[t, : len(idx[t])] = idx[t]
             Wm[t, : len(idx[t])] = w[t]
-        self.register_buffer("idx", _buffer(I, dtype=_long()))
+        self.register_buffer("idx", _buffer(Im, dtype=_long()))
         self.register_buffer("w", _buffer(Wm))
         self.register_buffer("c", _buffer(np.asarray(c, np.float32)))
         self.register_buffer("a", _buffer(np.asarray(a, np.float32)))

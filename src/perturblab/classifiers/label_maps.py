@@ -133,14 +133,16 @@ def read_label_map(label_map) -> dict[str, str] | None:
             return _from_frame(sctype_label_map(name.removesuffix("_strict"), kind), name)
         path = Path(name)
         if not path.is_file():
-            raise UnknownNameError("label map", name, LABEL_MAP_NAMES, hint="or pass the path of an existing CSV/TSV file")
+            raise UnknownNameError("label map", name, LABEL_MAP_NAMES,
+                                   hint="or pass the path of an existing CSV/TSV file")
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
         try:
             df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
         except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
             raise InputError(f"cannot read the label map {path}: {err}; pass a CSV/TSV with two columns") from None
         return _from_frame(df, str(path))
-    raise InputError(f"label_map must be None, a dict, a DataFrame, a file path or a map name, got {type(label_map).__name__}")
+    raise InputError("label_map must be None, a dict, a DataFrame, a file path or a map name, "
+                     f"got {type(label_map).__name__}")
 
 
 def label_map_coverage(classifier, predictions, dataset_labels) -> pd.DataFrame:
@@ -170,8 +172,9 @@ def label_map_coverage(classifier, predictions, dataset_labels) -> pd.DataFrame:
     answers = counts.index.to_numpy()
     mapped = np.asarray(classifier.map_labels(answers.astype(object))).astype(str)
     labels = set(map(str, dataset_labels))
-    df = pd.DataFrame({"answer": answers, "n_cells": counts.to_numpy(), "frac_cells": counts.to_numpy() / max(1, len(pred)),
-                       "mapped_label": mapped, "has_counterpart": np.isin(mapped, list(labels)),
+    df = pd.DataFrame({"answer": answers, "n_cells": counts.to_numpy(),
+                       "frac_cells": counts.to_numpy() / max(1, len(pred)), "mapped_label": mapped,
+                       "has_counterpart": np.isin(mapped, list(labels)),
                        "abstention": is_abstention(classifier, answers)})
     return df.sort_values(["n_cells", "answer"], ascending=[False, True], kind="stable").reset_index(drop=True)
 

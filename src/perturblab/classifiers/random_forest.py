@@ -200,7 +200,7 @@ class FlatForest:
         X = self._check(X)
         if X_prev.shape != X.shape or leaves_prev.shape != (self.n_trees, X.shape[0]):
             raise InputError(f"X_prev {X_prev.shape} and leaves_prev {leaves_prev.shape} do not match X {X.shape}")
-        diff = X != X_prev
+        diff = X_prev != X
         rows = np.flatnonzero(diff.any(axis=1))
         if not len(rows):
             return leaves_prev

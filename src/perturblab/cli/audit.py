@@ -88,22 +88,22 @@ def audit_cmd(
     label_key: Annotated[str, typer.Option(help="obs column with the cell-type labels (clusters).")] = "cell_type",
     classifier: Annotated[list[str], typer.Option(
         "--classifier", help=f"Classifier to audit (repeat; default perturblab's six: {', '.join(CLASSIFIERS)}; "
-        "also 'transformer', a gene-token transformer annotator, and names registered by plugins).")] = [],  # noqa: B006
+        "also 'transformer', a gene-token transformer annotator, and names registered by plugins).")] = [],
     classifier_file: Annotated[list[str], typer.Option(
         "--classifier-file", help="Your fitted classifier, NAME=PATH (repeat): a CellTypist model (.pkl; a pickle, "
         "so only files you trust) or a scikit-learn estimator saved with skops (.skops, fitted on a DataFrame of "
-        "log1p expression whose columns are genes). Audited beside --classifier, never retrained.")] = [],  # noqa: B006
-    cluster: Annotated[list[str], typer.Option("--cluster", help="Cluster to attack (repeat; default all).")] = [],  # noqa: B006
+        "log1p expression whose columns are genes). Audited beside --classifier, never retrained.")] = [],
+    cluster: Annotated[list[str], typer.Option("--cluster", help="Cluster to attack (repeat; default all).")] = [],
     modification: Annotated[list[str], typer.Option(
         "--modification", help="Modification (repeat): perc1, perc99, aberrant, decile+N / decile-N (N 1-9), "
-        "random, fixed:VALUE.")] = ["perc1", "perc99"],  # noqa: B006
+        "random, fixed:VALUE.")] = ["perc1", "perc99"],
     attack: Annotated[list[Attack], typer.Option(  # type: ignore[valid-type]
-        "--attack", help="Attack (repeat).")] = [Attack("single_gene")],  # noqa: B006,B008
+        "--attack", help="Attack (repeat).")] = [Attack("single_gene")],
     evaluation: Annotated[list[Evaluation], typer.Option(  # type: ignore[valid-type]
-        "--evaluation", help="Extra evaluation (repeat; default none).")] = [],  # noqa: B006
+        "--evaluation", help="Extra evaluation (repeat; default none).")] = [],
     space: Annotated[list[Space], typer.Option(  # type: ignore[valid-type]
         "--space", help="Where attacks modify the cells (repeat): model_input, or raw_counts through each "
-        "classifier's own preprocessing.")] = [Space("model_input")],  # noqa: B006,B008
+        "classifier's own preprocessing.")] = [Space("model_input")],
     search_mode: Annotated[str, typer.Option(help=f"Single-gene search: {', '.join(SEARCH_MODES)}, or per "
                                              "classifier, e.g. 'mlp=dichotomic,svm=exhaustive'.")] = "auto",
     cgd_strength: Annotated[float, typer.Option(help="CGD step alpha = epsilon.")] = 1.0,
@@ -114,16 +114,16 @@ def audit_cmd(
                                            "file (columns sctype_name, label); default: pbmc3k on PBMC3k, none "
                                            "elsewhere.")] = "default",
     whitebox_k: Annotated[list[int], typer.Option("--whitebox-k", help="PGD/FGSM gene budget (repeat).")]
-    = list(WHITEBOX_KS),  # noqa: B006
+    = list(WHITEBOX_KS),
     whitebox_amplitude: Annotated[list[float], typer.Option("--whitebox-amplitude", help="PGD/FGSM amplitude, a "
                                                             "fraction of each gene's allowed range (repeat).")]
-    = list(WHITEBOX_AMPLITUDES),  # noqa: B006
+    = list(WHITEBOX_AMPLITUDES),
     whitebox_bounds: Annotated[Bounds, typer.Option(help="PGD/FGSM allowed range per gene: observed range or "  # type: ignore[valid-type]
                                                     "[perc1, perc99].")] = Bounds("range"),  # type: ignore[assignment]
     noise_rate: Annotated[list[float], typer.Option("--noise-rate", help="label_noise: share of training labels "
-                                                    "changed (repeat).")] = list(NOISE_RATES),  # noqa: B006
+                                                    "changed (repeat).")] = list(NOISE_RATES),
     noise_mode: Annotated[list[NoiseMode], typer.Option("--noise-mode", help="label_noise: how labels are "  # type: ignore[valid-type]
-                                                        "changed (repeat).")] = list(NoiseMode),  # noqa: B008
+                                                        "changed (repeat).")] = list(NoiseMode),
     strength_genes: Annotated[int, typer.Option(help="strength / label_noise: top marker genes per cluster in the "
                                                 "gene panel.")] = 50,
     n_bootstrap: NBootstrap = 100,
