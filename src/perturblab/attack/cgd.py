@@ -160,7 +160,8 @@ def _scorer(classifier, scores: str):
         kind = str(getattr(classifier, "score_kind", "native"))
         return (lambda M: np.asarray(classifier.class_scores(M), dtype=np.float64)), kind
     inner = getattr(classifier, "classifier", None)
-    if callable(getattr(inner, "class_scores", None)) and callable(getattr(classifier, "model_input", None)):
+    if inner is not None and callable(getattr(inner, "class_scores", None)) \
+            and callable(getattr(classifier, "model_input", None)):
         # a wrapper that maps its input to the inner classifier's model input (the audit's raw-count model)
         kind = str(getattr(inner, "score_kind", "native"))
         return (lambda M: np.asarray(inner.class_scores(classifier.model_input(M)), dtype=np.float64)), kind

@@ -134,7 +134,7 @@ def fewest_genes(
             row = {"classifier": name, "cluster": t, "attack": method, "applicable": diff, "flipped": False,
                    "min_genes": np.nan, "max_genes_tried": max(ks) if len(ks) else 0, "original_label": None,
                    "new_label": None, "detail": "not differentiable" if not diff else ""}
-            if diff:
+            if diff and budget_table is not None:  # diff with methods: budget_table is set above
                 sub = budget_table[(budget_table["cluster"] == t) & (budget_table["method"] == method)]
                 if "classifier" in sub:
                     sub = sub[sub["classifier"] == name]

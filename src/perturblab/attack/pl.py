@@ -71,8 +71,8 @@ def budget_curve(table: pd.DataFrame, *, metric: str = "cell_success_rate", by: 
     data = table.assign(_y=table[metric].astype(float))
     for key, sub in data.groupby(keys, sort=True):
         curve = sub.groupby("k")["_y"].mean()
-        label = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in np.atleast_1d(key))
-        ax.plot(curve.index, curve.to_numpy(), marker=_MARKERS.get(str(np.atleast_1d(key)[1]), "o"), label=label)
+        values = [str(v) for v in key]  # the group's classifier, method, amplitude (and by)
+        ax.plot(curve.index, curve.to_numpy(), marker=_MARKERS.get(values[1], "o"), label=", ".join(values))
     ax.set_xscale("log")
     ks = sorted(data["k"].unique())
     ax.set_xticks(ks, [str(k) for k in ks])
@@ -112,8 +112,8 @@ def fewest_genes(table: pd.DataFrame, *, ax=None):
     attacks = list(dict.fromkeys(data["attack"].astype(str)))
     for j, attack in enumerate(attacks):
         sub = data[data["attack"] == attack]
-        pairs = zip(sub["classifier"].astype(str), sub["cluster"].astype(str), strict=True)
-        pos = np.array([y[(c, k)] for c, k in pairs])
+        sub_pairs = zip(sub["classifier"].astype(str), sub["cluster"].astype(str), strict=True)
+        pos = np.array([y[(c, k)] for c, k in sub_pairs])
         off = (j - (len(attacks) - 1) / 2) * 0.15
         val = sub["min_genes"].to_numpy(dtype=float)
         ok = ~np.isnan(val)

@@ -7,11 +7,16 @@ not redo them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
 from .units import Unit
+
+if TYPE_CHECKING:
+    from ..runs import StoredUnit
 
 __all__ = ["transfer", "defence", "label_noise", "to_model_input"]
 
@@ -44,7 +49,7 @@ def _to_log1p(V: np.ndarray, clf, gene_idx) -> np.ndarray:
     raise InputError(f"cannot transfer from a classifier with representation {clf.representation!r}")
 
 
-def transfer(config, contexts: dict, tables: dict, results: list[dict], store) -> pd.DataFrame:
+def transfer(config, contexts: dict, tables: dict, results: list[StoredUnit], store) -> pd.DataFrame:
     """Do perturbations found on one classifier (source) flip the others (targets)?
 
     - single-gene: each hit ``(cluster, modification, gene)`` of the source (model input) is
@@ -86,7 +91,7 @@ def _transfer_from(src, config, contexts, genes_t, results) -> pd.DataFrame:
         n_tr = 0
         for (cluster, mod), g in (hits.groupby(["cluster", "modification"]) if len(hits) else []):
             genes = [x for x in g["gene"].astype(str) if "__" not in x]
-            res = single_gene_attack(clf, tctx.X, tctx.clusters, cluster, mod, mode="exhaustive", genes=genes,
+            res = single_gene_attack(clf, tctx.X, tctx.clusters, str(cluster), mod, mode="exhaustive", genes=genes,
                                      random_state=config.seed)
             n_tr += len(res.table)
         out.append({"source": src, "target": tgt_name, "attack": "single_gene", "n_source": len(hits),

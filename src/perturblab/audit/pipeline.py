@@ -7,6 +7,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,8 +158,8 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
         checks = {**settings.pop("classifier_checksums", {}), **{n: _checksum(c) for n, c in user.items()}}
         if user and "classifiers" not in settings:
             settings["classifiers"] = tuple(user)
-        config = AuditConfig(**({"data": "<AnnData>"} if data is not None else {}), **settings,
-                             classifier_checksums=checks)
+        given: dict[str, Any] = {"data": "<AnnData>"} if data is not None else {}
+        config = AuditConfig(**given, **settings, classifier_checksums=checks)
     elif settings:
         raise InputError("give either config or keyword settings, not both")
     missing = [n for n in user if n not in config.classifiers or not config.is_user_fitted(n)]
@@ -253,7 +254,7 @@ def _without_results(adata):
     return ad.AnnData(X=adata.X, obs=adata.obs.drop(columns=written), var=adata.var, obsm=dict(adata.obsm))
 
 
-def _classifier_spec(spec) -> tuple[tuple[str, ...], dict, dict]:
+def _classifier_spec(spec) -> tuple[str | tuple[str, ...] | None, dict, dict]:
     """``classifiers=`` as (names, {alias: registry name}, {name: fitted object})."""
     from ..classifiers.wrap import is_protocol_classifier
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -84,13 +85,13 @@ def sctype_label_map(dataset: str = "pbmc3k", kind: str = "broad") -> pd.DataFra
 
 def _from_frame(df: pd.DataFrame, source: str) -> dict[str, str]:
     cols = list(df.columns)
-    src = next((c for c in ("sctype_name", "source", "name", "from") if c in cols), None)
-    dst = next((c for c in ("label", "target", "to", "dataset_label") if c in cols), None)
+    src: str | None = next((c for c in ("sctype_name", "source", "name", "from") if c in cols), None)
+    dst: str | None = next((c for c in ("label", "target", "to", "dataset_label") if c in cols), None)
     if src is None or dst is None:
         if len(cols) < 2:
             raise InputError(f"label map {source} needs two columns (classifier name, dataset label); got {cols}")
         src, dst = cols[0], cols[1]
-    out = {}
+    out: dict[str, str] = {}
     for a, b in zip(df[src].astype(str), df[dst].fillna("").astype(str), strict=True):
         if b.strip() == "":  # an empty label documents an unmapped name
             continue
@@ -98,6 +99,14 @@ def _from_frame(df: pd.DataFrame, source: str) -> dict[str, str]:
             raise InputError(f"label map {source} maps {a!r} to both {out[a]!r} and {b!r}; keep one row per name")
         out[a] = b
     return out
+
+
+@overload
+def read_label_map(label_map: None) -> None: ...
+
+
+@overload
+def read_label_map(label_map: dict | pd.Series | pd.DataFrame | str | Path) -> dict[str, str]: ...
 
 
 def read_label_map(label_map) -> dict[str, str] | None:

@@ -109,7 +109,7 @@ def audit_cmd(
     cgd_strength: Annotated[float, typer.Option(help="CGD step alpha = epsilon.")] = 1.0,
     cgd_genes: Annotated[int, typer.Option(help="Signature genes CGD walks through.")] = 100,
     split: Annotated[Split, typer.Option(help="Train/test halves: stratified, or anchor (adverSCarial's published "  # type: ignore[valid-type]
-                                         "PBMC3k split).")] = Split("stratified"),  # type: ignore[assignment]
+                                         "PBMC3k split).")] = Split("stratified"),
     label_map: Annotated[str, typer.Option(help="scType label map: pbmc3k (broad), pbmc3k_strict, none, or a CSV/TSV "
                                            "file (columns sctype_name, label); default: pbmc3k on PBMC3k, none "
                                            "elsewhere.")] = "default",
@@ -119,7 +119,7 @@ def audit_cmd(
                                                             "fraction of each gene's allowed range (repeat).")]
     = list(WHITEBOX_AMPLITUDES),
     whitebox_bounds: Annotated[Bounds, typer.Option(help="PGD/FGSM allowed range per gene: observed range or "  # type: ignore[valid-type]
-                                                    "[perc1, perc99].")] = Bounds("range"),  # type: ignore[assignment]
+                                                    "[perc1, perc99].")] = Bounds("range"),
     noise_rate: Annotated[list[float], typer.Option("--noise-rate", help="label_noise: share of training labels "
                                                     "changed (repeat).")] = list(NOISE_RATES),
     noise_mode: Annotated[list[NoiseMode], typer.Option("--noise-mode", help="label_noise: how labels are "  # type: ignore[valid-type]
@@ -131,7 +131,7 @@ def audit_cmd(
     device: Device = "auto",
     n_jobs: NJobs = 1,
     scheduler: Scheduler = "",
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -147,9 +147,10 @@ def audit_cmd(
     user, checks = _classifier_files(classifier_file)
     clfs = choices(classifier) or ([] if user else list(CLASSIFIERS))
     clfs = [c for c in clfs if c not in user] + list(user)
-    config = AuditConfig(data=data, label_key=label_key, classifiers=clfs, clusters=cluster or None,
-                         modifications=modification, attacks=choices(attack), evaluations=choices(evaluation),
-                         spaces=choices(space), search_modes=_search_modes(search_mode, clfs), seed=seed,
+    config = AuditConfig(data=data, label_key=label_key, classifiers=tuple(clfs),
+                         clusters=tuple(cluster) if cluster else None, modifications=tuple(modification),
+                         attacks=tuple(choices(attack)), evaluations=tuple(choices(evaluation)),
+                         spaces=tuple(choices(space)), search_modes=_search_modes(search_mode, clfs), seed=seed,
                          cgd_strength=cgd_strength, cgd_n_genes=cgd_genes, n_bootstrap=n_bootstrap,
                          split=choices([split])[0], label_map=None if label_map == "none" else label_map,
                          whitebox_ks=tuple(whitebox_k), whitebox_amplitudes=tuple(whitebox_amplitude),
