@@ -21,7 +21,7 @@ def test_config_defaults_and_parsing():
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(classifiers=("svm", "xgboost")), "unknown classifier"),
-    (dict(attacks=("single_gene", "deepfool")), "unknown attack"),
+    (dict(attacks=("single_gene", "fgsn")), "unknown attack 'fgsn'; did you mean 'fgsm'"),
     (dict(modifications=("perc50",)), "unknown modification"),
     (dict(spaces=("counts",)), "unknown space"),
     (dict(evaluations=("robustness", "speed")), "unknown evaluation"),
