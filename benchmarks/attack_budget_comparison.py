@@ -11,8 +11,8 @@ for each attacked cluster:
 
 All attacks draw on the same candidate genes: the ``--n-genes`` (200) first signature genes
 (``signature_genes`` of each classifier's model input), the genes CGD visits. Default clusters: NK, B,
-FCGR3A+ Mono, CD14+ Mono (CHETAH and CellTypist go through stacked ``predict`` calls: minutes each). Flips are classified with
-``flip_taxonomy`` (broad PBMC3k label map for scType). Prints JSON; writes the tables and a figure to
+FCGR3A+ Mono, CD14+ Mono (CHETAH and CellTypist go through stacked ``predict`` calls: minutes each). Flips are
+classified with ``flip_taxonomy`` (broad PBMC3k label map for scType). Prints JSON; writes the tables and a figure to
 ``--out-dir``.
 
     PERTURBLAB_DATA_DIR=... python benchmarks/attack_budget_comparison.py --out-dir results/budget
@@ -52,7 +52,8 @@ def main(argv=None) -> dict:
     from perturblab.io import atomic_write, write_json, write_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--classifiers", nargs="+", default=["sctype", "svm", "mlp", "celltypist", "random_forest", "chetah"])
+    ap.add_argument("--classifiers", nargs="+",
+                    default=["sctype", "svm", "mlp", "celltypist", "random_forest", "chetah"])
     ap.add_argument("--clusters", nargs="+", default=["NK", "B", "FCGR3A+ Mono", "CD14+ Mono"])
     ap.add_argument("--n-genes", type=int, default=200, help="candidate genes (signature order)")
     ap.add_argument("--ks", nargs="+", type=int, default=[1, 2, 5, 10, 20, 50])
@@ -79,8 +80,8 @@ def main(argv=None) -> dict:
         t1 = time.perf_counter()
         bt = None
         if is_differentiable(clf):
-            bt = budget_curve(clf, X, clusters, targets, ks=args.ks, amplitudes=args.amplitudes, methods=("fgsm", "pgd"),
-                              genes=genes, name=name)
+            bt = budget_curve(clf, X, clusters, targets, ks=args.ks, amplitudes=args.amplitudes,
+                              methods=("fgsm", "pgd"), genes=genes, name=name)
             budgets.append(bt)
         t2 = time.perf_counter()
         fg = fewest_genes(clf, X, clusters, targets, name=name, single_gene_genes=genes, cgd_genes=genes,

@@ -7,7 +7,8 @@ clean test half and its vulnerability: exhaustive single-gene attacks (perc1, pe
 cluster, flips classified by ``flip_taxonomy`` (``n_real_flips``: flips away from a correct call).
 Prints JSON; writes the tables and a figure to ``--out-dir``.
 
-    PERTURBLAB_DATA_DIR=... python benchmarks/attack_label_noise.py --classifiers random_forest mlp --out-dir results/noise
+    PERTURBLAB_DATA_DIR=... python benchmarks/attack_label_noise.py --classifiers random_forest mlp \\
+        --out-dir results/noise
 
 Measured (defaults, 2 shared cores, 19 min: random forest 279 s, MLP 628 s, SVM 227 s; 9 clusters x 2
 modifications; rates 0 / 5 / 10 / 20%):

@@ -79,7 +79,8 @@ def main(argv=None) -> dict:
     from perturblab.io import atomic_write, write_json, write_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--classifiers", nargs="+", default=["sctype", "chetah", "svm", "random_forest", "mlp", "celltypist"])
+    ap.add_argument("--classifiers", nargs="+",
+                    default=["sctype", "chetah", "svm", "random_forest", "mlp", "celltypist"])
     ap.add_argument("--clusters", nargs="+", default=["NK", "B", "FCGR3A+ Mono"])
     ap.add_argument("--n-genes", type=int, default=100, help="genes of the shared marker panel")
     ap.add_argument("--modifications", nargs="+", default=list(LADDER))
@@ -124,7 +125,8 @@ def main(argv=None) -> dict:
             "flips_low": low, "flips_medium": med, "flips_high": high, "flips_fixed0": float(by_band.get("fixed", 0)),
             "high_over_medium": high / med if med else None, "low_over_high": low / high if high else None,
             "flips_by_decile_level": {f"{k:g}": int(v) for k, v in by_level.items()},
-            "flips_by_modification": sub.groupby("modification", sort=False)["n_flipping_genes"].sum().astype(int).to_dict(),
+            "flips_by_modification":
+                sub.groupby("modification", sort=False)["n_flipping_genes"].sum().astype(int).to_dict(),
             "cells_moved_per_gene": {b: float(v) for b, v in moved.items()},
         }
     print(json.dumps(out, indent=1))

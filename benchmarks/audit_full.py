@@ -45,7 +45,7 @@ def main() -> None:
     args = p.parse_args()
 
     import perturblab as plab
-    import perturblab.bridges  # noqa: F401  (registers the "transformer" classifier)
+    import perturblab.bridges  # registers the "transformer" classifier
 
     load0 = os.getloadavg()
     t0, cpu0 = time.perf_counter(), os.times()

@@ -18,8 +18,8 @@ import pandas as pd
 
 def main(argv=None) -> pd.DataFrame:
     from perturblab import datasets
-    from perturblab.io import write_json
     from perturblab.classifiers import CLASSIFIERS, PBMC3K_LABEL_MAP, evaluate_classifier, get_classifier
+    from perturblab.io import write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--classifiers", nargs="+", default=list(CLASSIFIERS), choices=list(CLASSIFIERS))

@@ -11,6 +11,12 @@ from perturblab.exceptions import MissingExtraError
 
 
 def _forget(monkeypatch, prefix: str) -> None:
+    # the parent package's attribute is restored too: the re-import rebinds it (perturblab.classifiers would
+    # otherwise stay a second copy of the module, with its own registry, for the tests that run after)
+    parent, _, child = prefix.rpartition(".")
+    namespace = vars(sys.modules[parent]) if parent in sys.modules else {}
+    if child in namespace:
+        monkeypatch.setitem(namespace, child, namespace[child])
     for name in [m for m in sys.modules if m == prefix or m.startswith(prefix + ".")]:
         monkeypatch.delitem(sys.modules, name)
 

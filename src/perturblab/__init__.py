@@ -29,17 +29,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ._version import __version__
-
 from . import exceptions, io
 from ._extras import install_import_guard
 from ._settings import settings
+from ._version import __version__
 
 install_import_guard()  # importing a wing whose optional extra is missing: one error naming the extra
 
 _SUBMODULES = ("datasets", "classifiers", "attack", "predict", "interpret", "report", "audit", "runs")
 
-__all__ = ["__version__", "exceptions", "io", "settings", *_SUBMODULES]
+__all__ = [
+    "__version__", "exceptions", "io", "settings",
+    "datasets", "classifiers", "attack", "predict", "interpret", "report", "audit", "runs",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import attack, audit, classifiers, datasets, interpret, predict, report, runs

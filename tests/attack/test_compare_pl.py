@@ -53,7 +53,8 @@ def test_fewest_genes_on_pbmc3k_mlp_and_forest(mlp_hvg, pbmc_hvg):
     tab = fewest_genes(clf, X, cl, ["NK"], name="mlp", cgd_genes=sig, budget_table=bt, modifications=("perc99",))
     pgd = tab[tab["attack"] == "pgd"].iloc[0]
     hit = bt[bt["flipped"]].sort_values("k")
-    assert len(hit) and pgd["flipped"] and pgd["min_genes"] == hit["n_genes"].iloc[0]  # 20 genes flip NK (test_whitebox)
+    # 20 genes flip NK (test_whitebox)
+    assert len(hit) and pgd["flipped"] and pgd["min_genes"] == hit["n_genes"].iloc[0]
     best = tab["min_genes"].min()
     assert tab.loc[tab["fewest"], "min_genes"].eq(best).all() and tab["fewest"].sum() >= 1
     rf = RandomForestClassifier(n_estimators=20, random_state=0).fit(pbmc_hvg[0], "cell_type")

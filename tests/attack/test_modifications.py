@@ -46,7 +46,10 @@ def test_decile_shift_with_r_indexing_and_clipping():
 def test_decile_rounds_half_to_even_like_r():
     col = np.array([[0], [1], [2], [3], [4]], dtype=np.float32)  # N = 5
     mask = np.array([False, False, True, False, False])  # v = 2, r = 2
-    m = lambda name: get_modification(name).values(col, mask, [0])[0, 0]
+
+    def m(name):
+        return get_modification(name).values(col, mask, [0])[0, 0]
+
     assert m("decile+1") == 1  # round(0.5) = 0 -> index 2 -> 1
     assert m("decile+3") == 3  # round(1.5) = 2 -> index 4 -> 3
     assert m("decile+5") == 3  # round(2.5) = 2 (half to even), not 3 -> index 4 -> 3

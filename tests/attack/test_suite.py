@@ -108,7 +108,8 @@ def test_grid_returns_minimal_not_first_lexicographic():
     r = grid_attack(grid_clf, X, cl, "t", names, gene_names=names)
     # lexicographic first hit is (c: none, a: perc1, b: perc1); the minimal one is c: perc99 alone
     assert r.min_genes == 1 and r.table[["c", "a", "b"]].values.tolist() == [["perc99", "", ""]]
-    assert r.n_combinations == 27 and r.n_classifier_calls == 27 and r.n_flipping == 9 + 2  # c=perc99 (9) + a=b=perc1 with c none or perc1 (2)
+    # flipping: c=perc99 (9) + a=b=perc1 with c none or perc1 (2)
+    assert r.n_combinations == 27 and r.n_classifier_calls == 27 and r.n_flipping == 9 + 2
     with pytest.raises(ValueError, match="exceed max_combinations"):
         grid_attack(grid_clf, X, cl, "t", names, gene_names=names, max_combinations=10)
 
@@ -143,7 +144,8 @@ def test_overviews(loom_short):
 
 
 def test_signature_genes():
-    assert distant_pairs(["A", "B", "C", "D"]) == [("A", "B"), ("C", "D"), ("A", "C"), ("A", "D"), ("B", "C"), ("B", "D")]
+    assert distant_pairs(["A", "B", "C", "D"]) == [
+        ("A", "B"), ("C", "D"), ("A", "C"), ("A", "D"), ("B", "C"), ("B", "D")]
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 4))
     cl = np.array(["x"] * 20 + ["y"] * 20)

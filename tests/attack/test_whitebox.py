@@ -119,7 +119,7 @@ def test_mlp_budget_curve_on_pbmc3k(mlp_hvg):
     changed = np.abs(r.X[rows] - X[rows]) > 1e-6
     assert changed.any(axis=0).sum() <= 5 and np.array_equal(r.X[~rows], X[~rows])  # L0 and cluster only
     lo, hi = gene_bounds(X)
-    assert (r.X >= lo - 1e-6).all() and (r.X <= hi + 1e-6).all()
+    assert (lo - 1e-6 <= r.X).all() and (hi + 1e-6 >= r.X).all()
     again = whitebox_attack(clf, X, cl, "NK", k=5)
     np.testing.assert_array_equal(r.X, again.X)  # deterministic
 

@@ -32,8 +32,8 @@ def test_audit_command(tmp_path):
 
 
 def test_audit_command_bad_option(tmp_path):
-    res = CliRunner().invoke(app, ["audit", "--out", str(tmp_path / "o"), "--attack", "deepfool"])
-    assert res.exit_code == 2 and "deepfool" in res.output
+    res = CliRunner().invoke(app, ["audit", "--out", str(tmp_path / "o"), "--attack", "fgsn"])
+    assert res.exit_code == 2 and "'fgsn' is not one of" in res.output and "'fgsm'" in res.output
     assert not (tmp_path / "o").exists()
 
 

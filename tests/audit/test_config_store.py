@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from perturblab.audit import AuditConfig
@@ -23,7 +21,7 @@ def test_config_defaults_and_parsing():
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(classifiers=("svm", "xgboost")), "unknown classifier"),
-    (dict(attacks=("single_gene", "deepfool")), "unknown attack"),
+    (dict(attacks=("single_gene", "fgsn")), "unknown attack 'fgsn'; did you mean 'fgsm'"),
     (dict(modifications=("perc50",)), "unknown modification"),
     (dict(spaces=("counts",)), "unknown space"),
     (dict(evaluations=("robustness", "speed")), "unknown evaluation"),

@@ -28,7 +28,7 @@ import numpy as np
 
 from .._validation import check_finite
 from ..classifiers.base import CellTypeClassifier, ClusterCall, majority_vote
-from ..exceptions import InputError, UnknownNameError
+from ..exceptions import InputError, PerturblabError, UnknownNameError
 
 __all__ = ["AttackTarget", "as_cluster_call"]
 
@@ -95,7 +95,6 @@ class AttackTarget:
 
     def __init__(self, classifier, X, clusters, target, *, gene_names=None, max_batch_values: int = 2**24):
         from ..classifiers.wrap import as_classifier
-
         from ._sparse import is_sparse_input
 
         if hasattr(X, "columns") and gene_names is None:  # pandas DataFrame: columns are the genes
@@ -237,6 +236,8 @@ class AttackTarget:
 
     def _call_full(self, gene_idx, values) -> ClusterCall:
         work, rows = self._work, self.rows
+        if work is None:  # only cluster-level classifiers keep a full working matrix
+            raise PerturblabError("a full-matrix call needs a cluster-level classifier (per_cell = False)")
         if gene_idx is None:
             work[rows] = values
         else:

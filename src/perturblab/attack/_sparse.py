@@ -97,10 +97,16 @@ class SparseModelInput:
     def _log1p(self, values, rows) -> np.ndarray:
         return np.log1p(values * self.scale[rows]).astype(np.float32)
 
+    def _scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.mean is None or self.std is None:
+            raise InputError("the scaled representation needs the fit-time scaling; pass mean= and std=")
+        return self.mean, self.std
+
     def _scaled(self, L: np.ndarray, cols) -> np.ndarray:
         if self.representation != "scaled":
             return L
-        Z = (np.asarray(L, dtype=np.float32) - self.mean[cols]) / self.std[cols]
+        mean, std = self._scaling()
+        Z = (np.asarray(L, dtype=np.float32) - mean[cols]) / std[cols]
         np.clip(Z, -_CLIP, _CLIP, out=Z)
         return Z
 
@@ -156,7 +162,8 @@ class ColumnOrder:
         col = np.repeat(np.arange(len(genes)), np.diff(sub.indptr))
         vals = m._log1p(sub.data.astype(np.float64), sub.indices).astype(np.float32)
         if m.representation == "scaled":
-            vals = ((vals - m.mean[genes][col]) / m.std[genes][col]).astype(np.float32)
+            mean, std = m._scaling()
+            vals = ((vals - mean[genes][col]) / std[genes][col]).astype(np.float32)
             np.clip(vals, -_CLIP, _CLIP, out=vals)
         order = np.lexsort((vals, col))
         self.values = vals[order].astype(np.float64)
@@ -167,7 +174,7 @@ class ColumnOrder:
         self.zero_value = m._scaled(zero[None, :], genes)[0].astype(np.float64)
         self.n = n_cells
 
-    def value(self, j: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def value(self, j: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
         """``k``-th smallest value of columns ``j`` (arrays broadcast)."""
         j, k = np.broadcast_arrays(np.asarray(j, dtype=np.int64), np.asarray(k, dtype=np.int64))
         stored = k - self.n_zero[j]

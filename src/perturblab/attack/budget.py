@@ -65,7 +65,8 @@ class Budget:
         if int(self.k) < 1:
             raise InputError(f"budget k (genes changed) must be >= 1, got {self.k}")
         if not 0 < float(self.amplitude) <= 1:
-            raise InputError(f"budget amplitude must be in (0, 1] (a fraction of the gene's range), got {self.amplitude}")
+            raise InputError(
+                f"budget amplitude must be in (0, 1] (a fraction of the gene's range), got {self.amplitude}")
         if self.bounds not in _BOUNDS:
             raise InputError(f"budget bounds must be one of {', '.join(_BOUNDS)}, got {self.bounds!r}")
         if self.library_size not in _LIBRARY:

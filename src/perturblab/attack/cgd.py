@@ -160,7 +160,8 @@ def _scorer(classifier, scores: str):
         kind = str(getattr(classifier, "score_kind", "native"))
         return (lambda M: np.asarray(classifier.class_scores(M), dtype=np.float64)), kind
     inner = getattr(classifier, "classifier", None)
-    if callable(getattr(inner, "class_scores", None)) and callable(getattr(classifier, "model_input", None)):
+    if inner is not None and callable(getattr(inner, "class_scores", None)) \
+            and callable(getattr(classifier, "model_input", None)):
         # a wrapper that maps its input to the inner classifier's model input (the audit's raw-count model)
         kind = str(getattr(inner, "score_kind", "native"))
         return (lambda M: np.asarray(inner.class_scores(classifier.model_input(M)), dtype=np.float64)), kind
@@ -341,9 +342,9 @@ def cgd_attack(
 
     def row(order, gene, n_mod):
         c = np.bincount(lab, minlength=len(classes))
-        return {"order": order, "gene": gene, "n_cells_modified": n_mod, "frac_original": c[orig] / n, "frac_new_target": c[new] / n,
-                    "frac_majority": c.max() / n, "majority_label": str(classes[c.argmax()]),
-                    "score_original": S[:, orig].mean(), "score_new_target": S[:, new].mean()}
+        return {"order": order, "gene": gene, "n_cells_modified": n_mod, "frac_original": c[orig] / n,
+                "frac_new_target": c[new] / n, "frac_majority": c.max() / n, "majority_label": str(classes[c.argmax()]),
+                "score_original": S[:, orig].mean(), "score_new_target": S[:, new].mean()}
 
     def holds() -> bool:
         if stop_rule == "majority":
@@ -395,7 +396,8 @@ def cgd_attack(
     n_anchor = 1 + n_visited + n_commits
     summary = pd.DataFrame([{
         "target": tgt.target, "n_cells": n, "original_label": str(classes[orig]), "new_target": str(classes[new]),
-        "new_label": call_after.label, "new_label_frac": call_after.score, "flipped": call_after.label != call_before.label,
+        "new_label": call_after.label, "new_label_frac": call_after.score,
+        "flipped": call_after.label != call_before.label,
         "alpha": alpha, "epsilon": epsilon, "score_kind": kind, "stop_rule": stop_rule,
         "n_genes_modified": len(modified), "n_genes_visited": n_visited,
         "frac_original_start": rows[0]["frac_original"], "frac_new_target_start": rows[0]["frac_new_target"],

@@ -54,8 +54,8 @@ def _cgd_row(clf, X, clusters, t, name, genes, step):
     return {"classifier": name, "cluster": t, "attack": "cgd", "applicable": True, "flipped": bool(r.flipped),
             "min_genes": float(len(r.modified_genes)) if r.flipped else np.nan, "max_genes_tried": len(genes),
             "original_label": majority_vote(r.labels_before).label, "new_label": r.new_label,
-            "detail": f"alpha = epsilon = {step}, {len(r.modified_genes)} genes modified of {int(s['n_genes_visited'])} "
-                      f"visited ({r.score_kind} scores)"}
+            "detail": f"alpha = epsilon = {step}, {len(r.modified_genes)} genes modified of "
+                      f"{int(s['n_genes_visited'])} visited ({r.score_kind} scores)"}
 
 
 def fewest_genes(
@@ -147,7 +147,7 @@ def fewest_genes(
             row = {"classifier": name, "cluster": t, "attack": method, "applicable": diff, "flipped": False,
                    "min_genes": np.nan, "max_genes_tried": max(ks) if len(ks) else 0, "original_label": None,
                    "new_label": None, "detail": "not differentiable" if not diff else ""}
-            if diff:
+            if diff and budget_table is not None:  # diff with methods: budget_table is set above
                 sub = budget_table[(budget_table["cluster"] == t) & (budget_table["method"] == method)]
                 if "classifier" in sub:
                     sub = sub[sub["classifier"] == name]

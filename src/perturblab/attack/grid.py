@@ -99,7 +99,7 @@ def grid_attack(classifier, X, clusters, target: str, genes, modifications=("per
     rows = []
     for c, r in flips:
         if sum(k > 0 for k in c) == size:
-            row = {str(tgt.genes[g]): (mods[k - 1].name if k else "") for g, k in zip(gidx, c)}
+            row: dict[str, object] = {str(tgt.genes[g]): (mods[k - 1].name if k else "") for g, k in zip(gidx, c)}
             row.update(n_genes_modified=size, new_label=r.label, score=r.score)
             rows.append(row)
     cols = [str(g) for g in tgt.genes[gidx]] + ["n_genes_modified", "new_label", "score"]

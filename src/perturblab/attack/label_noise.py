@@ -251,4 +251,5 @@ def label_noise_sweep(
             attacks.append(att.assign(classifier=clf_name, mode=mode, rate=float(rate)))
     att = pd.concat(attacks, ignore_index=True)
     lead = ["classifier", "mode", "rate"]
-    return LabelNoiseResult(summary=pd.DataFrame(summary), attacks=att[lead + [c for c in att.columns if c not in lead]])
+    att = att[lead + [c for c in att.columns if c not in lead]]
+    return LabelNoiseResult(summary=pd.DataFrame(summary), attacks=att)

@@ -88,6 +88,13 @@ class Modification:
         modification is the union of its single-gene modifications."""
         return not (self.kind == "custom" and self.name in ("target_matrix_fct", "full_matrix_fct"))
 
+    @property
+    def _number(self) -> float:
+        # param of the kinds that have one (perc, fixed, aberrant, decile)
+        if self.param is None:
+            raise InputError(f"modification {self.name!r} has no parameter; build it with get_modification()")
+        return self.param
+
     def values(self, X: np.ndarray, mask: np.ndarray, genes) -> np.ndarray:
         """New values for the target cells.
 
@@ -115,16 +122,16 @@ class Modification:
             return np.ascontiguousarray(self._sparse_values(X, mask, genes, n_t), dtype=np.float32)
         cols = np.asarray(X[:, genes], dtype=np.float64)
         if self.kind == "perc":
-            row = np.quantile(cols, self.param, axis=0, method="linear") if len(cols) else np.zeros(len(genes))
+            row = np.quantile(cols, self._number, axis=0, method="linear") if len(cols) else np.zeros(len(genes))
             out = np.broadcast_to(row, (n_t, len(genes)))
         elif self.kind == "fixed":
-            out = np.full((n_t, len(genes)), self.param)
+            out = np.full((n_t, len(genes)), self._number)
         elif self.kind == "aberrant":
-            out = np.broadcast_to(self.param * 10000.0 * cols.max(axis=0), (n_t, len(genes)))
+            out = np.broadcast_to(self._number * 10000.0 * cols.max(axis=0), (n_t, len(genes)))
         elif self.kind == "random":
             out = self._random(cols, n_t, genes)
         elif self.kind == "decile":
-            out = _decile(cols, cols[mask], self.param)
+            out = _decile(cols, cols[mask], self._number)
         else:
             out = self._custom(cols, mask, n_t)
         return np.ascontiguousarray(out, dtype=np.float32)
@@ -133,7 +140,7 @@ class Modification:
         """:meth:`values` on a :class:`~perturblab.attack._sparse.SparseModelInput`: column statistics from the
         sorted stored values (no dense column), the same numbers as on the dense matrix."""
         if self.kind == "fixed":
-            return np.full((n_t, len(genes)), self.param)
+            return np.full((n_t, len(genes)), self._number)
         if self.kind == "custom":
             return self._custom(X.dense_columns(genes), mask, n_t)
         chunks = X.gene_chunks(genes) if chunk else [genes]
@@ -141,13 +148,13 @@ class Modification:
             return np.hstack([self._sparse_values(X, mask, g, n_t, chunk=False) for g in chunks])
         order = X.sorted_columns(genes)
         if self.kind == "perc":
-            return np.broadcast_to(order.quantile(self.param), (n_t, len(genes)))
+            return np.broadcast_to(order.quantile(self._number), (n_t, len(genes)))
         if self.kind == "aberrant":
-            return np.broadcast_to(self.param * 10000.0 * order.maximum(), (n_t, len(genes)))
+            return np.broadcast_to(self._number * 10000.0 * order.maximum(), (n_t, len(genes)))
         if self.kind == "random":
             return self._random(None, n_t, genes, lo=order.minimum(), hi=order.maximum())
         target = X.rows(np.flatnonzero(mask))[:, genes].astype(np.float64)
-        shift = int(np.round(self.param * order.n / 10.0))
+        shift = int(np.round(self._number * order.n / 10.0))
         out = np.empty_like(target)
         for j in range(len(genes)):
             rank = order.count_below(j, target[:, j])
@@ -167,7 +174,8 @@ class Modification:
     def _custom(self, cols, mask, n_t):
         name, fn = self.name, self.fn
         if name == "full_row_fct":
-            parts = [np.broadcast_to(np.asarray(fn(cols[:, j], mask), dtype=float), (n_t,)) for j in range(cols.shape[1])]
+            parts = [np.broadcast_to(np.asarray(fn(cols[:, j], mask), dtype=float), (n_t,))
+                     for j in range(cols.shape[1])]
         elif name == "target_row_fct":
             parts = [np.broadcast_to(np.asarray(fn(cols[mask, j]), dtype=float), (n_t,)) for j in range(cols.shape[1])]
         else:
@@ -291,8 +299,9 @@ def describe_modification(name: str) -> str:
 
     Examples
     --------
-    >>> describe_modification("perc99")
-    "perc99: the gene's 99th percentile over all cells, written into every cell of the attacked cluster (switch the gene on)"
+    >>> print(describe_modification("perc99"))  # doctest: +NORMALIZE_WHITESPACE
+    perc99: the gene's 99th percentile over all cells, written into every cell of the attacked cluster
+    (switch the gene on)
     """
     if name in ("perc99", "perc1"):
         q, what = ("99th", "on") if name == "perc99" else ("1st", "off")
@@ -307,6 +316,7 @@ def describe_modification(name: str) -> str:
         return "random: a random value within the gene's observed range, drawn per cell (seeded)"
     m = re.fullmatch(r"decile([+-])(\d+(?:\.\d+)?)", name)
     if m:
-        return (f"{name}: each cell of the cluster moved {m.group(2)} tenths of all cells {'up' if m.group(1) == '+' else 'down'} "
+        direction = "up" if m.group(1) == "+" else "down"
+        return (f"{name}: each cell of the cluster moved {m.group(2)} tenths of all cells {direction} "
                 "the gene's ranked values (within the observed range)")
     return f"{name}: a custom modification"

@@ -3,7 +3,8 @@
 Named after the table they draw, as scanpy's ``sc.pl``:
 
 - :func:`budget_curve`: white-box success against the gene budget (:func:`~perturblab.attack.whitebox.budget_curve`);
-- :func:`fewest_genes`: which attack needs the fewest genes per cluster (:func:`~perturblab.attack.compare.fewest_genes`);
+- :func:`fewest_genes`: which attack needs the fewest genes per cluster
+  (:func:`~perturblab.attack.compare.fewest_genes`);
 - :func:`strength_response`: flipping genes / moved cells against modification strength
   (:func:`~perturblab.attack.strength.strength_response`);
 - :func:`flip_taxonomy`: flips by category per classifier (:func:`~perturblab.attack.taxonomy.flip_taxonomy`);
@@ -70,8 +71,8 @@ def budget_curve(table: pd.DataFrame, *, metric: str = "cell_success_rate", by: 
     data = table.assign(_y=table[metric].astype(float))
     for key, sub in data.groupby(keys, sort=True):
         curve = sub.groupby("k")["_y"].mean()
-        label = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in np.atleast_1d(key))
-        ax.plot(curve.index, curve.to_numpy(), marker=_MARKERS.get(str(np.atleast_1d(key)[1]), "o"), label=label)
+        values = [str(v) for v in key]  # the group's classifier, method, amplitude (and by)
+        ax.plot(curve.index, curve.to_numpy(), marker=_MARKERS.get(values[1], "o"), label=", ".join(values))
     ax.set_xscale("log")
     ks = sorted(data["k"].unique())
     ax.set_xticks(ks, [str(k) for k in ks])
@@ -111,7 +112,8 @@ def fewest_genes(table: pd.DataFrame, *, ax=None):
     attacks = list(dict.fromkeys(data["attack"].astype(str)))
     for j, attack in enumerate(attacks):
         sub = data[data["attack"] == attack]
-        pos = np.array([y[(c, k)] for c, k in zip(sub["classifier"].astype(str), sub["cluster"].astype(str), strict=True)])
+        sub_pairs = zip(sub["classifier"].astype(str), sub["cluster"].astype(str), strict=True)
+        pos = np.array([y[(c, k)] for c, k in sub_pairs])
         off = (j - (len(attacks) - 1) / 2) * 0.15
         val = sub["min_genes"].to_numpy(dtype=float)
         ok = ~np.isnan(val)
@@ -279,9 +281,8 @@ def vulnerability_heatmap(attacks: pd.DataFrame, *, ax=None):
     matplotlib.axes.Axes
     """
     _need(attacks, ["classifier", "cluster", "modification", "n_found"])
-    g = attacks.assign(col=attacks["cluster"].astype(str)
-                       + np.where(attacks["modification"].astype(str) != "", " | " + attacks["modification"].astype(str),
-                                  ""))
+    modification = attacks["modification"].astype(str)
+    g = attacks.assign(col=attacks["cluster"].astype(str) + np.where(modification != "", " | " + modification, ""))
     if "success" in g.columns and "attack" in g.columns:  # genes tried without a flip are not vulnerabilities
         stops = g["attack"].isin(("cgd", "pgd", "fgsm")) & ~g["success"].astype(bool)
         g = g.assign(n_found=g["n_found"].where(~stops, np.nan))

@@ -83,13 +83,16 @@ def random_walk_attack(classifier, X, clusters, target: str, modifications=("per
 
     seeds = rng.integers(0, len(mods) + 1, size=(first_batch, len(idx)))
     calls = tgt.classify_many([item(c) for c in seeds])
-    best, best_call = None, None
+    best: np.ndarray | None = None
+    best_call = None
     for c, r in zip(seeds, calls):
         if tgt.is_flip(r, base, change_type) and (best is None or np.count_nonzero(c) < np.count_nonzero(best)):
             best, best_call = c, r
     history = [] if best is None else [int(np.count_nonzero(best))]
     seen = {c.tobytes() for c in seeds}
     for _ in range(walk_length if best is not None else 0):
+        if best is None:  # no flipping seed: no walk (the range is empty)
+            break
         prop = None
         for _ in range(max_tries):
             c = best.copy()
@@ -107,8 +110,8 @@ def random_walk_attack(classifier, X, clusters, target: str, modifications=("per
             best, best_call = prop, r
         history.append(int(np.count_nonzero(best)))
     sel = np.flatnonzero(best) if best is not None else np.array([], dtype=np.intp)
-    return RandomWalkResult(genes=[str(g) for g in tgt.genes[idx[sel]]],
-                            modifications=[mods[best[j] - 1].name for j in sel],
+    chosen = [] if best is None else [mods[best[j] - 1].name for j in sel]
+    return RandomWalkResult(genes=[str(g) for g in tgt.genes[idx[sel]]], modifications=chosen,
                             new_label=None if best_call is None else best_call.label, baseline_label=base.label,
                             history=history, n_classifier_calls=tgt.n_calls, n_batched_calls=tgt.n_batched_calls,
                             wall_time_s=time.perf_counter() - t0)

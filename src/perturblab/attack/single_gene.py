@@ -232,7 +232,8 @@ def single_gene_attack(
     >>> res.genes, res.baseline_label, res.table["new_label"].tolist()
     (['SSR4', 'MS4A1'], 'Naive B cells', ['Pro-B cells', 'Pro-B cells'])
     >>> b_cell = test.obs["cell_type"] == "B"
-    >>> test.obs.loc[b_cell, "sg_perc1_label_after"].iloc[0], int(test.obs.loc[b_cell, "sg_perc1_n_flipping_genes"].iloc[0])
+    >>> (test.obs.loc[b_cell, "sg_perc1_label_after"].iloc[0],
+    ...  int(test.obs.loc[b_cell, "sg_perc1_n_flipping_genes"].iloc[0]))
     ('Pro-B cells', 2)
     """
     from ._adata import attack_inputs

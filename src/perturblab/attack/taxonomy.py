@@ -115,7 +115,8 @@ def flip_taxonomy(
     """
     for col in (true_col, original_col, new_col):
         if col not in table.columns:
-            raise MissingKeyError(f"column {col!r} not found in the table (columns: {', '.join(map(str, table.columns))}); "
+            columns = ", ".join(map(str, table.columns))
+            raise MissingKeyError(f"column {col!r} not found in the table (columns: {columns}); "
                                   "pass true_col=, original_col=, new_col=")
     out = table.copy()
     mapper = _mapper(label_map, classifier)

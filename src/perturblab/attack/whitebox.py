@@ -36,6 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,13 @@ def _torch():
     return torch
 
 
-class MarginLoss(_torch().nn.Module):
+if TYPE_CHECKING:
+    from torch.nn import Module as _Module
+else:
+    _Module = _torch().nn.Module
+
+
+class MarginLoss(_Module):
     """Carlini-Wagner margin ``sum over cells of (max_{j != y} s_j - s_y)`` of class scores ``s``.
 
     ``target``: class indices, or one-hot rows (what the adversarial-robustness-toolbox passes to a loss
@@ -232,7 +239,7 @@ class _Setup:
         return _Embedded(self, idx)
 
 
-class _Embedded(_torch().nn.Module):
+class _Embedded(_Module):
     """The cluster's rows with columns ``idx`` replaced by the input (ART attacks this k-wide input).
 
     In raw-count space with ``library_size="preserve"`` the other genes are scaled so that every
@@ -242,12 +249,14 @@ class _Embedded(_torch().nn.Module):
         super().__init__()
         torch = _torch()
         self.setup = setup
-        self.register_buffer("base", torch.from_numpy(setup.Xc).to(setup.device))
-        self.register_buffer("idx", torch.as_tensor(np.asarray(idx, dtype=np.int64), device=setup.device))
+        base = torch.from_numpy(setup.Xc).to(setup.device)
+        idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=setup.device)
+        self.register_buffer("base", base)
+        self.register_buffer("idx", idx_t)
         self.preserve = setup.pre is not None and setup.library_size == "preserve"
         if self.preserve:
-            lib = self.base.sum(dim=1)
-            rest = lib - self.base.index_select(1, self.idx).sum(dim=1)
+            lib = base.sum(dim=1)
+            rest = lib - base.index_select(1, idx_t).sum(dim=1)
             self.register_buffer("lib", lib)
             self.register_buffer("rest", rest)
 
@@ -351,7 +360,8 @@ def _run(setup: _Setup, budget: Budget, method: str, *, steps: int, step_size: f
     summary = {
         "classifier": name or type(setup.classifier).__name__, "cluster": setup.target, "method": method,
         "space": setup.space, "k": int(budget.k), "n_genes": len(idx), "amplitude": float(budget.amplitude),
-        "bounds": budget.bounds, "nonnegative": budget.nonnegative, "library_size": budget.library_size if setup.space == "counts" else "",
+        "bounds": budget.bounds, "nonnegative": budget.nonnegative,
+        "library_size": budget.library_size if setup.space == "counts" else "",
         "n_cells": len(setup.rows), "original_label": call_b.label, "new_label": call_a.label,
         "new_target": "" if setup.new is None else str(setup.classes[setup.new]),
         "flipped": call_a.label != call_b.label, "cell_success_rate": float(success.mean()),

@@ -173,7 +173,6 @@ class AuditConfig:
     def validate(self) -> None:
         """Raise :class:`~perturblab.exceptions.InputError` naming the first unknown, empty or invalid setting."""
         from ..attack.modifications import get_modification
-
         from ..classifiers.registry import CLASSIFIERS as REGISTRY
 
         for name in self.classifiers:

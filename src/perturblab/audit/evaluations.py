@@ -7,11 +7,16 @@ not redo them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
 from .units import Unit
+
+if TYPE_CHECKING:
+    from ..runs import StoredUnit
 
 __all__ = ["transfer", "defence", "label_noise", "to_model_input"]
 
@@ -44,7 +49,7 @@ def _to_log1p(V: np.ndarray, clf, gene_idx) -> np.ndarray:
     raise InputError(f"cannot transfer from a classifier with representation {clf.representation!r}")
 
 
-def transfer(config, contexts: dict, tables: dict, results: list[dict], store) -> pd.DataFrame:
+def transfer(config, contexts: dict, tables: dict, results: list[StoredUnit], store) -> pd.DataFrame:
     """Do perturbations found on one classifier (source) flip the others (targets)?
 
     - single-gene: each hit ``(cluster, modification, gene)`` of the source (model input) is
@@ -86,7 +91,7 @@ def _transfer_from(src, config, contexts, genes_t, results) -> pd.DataFrame:
         n_tr = 0
         for (cluster, mod), g in (hits.groupby(["cluster", "modification"]) if len(hits) else []):
             genes = [x for x in g["gene"].astype(str) if "__" not in x]
-            res = single_gene_attack(clf, tctx.X, tctx.clusters, cluster, mod, mode="exhaustive", genes=genes,
+            res = single_gene_attack(clf, tctx.X, tctx.clusters, str(cluster), mod, mode="exhaustive", genes=genes,
                                      random_state=config.seed)
             n_tr += len(res.table)
         out.append({"source": src, "target": tgt_name, "attack": "single_gene", "n_source": len(hits),
@@ -158,8 +163,9 @@ def _defend(name, config, contexts, train, test, genes_t, attacks, acc) -> pd.Da
     sg = attacks[sel]
     hits = genes_t[(genes_t["classifier"] == name) & (genes_t["attack"] == "single_gene")
                    & (genes_t["space"] == "model_input")] if len(genes_t) else pd.DataFrame()
-    row = {"classifier": name, "accuracy_before": acc.loc[name, "accuracy"], "macro_f1_before": acc.loc[name, "macro_f1"],
-           "hits_before": int(sg["n_found"].sum()), "n_augmented_cells": 0}
+    row = {"classifier": name, "accuracy_before": acc.loc[name, "accuracy"],
+           "macro_f1_before": acc.loc[name, "macro_f1"], "hits_before": int(sg["n_found"].sum()),
+           "n_augmented_cells": 0}
     if hits.empty:
         return pd.DataFrame([{**row, "accuracy_after": row["accuracy_before"], "macro_f1_after": row["macro_f1_before"],
                               "hits_after": row["hits_before"], "hits_removed": 0,

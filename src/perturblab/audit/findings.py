@@ -88,7 +88,7 @@ def headline(attacks: pd.DataFrame, flip_table: pd.DataFrame, classifier: str) -
             hit = g[g["cluster"].isin(r["cluster"])]
             col = "n_found" if attack == "cgd" else "min_genes"
             needed = ", ".join(f"{c} {int(v)}" for c, v in zip(hit["cluster"], hit[col]) if np.isfinite(v))
-            parts.append(f"{attack}: {hit['cluster'].nunique()} of {g['cluster'].nunique()} clusters flipped away "
+            parts.append(f"{attack!s}: {hit['cluster'].nunique()} of {g['cluster'].nunique()} clusters flipped away "
                          f"from a correct call" + (f" (genes needed: {needed})" if needed else ""))
             continue
         pairs = g[["cluster", "modification", "space"]].drop_duplicates()

@@ -7,6 +7,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,8 +136,8 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
     ...                            label_key="cell_type", key_added="audit")  # doctest: +SKIP
     >>> adata.uns["audit"]["attacks"], adata.obs["audit_n_flipping_genes"]  # doctest: +SKIP
     """
-    from ..datasets import load as load_data
     from .._device import check_device
+    from ..datasets import load as load_data
     from ..runs import (
         UnitStore,
         data_checksum,
@@ -157,8 +158,8 @@ def run_audit(config: AuditConfig | None = None, out=None, *, data=None, resume:
         checks = {**settings.pop("classifier_checksums", {}), **{n: _checksum(c) for n, c in user.items()}}
         if user and "classifiers" not in settings:
             settings["classifiers"] = tuple(user)
-        config = AuditConfig(**({"data": "<AnnData>"} if data is not None else {}), **settings,
-                             classifier_checksums=checks)
+        given: dict[str, Any] = {"data": "<AnnData>"} if data is not None else {}
+        config = AuditConfig(**given, **settings, classifier_checksums=checks)
     elif settings:
         raise InputError("give either config or keyword settings, not both")
     missing = [n for n in user if n not in config.classifiers or not config.is_user_fitted(n)]
@@ -253,7 +254,7 @@ def _without_results(adata):
     return ad.AnnData(X=adata.X, obs=adata.obs.drop(columns=written), var=adata.var, obsm=dict(adata.obsm))
 
 
-def _classifier_spec(spec) -> tuple[tuple[str, ...], dict, dict]:
+def _classifier_spec(spec) -> tuple[str | tuple[str, ...] | None, dict, dict]:
     """``classifiers=`` as (names, {alias: registry name}, {name: fitted object})."""
     from ..classifiers.wrap import is_protocol_classifier
 
@@ -298,7 +299,6 @@ def _checksum(clf) -> str:
 def _fit_eval(inputs, name: str):
     """Fit and evaluate one classifier (the unit function of the training step)."""
     from ..classifiers import evaluate_classifier, fit_classifier
-
     from ..classifiers.registry import CLASSIFIERS as REGISTRY
 
     config, train, test, device, factories = inputs
@@ -469,17 +469,18 @@ def _summary(config, tables, units, n_run, wall, out, peak_mb) -> dict:
     acc = tables["accuracy"]
     att = tables.get("attacks", pd.DataFrame())
     modes = {}
+    n_found = {}
     if not att.empty:
         sg = att[att["attack"] == "single_gene"]
         modes = {c: sorted(set(g["mode"])) for c, g in sg.groupby("classifier")}
+        n_found = {f"{k[0]}/{k[1]}": int(v) for k, v in att.groupby(["classifier", "attack"])["n_found"].sum().items()}
     return {
         "config": config.to_dict(),
         "n_units": len(units), "n_units_run": n_run, "n_units_resumed": len(units) - n_run,
         "wall_time_s": wall, "peak_rss_mb": peak_mb,
         "accuracy": acc.to_dict(orient="records"),
         "single_gene_modes": modes,
-        "n_found": ({f"{k[0]}/{k[1]}": int(v) for k, v in att.groupby(["classifier", "attack"])["n_found"].sum().items()}
-                    if not att.empty else {}),
+        "n_found": n_found,
         "n_classifier_calls": int(att["n_classifier_calls"].sum()) if not att.empty else 0,
         "headline": _headline(att, tables.get("flips", pd.DataFrame()), list(config.classifiers)),
         "out": str(out) if out else None,

@@ -53,10 +53,10 @@ def build_report(result) -> Report:
     split = ("adverSCarial's published PBMC3k halves (an unstratified seeded permutation)" if cfg.split == "anchor"
              else f"a seeded stratified split ({1 - cfg.test_size:.0%} train / {cfg.test_size:.0%} test)")
     sec.text(f"Cells of {cfg.data} labelled in obs[{cfg.label_key!r}] (dropped: {', '.join(cfg.drop_labels) or 'none'};"
-             f" genes detected in >= {cfg.min_cells} cells) were split into halves by {split}. Each classifier is fitted "
-             "on the train half and evaluated and attacked on the test half. An attack changes the expression of the "
-             "cells of one cluster (here, a cluster is a dataset cell type) and watches the classifier's majority "
-             "answer for that cluster, as adverSCarial does.")
+             f" genes detected in >= {cfg.min_cells} cells) were split into halves by {split}. Each classifier is "
+             "fitted on the train half and evaluated and attacked on the test half. An attack changes the expression "
+             "of the cells of one cluster (here, a cluster is a dataset cell type) and watches the classifier's "
+             "majority answer for that cluster, as adverSCarial does.")
     sizes = s.get("cluster_sizes", {})
     sec.items([f"{c}: {n} test cells" for c, n in sizes.items()], caption="Clusters attacked")
     sec.items([describe_modification(m) for m in cfg.modifications], caption="Modifications")
@@ -90,8 +90,8 @@ def build_report(result) -> Report:
     if "sctype" in set(acc["classifier"]):
         row = acc.set_index("classifier").loc["sctype"]
         sec.text(f"scType answers ScTypeDB cell names; {row['not_a_label']:.0%} of the test cells got a name without a "
-                 f"counterpart among the dataset's labels under the label map ({cfg.label_map or 'none'}), and count as "
-                 "errors. The map is a documented, replaceable table (perturblab.classifiers.label_maps).")
+                 f"counterpart among the dataset's labels under the label map ({cfg.label_map or 'none'}), and count "
+                 "as errors. The map is a documented, replaceable table (perturblab.classifiers.label_maps).")
 
     if len(att):
         sec = rep.section("Vulnerability", id="vulnerability")
@@ -133,8 +133,8 @@ def build_report(result) -> Report:
     genes = t.get("genes", pd.DataFrame())
     sec = rep.section("Genes found", id="genes")
     if len(genes):
-        shown = genes.merge(flips[["classifier", "attack", "cluster", "modification", "space", "gene", "flip_category"]],
-                            how="left") if len(flips) else genes
+        keys = ["classifier", "attack", "cluster", "modification", "space", "gene", "flip_category"]
+        shown = genes.merge(flips[keys], how="left") if len(flips) else genes
         sec.text("Single-gene rows: genes whose modification alone changes the cluster's answer; CGD rows: the genes "
                  "CGD modified; grid / random-walk / white-box rows: flipping gene combinations. Each row states the "
                  "search mode and the classifier calls of its attack.")
@@ -154,8 +154,8 @@ def _evaluations(rep: Report, result, pl) -> None:
     if len(t.get("abstention", pd.DataFrame())):
         sec = rep.section("Abstention", id="abstention")
         sec.text("Per cluster: the share of 'Unknown' / unassigned / intermediate-node answers and the probability "
-                 "margin to the runner-up class, before and after the attack. 'only_abstention' = the attack only moved "
-                 "cells to 'Unknown'; that is reported as such, not as a flip.")
+                 "margin to the runner-up class, before and after the attack. 'only_abstention' = the attack only "
+                 "moved cells to 'Unknown'; that is reported as such, not as a flip.")
         sec.figure(_fig(pl.abstention(t["abstention"])), caption="Abstention before / after", id="abstention-figure")
         sec.table(t["abstention"])
     if len(t.get("strength", pd.DataFrame())):
@@ -210,5 +210,6 @@ def _evaluations(rep: Report, result, pl) -> None:
 
 def _modes(att: pd.DataFrame) -> pd.DataFrame:
     return (att.groupby(["classifier", "attack", "space", "mode"], sort=False)
-            .agg(n_units=("cluster", "size"), n_found=("n_found", "sum"), n_classifier_calls=("n_classifier_calls", "sum"),
-                 wall_time_s=("unit_wall_time_s", "sum")).reset_index())
+            .agg(n_units=("cluster", "size"), n_found=("n_found", "sum"),
+                 n_classifier_calls=("n_classifier_calls", "sum"), wall_time_s=("unit_wall_time_s", "sum"))
+            .reset_index())

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
 from .config import AuditConfig
+
+if TYPE_CHECKING:
+    from ..classifiers.base import CellTypeClassifier
+    from .detectability import Embedding
 
 __all__ = ["Unit", "UnitResult", "Context", "run_unit", "choose_mode", "ROW_BUDGETS", "DEFAULT_ROW_BUDGET"]
 
@@ -109,13 +114,13 @@ class Context:
     """
 
     name: str
-    classifier: object
+    classifier: CellTypeClassifier
     X: np.ndarray
     clusters: np.ndarray
     counts: np.ndarray | None = None
     var_names: np.ndarray | None = None
     cgd_genes: list = field(default_factory=list)
-    embedding: object = None
+    embedding: Embedding | None = None
     markers: dict = field(default_factory=dict)
     config: AuditConfig = field(default_factory=AuditConfig)
     attacked: list = field(default_factory=list)
@@ -213,6 +218,8 @@ def _detect(ctx: Context, unit: Unit, before, after, **keys) -> pd.DataFrame:
     """Detectability row of one perturbation of the cluster's rows (see :mod:`perturblab.audit.detectability`)."""
     from .detectability import perturbation_size
 
+    if ctx.embedding is None:
+        raise InputError("detectability needs the embedding in the context (embedding=None)")
     before_in = ctx.model_input_rows(unit.space, before)
     after_in = ctx.model_input_rows(unit.space, after)
     row = {**_keys(unit), **keys, **perturbation_size(before, after),
@@ -276,7 +283,8 @@ def _cgd(ctx: Context, unit: Unit):
     rows = np.flatnonzero(ctx.clusters == unit.cluster)
     # the cluster's majority answer after the attack (not CGD's target, which the stop rule may not reach)
     summary = {"original_label": res.original_label, "original_label_mapped": _mapped(ctx, res.original_label),
-               "new_target": res.new_target, "new_label": res.new_label, "new_label_mapped": _mapped(ctx, res.new_label),
+               "new_target": res.new_target, "new_label": res.new_label,
+               "new_label_mapped": _mapped(ctx, res.new_label),
                "n_found": len(res.modified_genes), "success": bool(res.flipped), "switched": bool(res.switched),
                "alpha": step, "epsilon": step, "score_kind": res.score_kind,
                "n_classifier_calls": res.n_classifier_calls, "n_anchor_calls": res.n_anchor_calls,
@@ -332,18 +340,19 @@ def _whitebox(ctx: Context, unit: Unit):
     flips = tab[tab["flipped"].astype(bool)]
     best = flips.sort_values(["k", "amplitude"]).iloc[0] if len(flips) else None
     orig = str(tab["original_label"].iloc[0])
+    new_label = str(best["new_label"]) if best is not None else orig
     summary = {"original_label": orig, "original_label_mapped": _mapped(ctx, orig),
                "n_found": int(best["n_genes"]) if best is not None else 0, "success": best is not None,
                "min_genes": int(best["k"]) if best is not None else np.nan,
-               "new_label": str(best["new_label"]) if best is not None else orig,
+               "new_label": new_label,
                "cell_success_rate_max": float(tab["cell_success_rate"].max()),
                "n_classifier_calls": int(len(tab)), "attack_wall_time_s": float(tab["wall_time_s"].sum())}
     tables = {"budget": _with_keys(unit, tab.drop(columns=[c for c in ("classifier", "cluster", "space")
                                                              if c in tab.columns]))}
     if best is not None:
         genes = [g for g in str(best["genes"]).split(";") if g]
-        tables["genes"] = _genes_table(unit, ["__".join(genes)], original_label=orig, new_label=summary["new_label"],
-                                       new_label_mapped=_mapped(ctx, summary["new_label"]), score=np.nan,
+        tables["genes"] = _genes_table(unit, ["__".join(genes)], original_label=orig, new_label=new_label,
+                                       new_label_mapped=_mapped(ctx, new_label), score=np.nan,
                                        n_classifier_calls=summary["n_classifier_calls"])
     if "abstention" in cfg.evaluations:
         k = int(best["k"]) if best is not None else max(cfg.whitebox_ks)
@@ -409,8 +418,8 @@ def _random_walk(ctx: Context, unit: Unit):
     res = random_walk_attack(model, X, ctx.clusters, unit.cluster, unit.modification.split("+"), genes=names,
                              gene_names=genes, random_state=ctx.config.seed)
     ok = res.new_label is not None
-    found = _genes_table(unit, ["__".join(res.genes)] if ok else [],
-                         combination=[" + ".join(f"{g}:{m}" for g, m in zip(res.genes, res.modifications))] if ok else [],
+    combination = " + ".join(f"{g}:{m}" for g, m in zip(res.genes, res.modifications))
+    found = _genes_table(unit, ["__".join(res.genes)] if ok else [], combination=[combination] if ok else [],
                          original_label=res.baseline_label, new_label=[str(res.new_label)] if ok else [],
                          new_label_mapped=[_mapped(ctx, str(res.new_label))] if ok else [], score=np.nan,
                          n_classifier_calls=res.n_classifier_calls)

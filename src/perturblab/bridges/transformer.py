@@ -263,8 +263,8 @@ class TransformerAnnotator(CellTypeClassifier):
         self.backbone_ = load_model(self.checkpoint_kind, self.checkpoint, device=self.device)
         match = self.backbone_.match_genes(adata, np.asarray(adata.var_names.astype(str)))
         self.genes_ = np.asarray(match.kept)
-        self.representation = "counts"  # type: ignore[misc]
-        self.score_kind = "decision_function"  # type: ignore[misc]
+        self.representation = "counts"
+        self.score_kind = "decision_function"
         self.head_ = LogisticRegression(max_iter=1000).fit(self._embed(self.preprocess(adata)), y)
         self.classes_ = np.asarray(self.head_.classes_).astype(object)
         return self
@@ -349,12 +349,12 @@ class TransformerAnnotator(CellTypeClassifier):
         lin = [(f64(mod.weight), f64(mod.bias)) for mod in (att.out_proj, layer.linear1, layer.linear2, net.head)]
         norms = [(f64(nm.weight), f64(nm.bias), nm.eps) for nm in (layer.norm2, bb.norm)]
         gene_idx = np.asarray(gene_idx, dtype=np.int64)
-        V = torch.from_numpy(np.ascontiguousarray(V, dtype=np.float32))
+        Vt = torch.from_numpy(np.ascontiguousarray(V, dtype=np.float32))
 
         def scores(s0, e0):
             pos = torch.from_numpy(gene_idx[s0:e0] + 1)  # token positions (after <cls>)
             g = len(pos)
-            new_h, _ = embed(ids[pos].unsqueeze(0).expand(n, -1), V[:, s0:e0])
+            new_h, _ = embed(ids[pos].unsqueeze(0).expand(n, -1), Vt[:, s0:e0])
             nkv = (new_h @ W[d:].T + b[d:]).view(n, g, 2, H, dh)
             nk, nv = nkv[:, :, 0], nkv[:, :, 1]
             ns = torch.einsum("nhd,nghd->ngh", q, nk) * scale

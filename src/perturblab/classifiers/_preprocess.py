@@ -13,6 +13,7 @@ Representations (see :mod:`perturblab.classifiers.base`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -63,7 +64,7 @@ def log1p_matrix(adata, genes=None) -> np.ndarray:
     """
     if adata.n_obs == 0:
         raise InputError("adata has no cells")
-    X = adata.X
+    X: Any = adata.X  # cells x genes, dense or sparse
     check_counts(X, "adata.X")
     cols = None if genes is None else gene_indices(adata, genes)
     X = X.tocsr() if sp.issparse(X) else np.asarray(X)

@@ -17,6 +17,8 @@ All modules are in evaluation mode and hold float32 buffers (no trainable parame
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..exceptions import InputError
@@ -31,13 +33,19 @@ def _nn():
     return nn
 
 
+if TYPE_CHECKING:
+    from torch.nn import Module as _Module
+else:
+    _Module = _nn().Module
+
+
 def _buffer(x, dtype=None):
     import torch
 
     return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype or torch.float32)
 
 
-class LinearScores(_nn().Module):
+class LinearScores(_Module):
     """``scores = x[:, used] @ W + bias`` (cells x classes).
 
     Parameters
@@ -62,7 +70,7 @@ class LinearScores(_nn().Module):
         return x.index_select(1, self.used) @ self.W + self.bias
 
 
-class StandardizedLinear(_nn().Module):
+class StandardizedLinear(_Module):
     """CellTypist's decision scores: ``z = (x[:, used] - mean) / scale``, ``z[z > clip] = clip``,
     ``scores = z @ coef.T + intercept``."""
 
@@ -84,7 +92,7 @@ class StandardizedLinear(_nn().Module):
         return z @ self.coef + self.intercept
 
 
-class PlattLinearSVMs(_nn().Module):
+class PlattLinearSVMs(_Module):
     """One linear SVM per class with Platt scaling; returns log-probabilities (cells x classes).
 
     Class ``t`` reads the model-input columns ``idx[t]``: ``f_t = x[:, idx_t] @ w_t + c_t`` and
@@ -95,12 +103,12 @@ class PlattLinearSVMs(_nn().Module):
         super().__init__()
         n = len(idx)
         width = max(len(i) for i in idx)
-        I = np.zeros((n, width), dtype=np.int64)
+        Im = np.zeros((n, width), dtype=np.int64)
         Wm = np.zeros((n, width), dtype=np.float32)
         for t in range(n):  # padded gather: unused slots read column 0 with weight 0
-            I[t, : len(idx[t])] = idx[t]
+            Im[t, : len(idx[t])] = idx[t]
             Wm[t, : len(idx[t])] = w[t]
-        self.register_buffer("idx", _buffer(I, dtype=_long()))
+        self.register_buffer("idx", _buffer(Im, dtype=_long()))
         self.register_buffer("w", _buffer(Wm))
         self.register_buffer("c", _buffer(np.asarray(c, np.float32)))
         self.register_buffer("a", _buffer(np.asarray(a, np.float32)))
@@ -114,7 +122,7 @@ class PlattLinearSVMs(_nn().Module):
         return F.logsigmoid(-(self.a * f + self.b))
 
 
-class CountsToModelInput(_nn().Module):
+class CountsToModelInput(_Module):
     """Raw counts (cells x all genes of the dataset) -> a classifier's model input, differentiably.
 
     ``normalize_total(1e4)`` with the library size over **all** columns (as

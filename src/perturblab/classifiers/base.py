@@ -109,6 +109,7 @@ class CellTypeClassifier(ABC):
     classes_: np.ndarray
     genes_: np.ndarray
     used_genes_: np.ndarray | None = None
+    checksum_: str  # sha256 of the file it was loaded from (load_classifier_file)
 
     # -- to implement -------------------------------------------------------------------
     @abstractmethod

@@ -66,6 +66,12 @@ class CellTypistClassifier(CellTypeClassifier):
         self.random_state = random_state
 
     majority_voting = False
+    # set by from_model (a pretrained model)
+    model_path_: str | None
+    pretrained_: bool
+    over_clustering: str | np.ndarray | None
+    min_prop: float
+    resolution: float | None
 
     @classmethod
     def from_model(cls, model, *, majority_voting: bool = False, over_clustering=None, min_prop: float = 0.0,
@@ -249,7 +255,7 @@ class CellTypistClassifier(CellTypeClassifier):
                                  random_state=self.random_state)
         pos = {g: i for i, g in enumerate(genes)}
         self.model_ = model
-        self.standard_preprocess = True  # type: ignore[misc]  (trained here: model_input; a loaded model is not)
+        self.standard_preprocess = True  # type: ignore[misc]  # trained here: model_input; a loaded model is not
         self.genes_ = genes
         self.classes_ = np.asarray(model.classifier.classes_).astype(object)
         self.used_genes_ = np.array([pos[g] for g in model.classifier.features], dtype=np.int64)

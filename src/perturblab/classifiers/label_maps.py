@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -84,13 +85,13 @@ def sctype_label_map(dataset: str = "pbmc3k", kind: str = "broad") -> pd.DataFra
 
 def _from_frame(df: pd.DataFrame, source: str) -> dict[str, str]:
     cols = list(df.columns)
-    src = next((c for c in ("sctype_name", "source", "name", "from") if c in cols), None)
-    dst = next((c for c in ("label", "target", "to", "dataset_label") if c in cols), None)
+    src: str | None = next((c for c in ("sctype_name", "source", "name", "from") if c in cols), None)
+    dst: str | None = next((c for c in ("label", "target", "to", "dataset_label") if c in cols), None)
     if src is None or dst is None:
         if len(cols) < 2:
             raise InputError(f"label map {source} needs two columns (classifier name, dataset label); got {cols}")
         src, dst = cols[0], cols[1]
-    out = {}
+    out: dict[str, str] = {}
     for a, b in zip(df[src].astype(str), df[dst].fillna("").astype(str), strict=True):
         if b.strip() == "":  # an empty label documents an unmapped name
             continue
@@ -98,6 +99,14 @@ def _from_frame(df: pd.DataFrame, source: str) -> dict[str, str]:
             raise InputError(f"label map {source} maps {a!r} to both {out[a]!r} and {b!r}; keep one row per name")
         out[a] = b
     return out
+
+
+@overload
+def read_label_map(label_map: None) -> None: ...
+
+
+@overload
+def read_label_map(label_map: dict | pd.Series | pd.DataFrame | str | Path) -> dict[str, str]: ...
 
 
 def read_label_map(label_map) -> dict[str, str] | None:
@@ -133,14 +142,16 @@ def read_label_map(label_map) -> dict[str, str] | None:
             return _from_frame(sctype_label_map(name.removesuffix("_strict"), kind), name)
         path = Path(name)
         if not path.is_file():
-            raise UnknownNameError("label map", name, LABEL_MAP_NAMES, hint="or pass the path of an existing CSV/TSV file")
+            raise UnknownNameError("label map", name, LABEL_MAP_NAMES,
+                                   hint="or pass the path of an existing CSV/TSV file")
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
         try:
             df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
         except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
             raise InputError(f"cannot read the label map {path}: {err}; pass a CSV/TSV with two columns") from None
         return _from_frame(df, str(path))
-    raise InputError(f"label_map must be None, a dict, a DataFrame, a file path or a map name, got {type(label_map).__name__}")
+    raise InputError("label_map must be None, a dict, a DataFrame, a file path or a map name, "
+                     f"got {type(label_map).__name__}")
 
 
 def label_map_coverage(classifier, predictions, dataset_labels) -> pd.DataFrame:
@@ -170,8 +181,9 @@ def label_map_coverage(classifier, predictions, dataset_labels) -> pd.DataFrame:
     answers = counts.index.to_numpy()
     mapped = np.asarray(classifier.map_labels(answers.astype(object))).astype(str)
     labels = set(map(str, dataset_labels))
-    df = pd.DataFrame({"answer": answers, "n_cells": counts.to_numpy(), "frac_cells": counts.to_numpy() / max(1, len(pred)),
-                       "mapped_label": mapped, "has_counterpart": np.isin(mapped, list(labels)),
+    df = pd.DataFrame({"answer": answers, "n_cells": counts.to_numpy(),
+                       "frac_cells": counts.to_numpy() / max(1, len(pred)), "mapped_label": mapped,
+                       "has_counterpart": np.isin(mapped, list(labels)),
                        "abstention": is_abstention(classifier, answers)})
     return df.sort_values(["n_cells", "answer"], ascending=[False, True], kind="stable").reset_index(drop=True)
 

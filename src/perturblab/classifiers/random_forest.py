@@ -133,12 +133,14 @@ class FlatForest:
         others keep descending (paths are ~9 levels on average, the deepest ~30)."""
         index = np.int32 if XT.size < 2**31 and len(self.children) < 2**31 else np.int64
         flat = XT.ravel()
-        offset = self.feature.astype(index) * index(n)  # start of the node's feature row in flat
+        offset = self.feature.astype(index) * np.asarray(n, dtype=index)  # start of the node's feature row in flat
         children, thr = self.children.astype(index, copy=False), self.threshold
         roots = self.roots if roots is None else roots
         node = np.repeat(roots.astype(index), n)
         cell = np.tile(np.arange(n, dtype=index), len(roots))
-        out, pos = None, None  # leaves of the pairs set aside, and the positions of the active ones
+        # leaves of the pairs set aside, and the positions of the active ones (set together with out)
+        out: np.ndarray | None = None
+        pos = np.empty(0, dtype=np.intp)
 
         def buffers(m):
             return np.empty(m, index), np.empty(m, index), np.empty(m, np.float32), np.empty(m, np.float32), \
@@ -200,7 +202,7 @@ class FlatForest:
         X = self._check(X)
         if X_prev.shape != X.shape or leaves_prev.shape != (self.n_trees, X.shape[0]):
             raise InputError(f"X_prev {X_prev.shape} and leaves_prev {leaves_prev.shape} do not match X {X.shape}")
-        diff = X != X_prev
+        diff = X_prev != X
         rows = np.flatnonzero(diff.any(axis=1))
         if not len(rows):
             return leaves_prev
@@ -296,7 +298,7 @@ class RandomForestClassifier(CellTypeClassifier):
         model.fit(X[idx], y[idx])
         self.model_ = model
         self._flat = FlatForest.from_sklearn(model)
-        self._leaf_cache = []
+        self._leaf_cache: list[tuple[np.ndarray, np.ndarray]] = []
         self.genes_ = np.asarray(adata.var_names.astype(str))
         self.classes_ = model.classes_.astype(object)
         self.used_genes_ = self._flat.used_features

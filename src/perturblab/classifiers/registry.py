@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 from ..exceptions import InputError, UnknownNameError
 from .base import CellTypeClassifier
@@ -119,7 +120,8 @@ def make_classifier(name: str, *, random_state: int = 0, device: str | None = No
     if name not in CLASSIFIERS:
         raise UnknownNameError("classifier", name, CLASSIFIERS, hint=_HINT)
     factory = CLASSIFIERS[name]
-    params = inspect.signature(factory.__init__ if isinstance(factory, type) else factory).parameters
+    init = cast("type[CellTypeClassifier]", factory).__init__ if isinstance(factory, type) else factory
+    params = inspect.signature(init).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     kw = dict(kwargs)
     if "random_state" in params or takes_any:

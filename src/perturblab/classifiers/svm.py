@@ -58,8 +58,9 @@ class SVMClassifier(CellTypeClassifier):
     (stratified, unshuffled, hence deterministic; fewer folds for a type with fewer than 5 cells)
     cross-validated decision values - scikit-learn's
     replacement for the deprecated ``SVC(probability=True)``. scAnnotatR trains a caret
-    ``svmLinear`` with class probabilities; the linear kernel and Platt probabilities follow it. Input representation ``"scaled"`` (adverSCarial classifies Seurat's
-    ``scale.data``), with the fit-time scaling statistics.
+    ``svmLinear`` with class probabilities; the linear kernel and Platt probabilities follow it.
+    Input representation ``"scaled"`` (adverSCarial classifies Seurat's ``scale.data``), with the fit-time scaling
+    statistics.
 
     ``predict``: the type with the highest probability when that probability is at least
     ``threshold``, else ``unknown_label`` ("Unknown", scAnnotatR's "unknown").

@@ -208,7 +208,7 @@ class SklearnClassifier(_Wrapped):
         """``torch.nn.Module``: model input -> decision scores (a linear model's ``x @ W + b``)."""
         from ._torch import LinearScores
 
-        W, b = self._affine()  # type: ignore[misc]
+        W, b = self._affine()
         return LinearScores(np.arange(W.shape[0]), W, b)
 
 

@@ -88,42 +88,42 @@ def audit_cmd(
     label_key: Annotated[str, typer.Option(help="obs column with the cell-type labels (clusters).")] = "cell_type",
     classifier: Annotated[list[str], typer.Option(
         "--classifier", help=f"Classifier to audit (repeat; default perturblab's six: {', '.join(CLASSIFIERS)}; "
-        "also 'transformer', a gene-token transformer annotator, and names registered by plugins).")] = [],  # noqa: B006
+        "also 'transformer', a gene-token transformer annotator, and names registered by plugins).")] = [],
     classifier_file: Annotated[list[str], typer.Option(
         "--classifier-file", help="Your fitted classifier, NAME=PATH (repeat): a CellTypist model (.pkl; a pickle, "
         "so only files you trust) or a scikit-learn estimator saved with skops (.skops, fitted on a DataFrame of "
-        "log1p expression whose columns are genes). Audited beside --classifier, never retrained.")] = [],  # noqa: B006
-    cluster: Annotated[list[str], typer.Option("--cluster", help="Cluster to attack (repeat; default all).")] = [],  # noqa: B006
+        "log1p expression whose columns are genes). Audited beside --classifier, never retrained.")] = [],
+    cluster: Annotated[list[str], typer.Option("--cluster", help="Cluster to attack (repeat; default all).")] = [],
     modification: Annotated[list[str], typer.Option(
         "--modification", help="Modification (repeat): perc1, perc99, aberrant, decile+N / decile-N (N 1-9), "
-        "random, fixed:VALUE.")] = ["perc1", "perc99"],  # noqa: B006
+        "random, fixed:VALUE.")] = ["perc1", "perc99"],
     attack: Annotated[list[Attack], typer.Option(  # type: ignore[valid-type]
-        "--attack", help="Attack (repeat).")] = [Attack("single_gene")],  # noqa: B006,B008
+        "--attack", help="Attack (repeat).")] = [Attack("single_gene")],
     evaluation: Annotated[list[Evaluation], typer.Option(  # type: ignore[valid-type]
-        "--evaluation", help="Extra evaluation (repeat; default none).")] = [],  # noqa: B006
+        "--evaluation", help="Extra evaluation (repeat; default none).")] = [],
     space: Annotated[list[Space], typer.Option(  # type: ignore[valid-type]
         "--space", help="Where attacks modify the cells (repeat): model_input, or raw_counts through each "
-        "classifier's own preprocessing.")] = [Space("model_input")],  # noqa: B006,B008
+        "classifier's own preprocessing.")] = [Space("model_input")],
     search_mode: Annotated[str, typer.Option(help=f"Single-gene search: {', '.join(SEARCH_MODES)}, or per "
                                              "classifier, e.g. 'mlp=dichotomic,svm=exhaustive'.")] = "auto",
     cgd_strength: Annotated[float, typer.Option(help="CGD step alpha = epsilon.")] = 1.0,
     cgd_genes: Annotated[int, typer.Option(help="Signature genes CGD walks through.")] = 100,
     split: Annotated[Split, typer.Option(help="Train/test halves: stratified, or anchor (adverSCarial's published "  # type: ignore[valid-type]
-                                         "PBMC3k split).")] = Split("stratified"),  # type: ignore[assignment]
+                                         "PBMC3k split).")] = Split("stratified"),
     label_map: Annotated[str, typer.Option(help="scType label map: pbmc3k (broad), pbmc3k_strict, none, or a CSV/TSV "
                                            "file (columns sctype_name, label); default: pbmc3k on PBMC3k, none "
                                            "elsewhere.")] = "default",
     whitebox_k: Annotated[list[int], typer.Option("--whitebox-k", help="PGD/FGSM gene budget (repeat).")]
-    = list(WHITEBOX_KS),  # noqa: B006
+    = list(WHITEBOX_KS),
     whitebox_amplitude: Annotated[list[float], typer.Option("--whitebox-amplitude", help="PGD/FGSM amplitude, a "
                                                             "fraction of each gene's allowed range (repeat).")]
-    = list(WHITEBOX_AMPLITUDES),  # noqa: B006
+    = list(WHITEBOX_AMPLITUDES),
     whitebox_bounds: Annotated[Bounds, typer.Option(help="PGD/FGSM allowed range per gene: observed range or "  # type: ignore[valid-type]
-                                                    "[perc1, perc99].")] = Bounds("range"),  # type: ignore[assignment]
+                                                    "[perc1, perc99].")] = Bounds("range"),
     noise_rate: Annotated[list[float], typer.Option("--noise-rate", help="label_noise: share of training labels "
-                                                    "changed (repeat).")] = list(NOISE_RATES),  # noqa: B006
+                                                    "changed (repeat).")] = list(NOISE_RATES),
     noise_mode: Annotated[list[NoiseMode], typer.Option("--noise-mode", help="label_noise: how labels are "  # type: ignore[valid-type]
-                                                        "changed (repeat).")] = list(NoiseMode),  # noqa: B008
+                                                        "changed (repeat).")] = list(NoiseMode),
     strength_genes: Annotated[int, typer.Option(help="strength / label_noise: top marker genes per cluster in the "
                                                 "gene panel.")] = 50,
     n_bootstrap: NBootstrap = 100,
@@ -131,7 +131,7 @@ def audit_cmd(
     device: Device = "auto",
     n_jobs: NJobs = 1,
     scheduler: Scheduler = "",
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -147,9 +147,10 @@ def audit_cmd(
     user, checks = _classifier_files(classifier_file)
     clfs = choices(classifier) or ([] if user else list(CLASSIFIERS))
     clfs = [c for c in clfs if c not in user] + list(user)
-    config = AuditConfig(data=data, label_key=label_key, classifiers=clfs, clusters=cluster or None,
-                         modifications=modification, attacks=choices(attack), evaluations=choices(evaluation),
-                         spaces=choices(space), search_modes=_search_modes(search_mode, clfs), seed=seed,
+    config = AuditConfig(data=data, label_key=label_key, classifiers=tuple(clfs),
+                         clusters=tuple(cluster) if cluster else None, modifications=tuple(modification),
+                         attacks=tuple(choices(attack)), evaluations=tuple(choices(evaluation)),
+                         spaces=tuple(choices(space)), search_modes=_search_modes(search_mode, clfs), seed=seed,
                          cgd_strength=cgd_strength, cgd_n_genes=cgd_genes, n_bootstrap=n_bootstrap,
                          split=choices([split])[0], label_map=None if label_map == "none" else label_map,
                          whitebox_ks=tuple(whitebox_k), whitebox_amplitudes=tuple(whitebox_amplitude),

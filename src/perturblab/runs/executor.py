@@ -78,7 +78,7 @@ def _batches(tasks: Sequence[T], group: Callable[[T], Hashable], size: int) -> l
     return [(g, ts[i:i + size]) for g, ts in by_group.items() for i in range(0, len(ts), size)]
 
 
-def execute(fn: Callable[..., R], tasks: Sequence[T], *, shared: Mapping[Hashable, Any] | None = None,
+def execute(fn: Callable[..., R], tasks: Sequence[T], *, shared: Mapping[Any, Any] | None = None,
             group: Callable[[T], Hashable] | None = None, n_jobs: int = 1, scheduler=None,
             batch_size: int = 1) -> Iterator[tuple[T, R]]:
     """Run ``fn`` on every task and yield ``(task, result)`` pairs as they finish.
