@@ -69,7 +69,7 @@ def tie_at_cut(real, pred, metric: str, fdr: float = 0.05) -> bool:
     on, n = _TOP[metric]
     lists = {side: de.ranked_significant(fdr) for side, de in (("real", real), ("pred", pred))}
     size = lists[on].size
-    k = min(size if not n else n, size)
+    k = min(n or size, size)
     for de, ranked in ((real, lists["real"]), (pred, lists["pred"])):
         vals = np.abs(de.log2_fold_change[ranked])
         if 0 < k < vals.size and vals[k - 1] == vals[k]:
@@ -94,8 +94,8 @@ def compare_de_tables(ours, path) -> dict:
 
 def find_python(explicit: str | None) -> str:
     """An interpreter >= 3.11 for cell-eval's venv."""
-    candidates = [explicit] if explicit else [sys.executable, "/usr/bin/python3.12", "/usr/bin/python3.11",
-                                               *sorted(map(str, Path.home().glob(".pyenv/versions/3.1[2-9]*/bin/python")))]
+    pyenv = sorted(map(str, Path.home().glob(".pyenv/versions/3.1[2-9]*/bin/python")))
+    candidates = [explicit] if explicit else [sys.executable, "/usr/bin/python3.12", "/usr/bin/python3.11", *pyenv]
     for py in candidates:
         if py and Path(py).exists():
             r = subprocess.run([py, "-c", "import sys; print(sys.version_info >= (3, 11))"], check=False,

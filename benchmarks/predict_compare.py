@@ -192,8 +192,8 @@ def main(argv=None):
         "spec_mean_delta_cd14_reference": SPEC_MEAN_DELTA_CD14, "versus_mean_delta": versus_baseline(res.metrics),
         "rows": rows})
     show = ["target", "model", "r2_pearson_all", "r2_pearson_top100", "r2_score_all", "r2_score_top100", "edistance",
-            "jaccard_wilcoxon", "jaccard_mean_diff", "train_seconds", "train_cpu_seconds", "peak_memory_mb", "peak_rss_mb", "epochs",
-            "source"]
+            "jaccard_wilcoxon", "jaccard_mean_diff", "train_seconds", "train_cpu_seconds", "peak_memory_mb",
+            "peak_rss_mb", "epochs", "source"]
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 3):
         print(table[[c for c in show if c in table.columns]].to_string(index=False))
     print("\n".join(versus_baseline(res.metrics)))

@@ -52,10 +52,10 @@ def main():
     out = ad.AnnData(pred.X, obs=ctrl.obs.copy() if ctrl.n_obs == pred.n_obs else None, var=ctrl.var.copy())
     out.write_h5ad(pred_path)
     epochs = len(model.history.get("elbo_train", [])) if hasattr(model, "history") else None
-    json.dump({"version": pt.__version__, "train_kwargs": train_kwargs, "train_seconds": train_s,
-               "train_cpu_seconds": train_cpu, "epochs": epochs,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
-              open(info_path, "w"))
+    with open(info_path, "w") as fh:
+        json.dump({"version": pt.__version__, "train_kwargs": train_kwargs, "train_seconds": train_s,
+                   "train_cpu_seconds": train_cpu, "epochs": epochs,
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, fh)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def benchmark_cmd(
                                             "type, in (0, 1].")] = 0.2,
     min_fraction: Annotated[float, typer.Option(help="proportion_shift: lowest share drawn per cell type, "
                                                 "in (0, 1].")] = 0.1,
-    protocol: ProtocolOption = ProtocolName("perturblab"),  # type: ignore[assignment]
+    protocol: ProtocolOption = ProtocolName("perturblab"),
     n_top_genes: NTopGenes = 2000,
     max_epochs: MaxEpochs = None,
     n_bootstrap: NBootstrap = 100,
@@ -70,7 +70,7 @@ def benchmark_cmd(
     device: Device = "auto",
     n_jobs: NJobs = 1,
     scheduler: Scheduler = "",
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -95,9 +95,9 @@ def benchmark_cmd(
     r = res.ranking
     r = r[(r["metric"] == "r2_pearson_mean") & (r["gene_set"] == "all")]
     best = r[r["model"] != "ceiling"].groupby("variant", sort=False).head(1)
-    ceil = r[r["model"] == "ceiling"].set_index("variant")["mean"]
+    ceil = r[r["model"] == "ceiling"].set_index("variant")["mean"].to_dict()
     found = "; ".join(f"{row.variant}: best R2 {row.mean:.3f} by {row.model}"
-                      + (f" (ceiling {ceil[row.variant]:.3f})" if row.variant in ceil.index else "")
+                      + (f" (ceiling {ceil[row.variant]:.3f})" if row.variant in ceil else "")
                       for row in best.itertuples())
     echo(f"benchmark of {res.data.get('file', data)} (protocol {cfg.protocol}): {len(res.units)} units "
          f"({res.n_run} run now); {found}; report {out / 'report.html'}")

@@ -45,7 +45,7 @@ def predict_cmd(
     data: Data = "kang2018",
     model: Model = ["scgen"],
     target: Target = ["CD14 Mono"],
-    protocol: ProtocolOption = ProtocolName("perturblab"),  # type: ignore[assignment]
+    protocol: ProtocolOption = ProtocolName("perturblab"),
     n_top_genes: NTopGenes = 2000,
     max_epochs: MaxEpochs = None,
     n_bootstrap: NBootstrap = 100,
@@ -58,7 +58,7 @@ def predict_cmd(
     device: Device = "auto",
     n_jobs: NJobs = 1,
     scheduler: Scheduler = "",
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,

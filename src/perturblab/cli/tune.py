@@ -65,7 +65,7 @@ def tune_cmd(
     seed: Seed = 0,
     device: Device = "auto",
     n_jobs: NJobs = 1,
-    table_format: Format = TableFormat("parquet"),  # type: ignore[assignment]
+    table_format: Format = TableFormat("parquet"),
     resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
