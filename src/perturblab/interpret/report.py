@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 
 from ..report import Report
+from .report_analyses import add_analysis_sections
 
 __all__ = ["SECTION_IDS", "build_report"]
 
 SECTION_IDS = ("data", "verdict", "reference-recovery", "perturbation", "incremental", "confounds", "ablation", "cssi",
-               "registry")
+               "robustness", "positive", "cssi-honest", "beyond", "registry")
 
 
 def _fig(width=6.0, height=3.6):
@@ -215,6 +216,8 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     if len(cn):
         sec.table(cn.groupby(["reference", "strata", "score"])[["auroc", "topk_f1"]].mean().reset_index(),
                   caption="Null stress tests: shuffled / random strata should not beat pooled")
+
+    add_analysis_sections(rep, t, summary)
 
     sec = rep.section("Statistics registry", id="registry")
     reg = t.get("registry", pd.DataFrame())

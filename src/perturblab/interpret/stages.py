@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,16 @@ class Stages:
         df = compute()
         self.store.save(key, tables={"table": df})
         return df
+
+    def tables(self, key: dict, compute: Callable[[], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+        """Several named tables under one unit ``key`` (e.g. an analysis and the settings it reads)."""
+        if self.store.done(key):
+            log.info("[resume] %s", key.get("name", key.get("stage")))
+            return dict(self.store.load(key).tables)
+        log.info("[stage] %s", key.get("name", key.get("stage")))
+        tables = compute()
+        self.store.save(key, tables=tables)
+        return tables
 
     def arrays(self, name: str, compute) -> dict[str, np.ndarray]:
         key = {"stage": name}
@@ -141,7 +152,10 @@ def load_checkpoint(cfg: InterpretConfig):
 
 def cssi(st: Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs, cfg):
     """CSSI recovery and null stress tests of correlation and of the single-matrix attention score ``best_att``
-    (strata from ``cfg.strata_key`` or Leiden on the model's cell embeddings)."""
+    (strata from ``cfg.strata_key`` or Leiden on the model's cell embeddings).
+
+    Returns ``(recovery, null stress, strata labels of ctrl's cells or None when no stratum is large enough)``.
+    """
     def strata():
         if cfg.strata_key is not None:
             return pd.DataFrame({"cell": ctrl.obs_names, "stratum": ctrl.obs[cfg.strata_key].astype(str).to_numpy()})
@@ -156,7 +170,7 @@ def cssi(st: Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs
     sizes = pd.Series(lab).value_counts()
     if (sizes >= cfg.cssi_min_cells).sum() == 0:
         log.info("CSSI skipped: no stratum has %d cells (sizes %s)", cfg.cssi_min_cells, sizes.to_dict())
-        return pd.DataFrame(), pd.DataFrame()
+        return pd.DataFrame(), pd.DataFrame(), None
 
     def recovery():
         stack, sizes, kept, left = stratified_matrices(X, lab, min_cells=cfg.cssi_min_cells)
@@ -181,7 +195,7 @@ def cssi(st: Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs
         [cssi_null_stress(X, genes, r, lab, tfs=tfs, n_repeats=cfg.cssi_null_repeats, min_cells=cfg.cssi_min_cells,
                           random_state=cfg.random_state).assign(reference=r.name) for r in eval_refs],
         ignore_index=True) if eval_refs else pd.DataFrame())
-    return rec, null
+    return rec, null, lab
 
 
 def comparisons(per_pert: pd.DataFrame, tested: str, corr: str, baselines: list[str], cfg: InterpretConfig
