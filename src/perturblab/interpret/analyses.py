@@ -393,7 +393,12 @@ def _sae(ctx: AnalysisContext) -> dict[str, pd.DataFrame]:
     if libs:
         name, sets = next(iter(libs.items()))
         kw = {"min_size": cfg.gene_set_min_size, "max_size": cfg.gene_set_max_size, "alpha": cfg.alpha}
-        tab = feature_gene_set_edges(fg, ctx.genes, sets, **kw)
+        try:
+            tab = feature_gene_set_edges(fg, ctx.genes, sets, **kw)
+        except InputError as err:  # e.g. no set of the allowed size among the genes under study
+            out["sae_gene_sets_unavailable"] = pd.concat(
+                [missing, pd.DataFrame([{"library": name, "reason": str(err)}])], ignore_index=True)
+            return out
         tab = tab.assign(library=name, n_tests=int(tab.attrs.get("n_tests", len(tab))))
         null = sae_gene_set_null(fg, ctx.genes, sets, n_perm=cfg.sae_null_permutations,
                                  random_state=cfg.random_state, **kw)

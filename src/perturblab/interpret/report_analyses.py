@@ -112,7 +112,7 @@ def add_analysis_sections(rep, tables: dict[str, pd.DataFrame], summary: dict) -
                 continue
             if plot is not None:
                 _plot(sec, plot, df, plot_cap)
-            sec.table(df, caption=cap)
+            sec.table(df, caption=cap, max_rows=100)
         if cat == "robustness" and "splits" in ran:
             sec.text("The joint cross-gene x cross-perturbation split is reported here and in the registry; it is "
                      "not (yet) part of verdict criterion (b).")
@@ -124,9 +124,9 @@ def add_analysis_sections(rep, tables: dict[str, pd.DataFrame], summary: dict) -
         if cat == "beyond":
             miss = tables.get("sae_gene_sets_unavailable")
             if "sae" in ran and "sae_gene_sets" not in tables:
-                sec.text("SAE features were not tested against gene sets: no gene-set library could be loaded"
-                         + (" (" + ", ".join(miss["library"].astype(str)) + ")" if miss is not None and len(miss)
-                            else "") + ".")
+                sec.text("SAE features were not tested against gene sets: no gene-set library could be used"
+                         + (" (" + "; ".join(f"{r.library}: {r.reason}" for r in miss.itertuples()) + ")"
+                            if miss is not None and len(miss) else "") + ".")
 
 
 def _cssi_evidence(sec, tables: dict[str, pd.DataFrame]) -> None:
