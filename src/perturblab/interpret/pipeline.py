@@ -30,6 +30,7 @@ from .edges import correlation_scores, log_normalise
 from .incremental import build_pairs, incremental_value
 from .perturbation import DEFAULT_MIN_DETECTION, TargetLabels, de_targets, perturbation_auroc
 from .references import Reference, load_reference, load_tf_list, reference_recovery
+from .result import InterpretResult
 from .selection import SELECTIONS, SUMMARIES
 from .stats import MIN_PERTURBATIONS
 
@@ -317,15 +318,6 @@ class InterpretConfig:
         return d
 
 
-@dataclass
-class InterpretResult:
-    """Tables of a run (also written to ``out_dir``), the registry table and the verdict."""
-
-    out_dir: Path
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)
-
-
 def select_genes(adata_ctrl, n_genes: int, forced=()) -> np.ndarray:
     """Genes for extraction: top ``n_genes`` highly variable genes (scanpy, Seurat flavour, on
     log1p-normalised control cells; raw counts expected) plus the ``forced`` (perturbed) genes present."""
@@ -400,6 +392,7 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     from .analyses import AnalysisContext, run_analyses
     from .findings import apply_verdict, data_caveat, register_tests
     from .layer_pass import analyse_layers, extract_layers, layer_summary_scores, load_counts
+    from .registry_rows import add_rows
     from .report import build_report
     from .selection import (
         LayerSelection,
@@ -408,7 +401,6 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
         prespecified_score,
         selected_scores,
     )
-    from .registry_rows import add_rows
     from .stats import Registry
 
     cfg = config or InterpretConfig()
@@ -603,4 +595,4 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     write_json(run.file("summary.json"), summary)
     build_report(tables, summary).write(run.file("report.html"))
     log.info("report: %s", run.file("report.html"))
-    return InterpretResult(run.path, tables, summary)
+    return InterpretResult(run.path, tables, summary, dict(layer_paths))
