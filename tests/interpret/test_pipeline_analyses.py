@@ -12,23 +12,46 @@ from typer.testing import CliRunner
 
 from perturblab.cli import app
 
-from .test_pipeline_cli import ARGS as BASE_ARGS
-
 TINY_GMT = str(Path(__file__).parent / "data" / "gene_sets_tiny.gmt")
-SMALL = BASE_ARGS[:-2]  # the small run of test_pipeline_cli (tiny own model, 60 cells/group) without --analysis none
-assert BASE_ARGS[-2:] == ["--analysis", "none"]
 ANALYSES = ["tf_strata", "circularity", "per_tf", "partial", "coexpression", "gene_sets", "embedding_edges",
             "in_silico"]
+# a tiny own model on 60 cells per perturbation of Papalexi 2021, written as an .h5ad with its own column names
+SMALL = ["--perturbation-key", "gene_ko", "--control", "NT", "--n-cells", "60", "--epochs", "1", "--d-model", "16",
+         "--n-layers", "2", "--n-heads", "2", "--max-length", "48", "--n-label-null", "50", "--n-degree-null", "20",
+         "--n-bootstrap", "50", "--ablation-k", "1", "--ablation-k", "2", "--ablation-seeds", "1",
+         "--ablation-intervention", "top", "--ablation-intervention", "random", "--cssi-null-repeats", "2",
+         "--cssi-min-cells", "10", "--batch-size", "32", "--device", "cpu", "--in-silico-cells", "30",
+         "--gene-set-library", TINY_GMT, "--gene-set-library", "/nonexistent/missing_lib.gmt"]
 
 
-def _args(analyses, *extra):
-    return [*SMALL, *(x for a in analyses for x in ("--analysis", a)), "--in-silico-cells", "30", *extra]
+def _config():
+    """The Python-API twin of the command line above (same fingerprint)."""
+    from perturblab.interpret.pipeline import InterpretConfig
+
+    return InterpretConfig(perturbation_key="gene_ko", control="NT", n_cells=60, epochs=1, d_model=16, n_layers=2,
+                           n_heads=2, max_length=48, n_label_null=50, n_degree_null=20, n_bootstrap=50,
+                           ablation_ks=(1, 2), ablation_seeds=1, ablation_interventions=("top", "random"),
+                           cssi_null_repeats=2, cssi_min_cells=10, batch_size=32, device="cpu", in_silico_cells=30,
+                           gene_set_libraries=(TINY_GMT, "/nonexistent/missing_lib.gmt"), analyses=tuple(ANALYSES))
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def h5ad(tmp_path_factory, papalexi):
+    rng = np.random.default_rng(0)
+    lab = papalexi.obs["perturbation"].astype(str).to_numpy()
+    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(lab == g), min(60, int((lab == g).sum())),
+                                              replace=False) for g in sorted(set(lab))]))
+    a = papalexi[keep].copy()
+    a.obs = pd.DataFrame({"gene_ko": np.where(lab[keep] == "control", "NT", lab[keep])}, index=a.obs_names)
+    path = tmp_path_factory.mktemp("data") / "my.h5ad"
+    a.write_h5ad(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, h5ad):
     out = tmp_path_factory.mktemp("analyses")
-    args = _args(ANALYSES, "--gene-set-library", TINY_GMT, "--gene-set-library", "/nonexistent/missing_lib.gmt")
+    args = ["interpret", "--data", str(h5ad), *SMALL, *(x for a in ANALYSES for x in ("--analysis", a))]
     res = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert res.exit_code == 0, res.output + repr(res.exception)
     return out, args, res.output
@@ -94,45 +117,35 @@ def test_analysis_names_are_validated(tmp_path):
     assert a["sae_epochs"] == 20 and b["sae_epochs"] == 3 and "analyses" in a
 
 
-def test_any_h5ad_with_its_own_keys_and_results_back_in_anndata(papalexi, tmp_path):
-    from perturblab.interpret.pipeline import InterpretConfig, run_interpretation
+def test_any_h5ad_with_its_own_keys(run, h5ad):
+    out, _, _ = run
+    summary = json.loads((out / "summary.json").read_text())
+    a = ad.read_h5ad(h5ad)
+    assert summary["data"]["source"] == str(h5ad) and summary["data"]["n_cells"] == a.n_obs
+    assert summary["data"]["n_control"] == int((a.obs["gene_ko"] == "NT").sum())
+    de = pd.read_parquet(out / "de_targets.parquet")
+    assert "NT" not in set(de["perturbation"]) and len(set(de["perturbation"])) == summary["data"]["n_perturbations"]
 
-    rng = np.random.default_rng(0)
-    lab = papalexi.obs["perturbation"].astype(str).to_numpy()
-    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(lab == g), min(40, int((lab == g).sum())),
-                                              replace=False) for g in sorted(set(lab))]))
-    a = papalexi[keep].copy()
-    a.obs = pd.DataFrame({"gene_ko": np.where(lab[keep] == "control", "NT", lab[keep])}, index=a.obs_names)
-    path = tmp_path / "my.h5ad"
-    a.write_h5ad(path)
-    args = ["interpret", "--data", str(path), "--perturbation-key", "gene_ko", "--control", "NT", "--n-cells", "40",
-            "--epochs", "1", "--d-model", "16", "--n-layers", "2", "--n-heads", "2", "--max-length", "48",
-            "--n-label-null", "20", "--n-degree-null", "10", "--n-bootstrap", "20", "--ablation-k", "1",
-            "--ablation-seeds", "1", "--ablation-intervention", "top", "--cssi-null-repeats", "1", "--cssi-min-cells",
-            "10", "--batch-size", "32", "--device", "cpu", "--analysis", "tf_strata", "--out", str(tmp_path / "o")]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["data"]["source"] == str(path) and summary["data"]["n_control"] == int((lab[keep] == "control").sum())
-    assert (tmp_path / "o" / "tf_strata.parquet").is_file()
 
-    cfg = InterpretConfig(perturbation_key="gene_ko", control="NT", n_cells=40, epochs=1, d_model=16, n_layers=2,
-                          n_heads=2, max_length=48, n_label_null=10, n_degree_null=5, n_bootstrap=10,
-                          ablation_ks=(1,), ablation_seeds=1, ablation_interventions=("top",), cssi_null_repeats=1,
-                          cssi_min_cells=10, analyses=("coexpression",), device="cpu")
-    result = run_interpretation(a, tmp_path / "py", cfg)
+def test_results_back_in_anndata_and_layer_summaries_as_dataframes(run, h5ad, tmp_path):
+    from perturblab.interpret.pipeline import run_interpretation
+
+    out, _, _ = run
+    result = run_interpretation(str(h5ad), out, _config(), resume=True)  # every stage read back
+    summary = json.loads((out / "summary.json").read_text())
     layers = result.layer_summaries()
     assert set(layers["head"]) == {"mean", "max"} and set(layers["layer"].astype(int)) == {0, 1}
-    assert layers["auroc"].dropna().between(0, 1).all() and "mean_perturbation_auroc" in layers
+    assert layers["auroc"].dropna().between(0, 1).all() and layers["mean_perturbation_auroc"].notna().any()
     m = result.layer_matrix(1, "max")
     assert m.shape == (summary["n_genes"], summary["n_genes"]) and list(m.index) == list(m.columns)
     assert (m.to_numpy() >= result.layer_matrix(1, 0).to_numpy() - 1e-9).all()  # max over heads >= head 0
+    a = ad.read_h5ad(h5ad)
     result.to_adata(a, key_added="interpret")
     uns = a.uns["interpret"]
     assert {"tables", "registry", "verdict", "layer_summaries", "summary"} <= set(uns)
-    assert "coexpression" in uns["tables"] and isinstance(uns["registry"], pd.DataFrame)
+    assert {"coexpression", "in_silico", "reference_recovery"} <= set(uns["tables"])
     a.write_h5ad(tmp_path / "back.h5ad")
-    back = ad.read_h5ad(tmp_path / "back.h5ad")
-    reg = back.uns["interpret"]["registry"]
-    assert len(reg) == len(result.tables["registry"])
-    assert json.loads(back.uns["interpret"]["summary"])["verdict"]["passed"] == uns["verdict_passed"]
+    back = ad.read_h5ad(tmp_path / "back.h5ad").uns["interpret"]
+    assert len(back["registry"]) == len(result.tables["registry"]) == summary["n_tests"]
+    assert len(back["tables"]["coexpression"]) == len(result.tables["coexpression"])
+    assert json.loads(back["summary"])["verdict"]["passed"] == bool(back["verdict_passed"])
