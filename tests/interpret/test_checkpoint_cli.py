@@ -45,7 +45,7 @@ def _run(screen_path, out, *args):
 
 
 def test_geneformer_v1_release_layout(screen, tmp_path):
-    path, a = screen
+    path, _a = screen
     root = v1_release_layout(tmp_path / "Geneformer")
     summary = _run(path, tmp_path / "out", "--model", "geneformer", "--model-path", str(root), "--gene-id-key",
                    "gene_ids")

@@ -122,7 +122,7 @@ ANALYSES: dict[str, AnalysisSpec] = {
         "Does deleting a gene in the model's input predict its measured knock-out effects better than gene-level "
         "baselines?", "in_silico.in_silico_perturbation + in_silico.score_in_silico",
         "in_silico.score_in_silico_rows", "beyond", ("model", "ctrl", "genes", "de", "feats"),
-        {"mode": "delete", "n_cells": 500}, 69.9),  # measured on 2,000 cells; the pipeline passes ctrl[:n_cells]
+        {"mode": "delete", "n_cells": 500}, 69.9),  # measured on 2,000 cells; the pipeline: a seeded sample
 }
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, PerturblabWarning
+from ._types import Labels
 from .confounds import label_shuffle_null
 from .cssi import cssi_aggregate
 from .edges import EdgeScores, spearman_matrix
@@ -260,7 +261,7 @@ def strata_scan_rows(table: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def cssi_edge_fdr(X, genes, strata: Sequence, tfs: Iterable[str] | None = None, reference: Reference | None = None,
+def cssi_edge_fdr(X, genes, strata: Labels, tfs: Iterable[str] | None = None, reference: Reference | None = None,
                   min_cells: int = 20, alpha: float = 0.05, evidence: str = "correlation",
                   data: str = "simulated") -> pd.DataFrame:
     """Per-edge p-values and BH q-values of "the edge is present in at least one stratum" (|Spearman|).

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import Genes
 from .metrics import auroc
 from .models.base import GeneTokenModel
 from .registry_rows import registry_row
@@ -115,7 +116,7 @@ def _read(model: GeneTokenModel, batch, state: int, want_logits: bool):
     return h, logits
 
 
-def in_silico_perturbation(model: GeneTokenModel, adata, genes: Sequence[str], perturb: Sequence[str],
+def in_silico_perturbation(model: GeneTokenModel, adata, genes: Genes, perturb: Sequence[str],
                            mode: str = "delete", state: int = -1, batch_size: int = 32,
                            min_cells: int = 5) -> pd.DataFrame:
     """Delete or overexpress each gene of ``perturb`` in every cell expressing it and read the shifts.

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..._device import get_device
 from ...exceptions import InputError
+from .._types import Genes
 from ..tokenizers import TokenBatch, gene_positions
 
 __all__ = ["GeneMatch", "GeneTokenModel", "ModelOutput", "TokenBatch"]
@@ -119,7 +120,7 @@ class GeneTokenModel(ABC):
 
     _id_key: str | None = None  # the adata.var column an adapter looks genes up by (None: var_names)
 
-    def match_genes(self, adata, genes: Sequence[str] | np.ndarray) -> GeneMatch:
+    def match_genes(self, adata, genes: Genes) -> GeneMatch:
         """Split the genes under study into those with a token in the model's vocabulary and those without.
 
         ``tokenize`` calls it, so genes without a token never abort a run: they are left out, the analysis
@@ -163,7 +164,7 @@ class GeneTokenModel(ABC):
 
     # ---- to implement -------------------------------------------------------------------------
     @abstractmethod
-    def tokenize(self, adata, genes: Sequence[str], batch_size: int = 32) -> Iterator[TokenBatch]:
+    def tokenize(self, adata, genes: Genes, batch_size: int = 32) -> Iterator[TokenBatch]:
         """Yield :class:`TokenBatch` es of ``batch_size`` cells (in AnnData order) over ``genes``."""
 
     @abstractmethod
@@ -269,7 +270,7 @@ class GeneTokenModel(ABC):
     def cell_embeddings(
         self,
         adata,
-        genes: Sequence[str],
+        genes: Genes,
         batch_size: int = 32,
         pooling: str | None = None,
         layer: int = -1,
@@ -282,7 +283,8 @@ class GeneTokenModel(ABC):
             As for :meth:`tokenize` (representation documented by the adapter).
         pooling
             ``"mean"`` (average over all gene tokens - for Geneformer the whole transcriptome's, context genes
-            included - special tokens and padding excluded; Geneformer's default) or ``"cls"`` (the ``<cls>`` token, scGPT's default); None uses the adapter's default.
+            included - special tokens and padding excluded; Geneformer's default) or ``"cls"`` (the ``<cls>``
+            token, scGPT's default); None uses the adapter's default.
         layer
             Index into the hidden states (0 = embeddings, -1 = last layer).
         """
