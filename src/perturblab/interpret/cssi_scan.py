@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, PerturblabWarning
-from ._types import Labels
+from ._types import Labels, records
 from .confounds import label_shuffle_null
 from .cssi import cssi_aggregate
 from .edges import EdgeScores, spearman_matrix
@@ -152,7 +152,7 @@ def scaling_test_rows(table: pd.DataFrame) -> list[dict]:
                          f"from {r.n_small} to {r.n_large} cells", "sign test (two-sided binomial)", r.p,
                          r.median_delta, r.n_repeats, effect=f"median delta {r.metric}", statistic=r.spearman_rho,
                          claim="more cells do not improve top-K edges" if r.metric == "topk_f1" else "")
-            for r in table.itertuples()]
+            for r in records(table)]
 
 
 def kmeans_strata(embeddings: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 from .edges import EdgeScores
 from .references import Reference, reference_recovery
 from .registry_rows import registry_row
@@ -104,7 +105,7 @@ def gene_set_recovery_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`gene_set_recovery` (exploratory): the Fisher enrichment test per (score, library),
     layer summaries and non-attention scores only."""
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         if r.kind == "attention" and r.head not in ("mean", "max"):
             continue
         rows.append(registry_row("gene sets", f"{r.score} enriches {r.reference} co-membership among its top "

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 
 __all__ = ["balance", "baseline_vs_edge", "coexpression_map", "cssi_scan", "decomposition", "in_silico",
            "layer_profiles", "per_tf_forest", "scaling", "sensitivity_heatmap", "split_designs"]
@@ -212,7 +213,7 @@ def split_designs(table: pd.DataFrame, ax=None):
                      (d["delta_auroc_ci_high"] - d["delta_auroc"]).to_numpy(float)])
     ax.errorbar(d["delta_auroc"].to_numpy(float), y, xerr=np.abs(err), fmt="o", ms=3, capsize=2)
     ax.axvline(0, color="black", lw=0.6)
-    ax.set_yticks(y, [f"{r.features} | {r.model} | {r.split}" for r in d.itertuples()], fontsize=6)
+    ax.set_yticks(y, [f"{r.features} | {r.model} | {r.split}" for r in records(d)], fontsize=6)
     ax.set_xlabel("delta AUROC over gene features (95% CI)")
     ax.set_title("Incremental value under each split design")
     return ax

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 from .references import Reference, load_reference
 from .registry_rows import registry_row
 
@@ -154,7 +155,7 @@ def layer_profile_rows(table: pd.DataFrame) -> list[dict]:
     (expected rho > 0).
     """
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         ref = str(r.reference).lower()
         claim = "PPI early, regulation late" if ("string" in ref or "trrust" in ref) else ""
         rows.append(registry_row(

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..report import Report
+from ._types import records
 from .report_analyses import add_analysis_sections
 
 __all__ = ["SECTION_IDS", "build_report"]
@@ -35,7 +36,7 @@ def _layer_profile(rec: pd.DataFrame):
         ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--",
                 label=f"{ref} ({head})")
     corr = rec[rec["kind"].eq("correlation")].dropna(subset=["auroc"])
-    for r in corr.itertuples():
+    for r in records(corr):
         ax.axhline(r.auroc, color="grey", lw=0.8, ls=":")
     ax.axhline(0.5, color="black", lw=0.6)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

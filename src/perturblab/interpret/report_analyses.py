@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 from .catalogue import ANALYSES
 
 __all__ = ["ANALYSIS_SECTIONS", "add_analysis_sections"]
@@ -120,12 +121,12 @@ def add_analysis_sections(rep, tables: dict[str, pd.DataFrame], summary: dict) -
             miss = tables.get("gene_sets_unavailable")
             if "gene_sets" in ran and miss is not None and len(miss):
                 sec.text("Gene-set libraries that could not be loaded (offline and no local copy): "
-                         + "; ".join(f"{r.library} ({r.reason})" for r in miss.itertuples()) + ".")
+                         + "; ".join(f"{r.library} ({r.reason})" for r in records(miss)) + ".")
         if cat == "beyond":
             miss = tables.get("sae_gene_sets_unavailable")
             if "sae" in ran and "sae_gene_sets" not in tables:
                 sec.text("SAE features were not tested against gene sets: no gene-set library could be used"
-                         + (" (" + "; ".join(f"{r.library}: {r.reason}" for r in miss.itertuples()) + ")"
+                         + (" (" + "; ".join(f"{r.library}: {r.reason}" for r in records(miss)) + ")"
                             if miss is not None and len(miss) else "") + ".")
 
 

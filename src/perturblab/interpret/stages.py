@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 from .confounds import degree_preserving_null, label_shuffle_null, residualise
 from .cssi import cssi_null_stress, cssi_scores, leiden_strata, stratified_matrices
 from .edges import EdgeScores
@@ -264,7 +265,7 @@ def ablation(model, ctrl, genes, layer_paths: dict, counts: np.ndarray, heads: p
     from .ablation import ablation_experiment, regulatory_layers
     from .layer_pass import load_layer
 
-    ranking = [(int(r.layer), int(r.head)) for r in heads.itertuples()]
+    ranking = [(int(r.layer), int(r.head)) for r in records(heads)]
     ks = sorted({int(k) for k in cfg.ablation_ks if 1 <= int(k) < len(ranking)})
     layer_level = [i for i in cfg.ablation_interventions if i in ("layer", "uniform", "mlp")]
     reg = regulatory_layers(ranking, ks[0], model.n_layers) if ks else []
@@ -288,7 +289,7 @@ def ablation(model, ctrl, genes, layer_paths: dict, counts: np.ndarray, heads: p
     def evaluate(matrix: np.ndarray) -> pd.Series:
         return pd.Series(targets.rank(matrix, ("auroc",))["auroc"], index=targets.perturbations)
 
-    entropy = {(int(r.layer), int(r.head)): float(r.entropy) for r in heads.itertuples()}
+    entropy = {(int(r.layer), int(r.head)): float(r.entropy) for r in records(heads)}
     return ablation_experiment(model, cells, genes, ranking, evaluate if len(targets) else None, ks=ks,
                                n_random_seeds=cfg.ablation_seeds, layers=reg or None, interventions=interventions,
                                random_heads=cfg.ablation_random, head_entropy=entropy, summary=summary, intact=intact,
