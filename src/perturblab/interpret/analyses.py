@@ -392,7 +392,8 @@ def _sae(ctx: AnalysisContext) -> dict[str, pd.DataFrame]:
     out["sae_gene_sets_unavailable"] = missing
     if libs:
         name, sets = next(iter(libs.items()))
-        kw = {"min_size": cfg.gene_set_min_size, "max_size": cfg.gene_set_max_size, "alpha": cfg.alpha}
+        kw: dict[str, Any] = {"min_size": cfg.gene_set_min_size, "max_size": cfg.gene_set_max_size,
+                              "alpha": cfg.alpha}
         try:
             tab = feature_gene_set_edges(fg, ctx.genes, sets, **kw)
         except InputError as err:  # e.g. no set of the allowed size among the genes under study
@@ -485,8 +486,9 @@ def analysis_rows(name: str, tables: dict[str, pd.DataFrame], cfg: InterpretConf
         if "n_tests" in tab.columns and len(tab):
             tab.attrs["n_tests"] = int(tab["n_tests"].iloc[0])
         null = t("sae_null")
-        return sae.feature_gene_set_rows(tab, null["n_significant"].to_numpy() if len(null) else None) \
-            if "sae_gene_sets" in tables else []
+        if "sae_gene_sets" not in tables:
+            return []
+        return sae.feature_gene_set_rows(tab, null["n_significant"].astype(int).tolist() if len(null) else None)
     if name == "in_silico":
         return in_silico.score_in_silico_rows(t("in_silico"), n_boot=cfg.n_bootstrap,
                                               random_state=cfg.random_state) if len(t("in_silico")) else []
@@ -499,7 +501,8 @@ def run_analyses(ctx: AnalysisContext) -> AnalysisOutput:
     for name in ctx.cfg.analyses:
         key = {"stage": "analysis", "name": name, "settings": _settings(ctx.cfg, name)}
         try:
-            tables = ctx.st.tables(key, lambda name=name: _RUNNERS[name](ctx))
+            runner = _RUNNERS[name]
+            tables = ctx.st.tables(key, lambda: runner(ctx))
         except InputError as err:
             msg = f"{name} not run: {err}"
             warnings.warn(msg, PerturblabWarning, stacklevel=2)

@@ -69,7 +69,8 @@ def baseline_scores(features: pd.DataFrame, reference_edges: pd.DataFrame | None
     """
     genes = features.index.to_numpy()
     g = genes.size
-    cols = {"mean": features["mean"], "variance": features["variance"], "1-dropout": features["detection"]}
+    cols: dict[str, np.ndarray] = {"mean": features["mean"].to_numpy(), "variance": features["variance"].to_numpy(),
+                                   "1-dropout": features["detection"].to_numpy()}
     if reference_edges is not None:
         cols["TF out-degree"] = tf_out_degree(genes, reference_edges)
     return [

@@ -140,7 +140,9 @@ def scaling_test(curve: pd.DataFrame, metrics: Sequence[str] = ("auroc", "topk_f
     if len(out):
         key = ["evidence", "data", "reference"]
         imp = out.pivot_table(index=key, columns="metric", values="improves", aggfunc="first")
-        fail = (imp.get("auroc", False) & ~imp.get("topk_f1", True).astype(bool)) if len(imp) else imp
+        auroc_up = imp["auroc"].fillna(False).astype(bool) if "auroc" in imp else pd.Series(False, index=imp.index)
+        topk_up = imp["topk_f1"].fillna(True).astype(bool) if "topk_f1" in imp else pd.Series(True, index=imp.index)
+        fail = auroc_up & ~topk_up
         out["scaling_failure"] = [bool(fail.loc[tuple(x)]) if tuple(x) in fail.index else False
                                   for x in out[key].to_numpy()]
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 #: Defaults of the gene-set analysis (libraries of :func:`perturblab.datasets.gene_sets`, set-size filter).
-GENE_SET_DEFAULTS = {"libraries": ("reactome", "kegg", "go_bp"), "min_size": 5, "max_size": 300}
+GENE_SET_DEFAULTS: dict[str, Any] = {"libraries": ("reactome", "kegg", "go_bp"), "min_size": 5, "max_size": 300}
 
 
 @dataclass

@@ -101,11 +101,11 @@ def sensitivity_heatmap(scan: pd.DataFrame, statistic: str = "delta_vs_best_base
     lim = np.nanmax(np.abs(v)) if np.isfinite(v).any() else 1.0
     im = ax.imshow(v, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     for (i, j), x in np.ndenumerate(v):
-        b = beats.iloc[i, j] if beats is not None else np.nan
-        star = "*" if pd.notna(b) and bool(b) else ""
+        b = float(beats.iloc[i, j]) if beats is not None else np.nan
+        star = "*" if np.isfinite(b) and bool(b) else ""
         ax.text(j, i, f"{x:+.3f}{star}" if np.isfinite(x) else "n/a", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(wide.shape[1]), [f"|LFC| > {c:g}" for c in wide.columns], fontsize=7)
-    ax.set_yticks(range(wide.shape[0]), [f"{a} cells, {b} genes" for a, b in wide.index], fontsize=7)
+    ax.set_yticks(range(wide.shape[0]), [f"{a} cells, {b} genes" for a, b in wide.index.to_list()], fontsize=7)
     ax.figure.colorbar(im, ax=ax, label=statistic)
     ax.set_title(f"Sensitivity of {d['score'].iloc[0]} (* beats every baseline)")
     return ax
@@ -117,7 +117,8 @@ def cssi_scan(scan: pd.DataFrame, metric: str = "auroc", ax=None):
     ax = _ax(ax)
     m = scan.groupby(["strata", "score", "k"])[metric].mean()
     styles = {"real": "-", "shuffled": "--", "random": ":"}
-    for (strata, score), g in m.groupby(level=[0, 1]):
+    for key, g in m.groupby(level=[0, 1]):
+        strata, score = str(key[0]), str(key[1])
         if score == "pooled":
             continue
         g = g.droplevel([0, 1])

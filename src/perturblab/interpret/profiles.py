@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -135,7 +136,7 @@ def layer_profiles(recovery: pd.DataFrame, metric: str = "auroc", unit: str = "s
         per_layer = g.groupby("layer")[metric].mean()
         rows.append({"reference": ref, "head": h, "unit": unit, "n_layers": int(per_layer.size), "n_points": t["n"],
                      "rho": t["rho"], "p": t["p"],
-                     "peak_layer": int(per_layer.idxmax()) if per_layer.size else np.nan,
+                     "peak_layer": int(cast(int, per_layer.idxmax())) if per_layer.size else np.nan,
                      "first": float(per_layer.iloc[0]) if per_layer.size else np.nan,
                      "last": float(per_layer.iloc[-1]) if per_layer.size else np.nan, "metric": metric})
     out = pd.DataFrame(rows, columns=["reference", "head", "unit", "n_layers", "n_points", "rho", "p", "peak_layer",

@@ -65,7 +65,7 @@ def _torch_module():
             self.b_dec = nn.Parameter(torch.zeros(d))
             nn.init.kaiming_uniform_(self.W_dec)
             with torch.no_grad():
-                self.W_dec /= self.W_dec.norm(dim=1, keepdim=True)
+                self.W_dec.copy_(self.W_dec / self.W_dec.norm(dim=1, keepdim=True))
                 self.W_enc.copy_(self.W_dec)
 
         def encode(self, x):
@@ -329,4 +329,4 @@ def sae_gene_set_null(feature_gene: np.ndarray, genes: Genes, gene_sets: pd.Data
 def sae_edge_scores(feature_gene: np.ndarray, genes: Genes, layer: int | None = None) -> EdgeScores:
     """Gene x gene edge scores: cosine similarity of the genes' SAE feature profiles (kind ``"sae"``)."""
     name = "SAE feature similarity" + (f" L{layer}" if layer is not None else "")
-    return EdgeScores(name, cosine_matrix(feature_gene), genes, "sae", layer, None)
+    return EdgeScores(name, cosine_matrix(feature_gene), np.asarray(genes).astype(str), "sae", layer, None)

@@ -200,7 +200,7 @@ def sensitivity_scan(adata, ctrl, score_fn: ScoreFn, tested: str | None = None,
                 if pp.empty:
                     continue
                 means = pp.groupby("score")["auroc"].mean()
-                best = means[base_names].idxmax() if means[base_names].notna().any() else None
+                best = str(means[base_names].idxmax()) if means[base_names].notna().any() else None
                 targets = pp.drop_duplicates("perturbation")["n_targets"]
                 for s in names:
                     row = {"lfc_threshold": float(lfc), "n_cells": nc, "n_genes": ng, "n_cells_used": int(sub.n_obs),

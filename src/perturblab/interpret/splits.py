@@ -187,7 +187,7 @@ def split_design_rows(table: pd.DataFrame) -> list[dict]:
     rows = []
     for r in records(table[table["features"] != "gene"]):
         att = r.features == "gene + attention"
-        conf = att and r.split == "joint"
+        conf = bool(att) and r.split == "joint"
         rows.append(registry_row("split designs", f"{r.features} ({r.model}, {r.split} split) changes AUROC over "
                                  "gene features", "bootstrap over perturbations", r.delta_auroc_p, r.delta_auroc,
                                  r.n_pairs, effect="delta AUROC", confirmatory=conf,

@@ -108,7 +108,7 @@ def files_checksum(path: str | os.PathLike) -> str:
     for f in files:
         h.update(str(f.relative_to(path) if f != path else f.name).encode())
         with open(f, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while block := fh.read(1 << 20):
                 h.update(block)
     return h.hexdigest()
 

@@ -125,6 +125,7 @@ def train_masked_expression(
                     for lay in range(model.n_layers):
                         hidden = model._layer(lay, hidden, batch)
                     pred = model._output(hidden, batch)
+                    assert batch.values is not None  # the own model's tokenizer always sets expression values
                     loss = torch.nn.functional.mse_loss(pred[mask], batch.values[mask])
                     opt.zero_grad()
                     loss.backward()

@@ -180,6 +180,7 @@ def iter_value_edges(
                 for h in handles:
                     h.remove()
             if counts is None:
+                assert new_counts is not None  # built in the first pass over the cells
                 counts = new_counts
                 denom = counts.clamp(min=1).to(torch.float32)
                 n_cells = counts.round().long().cpu().numpy()

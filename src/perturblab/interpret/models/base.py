@@ -24,6 +24,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from ..._device import get_device
 from ...exceptions import InputError
 from .._types import Genes
 from ..tokenizers import TokenBatch, gene_positions
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["GeneMatch", "GeneTokenModel", "ModelOutput", "TokenBatch"]
 
@@ -90,7 +94,7 @@ class ModelOutput:
 
     attentions: dict = field(default_factory=dict)
     hidden_states: list = field(default_factory=list)
-    logits: object = None
+    logits: torch.Tensor | None = None
 
 
 class GeneTokenModel(ABC):
@@ -234,7 +238,6 @@ class GeneTokenModel(ABC):
 
         Gradients follow the caller's grad mode (wrap in ``torch.no_grad()`` for inference).
         """
-        import torch
 
         batch = batch.to(self.device)
         wanted = self.check_layers(layers) if output_attentions else []
