@@ -11,6 +11,7 @@ Gene-set libraries that cannot be loaded (offline, no local copy) are named in t
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -501,8 +502,7 @@ def run_analyses(ctx: AnalysisContext) -> AnalysisOutput:
     for name in ctx.cfg.analyses:
         key = {"stage": "analysis", "name": name, "settings": _settings(ctx.cfg, name)}
         try:
-            runner = _RUNNERS[name]
-            tables = ctx.st.tables(key, lambda: runner(ctx))
+            tables = ctx.st.tables(key, functools.partial(_RUNNERS[name], ctx))
         except InputError as err:
             msg = f"{name} not run: {err}"
             warnings.warn(msg, PerturblabWarning, stacklevel=2)
