@@ -10,6 +10,8 @@ Examples
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -100,8 +102,10 @@ def sensitivity_heatmap(scan: pd.DataFrame, statistic: str = "delta_vs_best_base
     v = wide.to_numpy(float)
     lim = np.nanmax(np.abs(v)) if np.isfinite(v).any() else 1.0
     im = ax.imshow(v, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    # NaN: not computed; aligned on the statistic's grid (pivot_table drops all-NaN rows and columns)
+    beats_v = beats.reindex(index=wide.index, columns=wide.columns).to_numpy(dtype=float) if beats is not None else None
     for (i, j), x in np.ndenumerate(v):
-        b = float(beats.iloc[i, j]) if beats is not None else np.nan
+        b = beats_v[i, j] if beats_v is not None else np.nan
         star = "*" if np.isfinite(b) and bool(b) else ""
         ax.text(j, i, f"{x:+.3f}{star}" if np.isfinite(x) else "n/a", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(wide.shape[1]), [f"|LFC| > {c:g}" for c in wide.columns], fontsize=7)
@@ -118,7 +122,7 @@ def cssi_scan(scan: pd.DataFrame, metric: str = "auroc", ax=None):
     m = scan.groupby(["strata", "score", "k"])[metric].mean()
     styles = {"real": "-", "shuffled": "--", "random": ":"}
     for key, g in m.groupby(level=[0, 1]):
-        strata, score = str(key[0]), str(key[1])
+        strata, score = (str(x) for x in cast(tuple, key))
         if score == "pooled":
             continue
         g = g.droplevel([0, 1])
