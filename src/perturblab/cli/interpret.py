@@ -106,10 +106,10 @@ def interpret_cmd(
     gene_set_library: Annotated[list[str] | None, typer.Option(
         "--gene-set-library", help="Gene-set library: reactome, kegg, go_bp or a GMT file (repeat; default: all "
         "three; libraries that cannot be loaded are named in the report).", show_default=False)] = None,
-    in_silico_cells: Annotated[int, typer.Option(help="Control cells of the in-silico perturbation.")] = 500,
+    in_silico_cells: Annotated[int, typer.Option(help="Control cells of the in-silico perturbation.")] = 200,
     in_silico_mode: Annotated[InSilicoMode, typer.Option(  # type: ignore[valid-type]
         help="In-silico perturbation: delete the gene or overexpress it.")] = InSilicoMode("delete"),
-    sae_epochs: Annotated[int, typer.Option(help="Sparse autoencoder: training epochs.")] = 20,
+    sae_epochs: Annotated[int, typer.Option(help="Sparse autoencoder: training epochs.")] = 10,
     scan_bootstrap: Annotated[int, typer.Option(help="Sensitivity scan: bootstrap resamples per configuration.")]
     = 200,
     cssi_scaling_repeats: Annotated[int, typer.Option(help="CSSI scaling curve: repeats per number of cells.")] = 10,
