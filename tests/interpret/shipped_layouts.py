@@ -90,8 +90,9 @@ def dump(obj, path: Path) -> Path:
 
 
 def release_2024_layout(root: Path, v2_tokens: dict, v2_medians: dict, v2_mapping: dict) -> Path:
-    """The repository since 2024: ``Geneformer-V1-10M/`` (real V1 config), ``Geneformer-V2-104M/`` (4,096
-    positions, ``<cls>``/``<eos>``), ``geneformer/*_gc104M.pkl`` and ``geneformer/gene_dictionaries_30m/*_gc30M.pkl``."""
+    """The repository since 2024: ``Geneformer-V1-10M/`` (real V1 config), ``Geneformer-V2-104M/``
+    (4,096 positions, ``<cls>``/``<eos>``), ``geneformer/*_gc104M.pkl`` and
+    ``geneformer/gene_dictionaries_30m/*_gc30M.pkl``."""
     save_bert(root / "Geneformer-V1-10M", real_config(), "safetensors")
     v2 = real_config(vocab_size=len(v2_tokens), max_position_embeddings=4096)
     save_bert(root / "Geneformer-V2-104M", v2, "safetensors", seed=2)
@@ -105,8 +106,9 @@ def release_2024_layout(root: Path, v2_tokens: dict, v2_medians: dict, v2_mappin
     return root
 
 
-def geneformer_reference(adata, token_dict, median_dict, gene_ids, n_counts, input_size, special, mapping=None,
-                         target_sum=10_000):
+def geneformer_reference(
+    adata, token_dict, median_dict, gene_ids, n_counts, input_size, special, mapping=None, target_sum=10_000
+):
     """Geneformer's tokenizer, one cell at a time, following ``TranscriptomeTokenizer`` (tokenize_anndata,
     sum_ensembl_ids with collapse_gene_ids=True, create_dataset's truncation), independent of perturblab.
 
@@ -177,7 +179,9 @@ class ScGPTMirror(nn.Module):
             self.batch_encoder = _Named(embedding=nn.Embedding(2, d), enc_norm=nn.LayerNorm(d))
         # ClsDecoder(d, n_cls=3, nlayers=3): [Linear, ReLU, LayerNorm] x 2, out_layer
         self.cls_decoder = _Named(
-            _decoder=nn.ModuleList([nn.Linear(d, d), nn.ReLU(), nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.LayerNorm(d)]),
+            _decoder=nn.ModuleList(
+                [nn.Linear(d, d), nn.ReLU(), nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.LayerNorm(d)]
+            ),
             out_layer=nn.Linear(d, 3),
         )
         if variant in {"zero_prob", "pretrained"}:
@@ -206,7 +210,9 @@ class ScGPTMirror(nn.Module):
         return hidden, self.decoder.fc(hidden).squeeze(-1)
 
 
-def scgpt_folder(folder: Path, genes, variant: str, names: str = "torch", d: int = 16, nhead: int = 4, nlayers: int = 2):
+def scgpt_folder(
+    folder: Path, genes, variant: str, names: str = "torch", d: int = 16, nhead: int = 4, nlayers: int = 2
+):
     """Write ``best_model.pt``, ``args.json``, ``vocab.json`` of a random scGPT model as scGPT saves them.
 
     ``names``: ``"torch"`` (nn.MultiheadAttention: ``self_attn.in_proj_weight``), ``"flash"``
@@ -221,15 +227,31 @@ def scgpt_folder(folder: Path, genes, variant: str, names: str = "torch", d: int
     if names == "flash":
         state = {k.replace("self_attn.in_proj_", "self_attn.Wqkv."): v for k, v in state.items()}
     elif names == "flash2":
-        state = {k.replace("self_attn.in_proj_", "self_attn._impl.Wqkv.").replace("self_attn.out_proj.", "self_attn._impl.out_proj."): v
-                 for k, v in state.items()}
+        state = {
+            k.replace("self_attn.in_proj_", "self_attn._impl.Wqkv.").replace(
+                "self_attn.out_proj.", "self_attn._impl.out_proj."
+            ): v
+            for k, v in state.items()
+        }
     torch.save(state, folder / "best_model.pt")
     (folder / "vocab.json").write_text(json.dumps(vocab))
     args = {  # keys as in scGPT's shipped args.json (scGPT_human) / fine-tuning runs
-        "pad_token": "<pad>", "input_style": "binned", "input_emb_style": "continuous", "n_bins": 51,
-        "max_seq_len": 1200, "mask_value": -1, "pad_value": -2, "nlayers": nlayers, "nheads": nhead,
-        "embsize": d, "d_hid": 2 * d, "dropout": 0.2, "n_layers_cls": 3, "fast_transformer": names != "torch",
-        "MVC": variant in {"zero_prob", "pretrained"}, "USE_GENERATIVE_TRAINING": variant == "pretrained",
+        "pad_token": "<pad>",
+        "input_style": "binned",
+        "input_emb_style": "continuous",
+        "n_bins": 51,
+        "max_seq_len": 1200,
+        "mask_value": -1,
+        "pad_value": -2,
+        "nlayers": nlayers,
+        "nheads": nhead,
+        "embsize": d,
+        "d_hid": 2 * d,
+        "dropout": 0.2,
+        "n_layers_cls": 3,
+        "fast_transformer": names != "torch",
+        "MVC": variant in {"zero_prob", "pretrained"},
+        "USE_GENERATIVE_TRAINING": variant == "pretrained",
         "explicit_zero_prob": variant == "zero_prob",
     }
     (folder / "args.json").write_text(json.dumps(args))

@@ -16,7 +16,10 @@ KNOCKED_OUT = ("LYZ", "NKG7", "MS4A1", "CD3E")
 FAST = ["--cells-per-group", "25", "--n-cells", "40", "--n-genes", "40", "--n-label-null", "10", "--n-degree-null",
         "5", "--n-bootstrap", "10", "--ablation-k", "1", "--ablation-seeds", "1", "--ablation-intervention", "top",
         "--cssi-null-repeats", "1", "--cssi-min-cells", "5", "--reference", "trrust", "--reference", "string",
-        "--batch-size", "8", "--device", "cpu", "--strata-key", "cell_type"]
+        "--batch-size", "8", "--device", "cpu", "--strata-key", "cell_type",
+        # the issue-14 analyses that run the model itself (each adapter's hooks), small
+        "--analysis", "value_edges", "--analysis", "embedding_edges", "--analysis", "sae", "--analysis", "in_silico",
+        "--sae-epochs", "2", "--in-silico-cells", "20", "--gene-set-library", "/nonexistent/none.gmt"]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def _run(screen_path, out, *args):
 
 
 def test_geneformer_v1_release_layout(screen, tmp_path):
-    path, a = screen
+    path, _a = screen
     root = v1_release_layout(tmp_path / "Geneformer")
     summary = _run(path, tmp_path / "out", "--model", "geneformer", "--model-path", str(root), "--gene-id-key",
                    "gene_ids")
@@ -53,6 +56,8 @@ def test_geneformer_v1_release_layout(screen, tmp_path):
     assert "genes have" in summary["gene_vocabulary"]
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["n_layers_used"] == 2 and cfg["gene_id_key"] == "gene_ids"
+    assert {"value_edges", "embedding_edges", "sae", "in_silico"} <= set(summary["analyses"])
+    assert (tmp_path / "out" / "value_edges.parquet").is_file() and (tmp_path / "out" / "sae_history.parquet").is_file()
 
 
 def test_geneformer_v2_2024_layout(screen, tmp_path):

@@ -95,7 +95,9 @@ def test_geneformer_genes_without_token_are_left_out_and_logged(v1_root, pbmc_ce
     model = GeneformerModel.from_pretrained(v1_root, gene_id_key="gene_ids", device="cpu")
     genes = _study_genes(pbmc_cells)
     token_dict = load_gene_dict(FIXTURES / "token_dictionary.pkl")
-    expected = [g for g, e in zip(pbmc_cells.var_names, pbmc_cells.var["gene_ids"]) if g in genes and e not in token_dict]
+    expected = [
+        g for g, e in zip(pbmc_cells.var_names, pbmc_cells.var["gene_ids"]) if g in genes and e not in token_dict
+    ]
     assert expected == ["MIR1302-10"]
     with caplog.at_level(logging.WARNING, logger="perturblab.interpret.models.base"):
         match = model.match_genes(pbmc_cells, genes)
@@ -160,9 +162,16 @@ def test_geneformer_2024_layout_v1_and_v2_models(tmp_path, pbmc_cells):
     genes = [g for g, e in zip(cells.var_names, ids) if e in set(vocab_ids[:5])]
     ours, index = _tokens(v2, cells, genes, batch_size=4)
     totals = np.asarray(cells.X.sum(axis=1), dtype=np.float64).ravel()
-    ref = geneformer_reference(cells, load_gene_dict(root / "geneformer" / "token_dictionary_gc104M.pkl"),
-                               load_gene_dict(root / "geneformer" / "gene_median_dictionary_gc104M.pkl"), ids, totals,
-                               4096, special=True, mapping=mapping)
+    ref = geneformer_reference(
+        cells,
+        load_gene_dict(root / "geneformer" / "token_dictionary_gc104M.pkl"),
+        load_gene_dict(root / "geneformer" / "gene_median_dictionary_gc104M.pkl"),
+        ids,
+        totals,
+        4096,
+        special=True,
+        mapping=mapping,
+    )
     assert ours == ref
     assert all(s[0] == 2 and s[-1] == 3 and g[0] == -1 and g[-1] == -1 for s, g in zip(ours, index))
     # the collapsed gene carries the summed counts of its three columns
@@ -170,10 +179,14 @@ def test_geneformer_2024_layout_v1_and_v2_models(tmp_path, pbmc_cells):
     assert (np.asarray(cells.X[:, col].sum(axis=1)).ravel() > np.asarray(cells.X[:, col[0]].sum(axis=1)).ravel()).any()
     assert extract_attention(v2, cells, genes, batch_size=4)[1].per_head.shape == (4, len(genes), len(genes))
     # V1 model folder of the same repository gets the V1 dictionaries (the V2 ones do not fit its vocabulary)
-    assert load_model("geneformer", root / "Geneformer-V1-10M", gene_id_key="gene_ids").token_dictionary == v1.token_dictionary
+    assert (
+        load_model("geneformer", root / "Geneformer-V1-10M", gene_id_key="gene_ids").token_dictionary
+        == v1.token_dictionary
+    )
     with pytest.warns(PerturblabWarning, match=f"has {len(tokens)} tokens but the model's vocabulary has 25426"):
-        GeneformerModel.from_pretrained(root / "Geneformer-V1-10M",
-                                        token_dictionary=root / "geneformer" / "token_dictionary_gc104M.pkl")
+        GeneformerModel.from_pretrained(
+            root / "Geneformer-V1-10M", token_dictionary=root / "geneformer" / "token_dictionary_gc104M.pkl"
+        )
     # the V1 dictionary cannot serve the V2 model: its token ids exceed the V2 vocabulary
     v1_tokens = root / "geneformer" / "gene_dictionaries_30m" / "token_dictionary_gc30M.pkl"
     with pytest.raises(InputError, match="does not fit.*token ids up to 25425"):
@@ -183,8 +196,9 @@ def test_geneformer_2024_layout_v1_and_v2_models(tmp_path, pbmc_cells):
 def test_geneformer_2024_95m_layout(tmp_path, pbmc_cells):
     # mid-2024 release: gf-12L-95M-i4096/ and geneformer/*_gc95M.pkl next to gene_dictionaries_30m/
     tokens, medians, mapping = v2_dictionaries(pbmc_cells.var["gene_ids"][:3000], seed=1)
-    save_bert(tmp_path / "gf-12L-95M-i4096", real_config(vocab_size=len(tokens), max_position_embeddings=4096),
-              "safetensors")
+    save_bert(
+        tmp_path / "gf-12L-95M-i4096", real_config(vocab_size=len(tokens), max_position_embeddings=4096), "safetensors"
+    )
     dump(tokens, tmp_path / "geneformer" / "token_dictionary_gc95M.pkl")
     dump(medians, tmp_path / "geneformer" / "gene_median_dictionary_gc95M.pkl")
     dump(mapping, tmp_path / "geneformer" / "ensembl_mapping_dict_gc95M.pkl")
@@ -193,7 +207,10 @@ def test_geneformer_2024_95m_layout(tmp_path, pbmc_cells):
     dump(load_gene_dict(FIXTURES / "gene_median_dictionary.pkl"), d30 / "gene_median_dictionary_gc30M.pkl")
     files = find_geneformer_files(tmp_path / "gf-12L-95M-i4096")
     assert (files.token_dictionary.name, files.gene_mapping_file.name, files.version) == (
-        "token_dictionary_gc95M.pkl", "ensembl_mapping_dict_gc95M.pkl", "V2")
+        "token_dictionary_gc95M.pkl",
+        "ensembl_mapping_dict_gc95M.pkl",
+        "V2",
+    )
     model = load_model("geneformer", tmp_path / "gf-12L-95M-i4096", gene_id_key="gene_ids", device="cpu")
     assert model.special_tokens and model.max_length == 4096
 
@@ -206,8 +223,14 @@ def test_geneformer_explicit_dictionaries_and_layout_errors(tmp_path, v1_root, p
     # the gene median file shipped next to the token dictionary is found; an explicit one overrides it
     a = GeneformerModel.from_pretrained(folder, token_dictionary=tok, gene_id_key="gene_ids", device="cpu")
     medians = {k: v * 2 for k, v in load_gene_dict(v1_root / "geneformer" / "gene_median_dictionary.pkl").items()}
-    b = load_model("geneformer", folder, token_dictionary=tok, gene_median_file=dump(medians, tmp_path / "m.pkl"),
-                   gene_id_key="gene_ids", device="cpu")
+    b = load_model(
+        "geneformer",
+        folder,
+        token_dictionary=tok,
+        gene_median_file=dump(medians, tmp_path / "m.pkl"),
+        gene_id_key="gene_ids",
+        device="cpu",
+    )
     assert a.gene_medians["ENSG00000000003"] * 2 == b.gene_medians["ENSG00000000003"]
     # medians scaled by a constant do not change the ranks
     assert _tokens(a, pbmc_cells[:3], ["CD74"])[0] == _tokens(b, pbmc_cells[:3], ["CD74"])[0]
@@ -222,6 +245,7 @@ def test_geneformer_explicit_dictionaries_and_layout_errors(tmp_path, v1_root, p
         load_model("scgpt", tmp_path / "empty", token_dictionary=tok)
     with pytest.raises(UnknownNameError, match="did you mean 'geneformer'"):
         load_model("genformer", folder)
+
     # a pickle holding anything but plain values is refused
     class Evil:
         def __reduce__(self):
@@ -234,8 +258,13 @@ def test_geneformer_explicit_dictionaries_and_layout_errors(tmp_path, v1_root, p
 
 @pytest.mark.parametrize(
     "variant, names",
-    [("finetuned", "torch"), ("zero_prob", "torch"), ("pretrained", "flash"), ("pretrained", "flash2"),
-     ("batchnorm", "torch")],
+    [
+        ("finetuned", "torch"),
+        ("zero_prob", "torch"),
+        ("pretrained", "flash"),
+        ("pretrained", "flash2"),
+        ("batchnorm", "torch"),
+    ],
 )
 def test_scgpt_checkpoint_variants_load_and_match_the_reference_forward(tmp_path, variant, names):
     adata = synthetic_counts(20, 14)
@@ -259,7 +288,9 @@ def test_scgpt_checkpoint_variants_load_and_match_the_reference_forward(tmp_path
     assert maps[1].per_head.shape == (4, 14, 14) and maps[1].n_cells[12:].sum() == 0
 
 
-@pytest.mark.parametrize("variant, message", [("dsbn", "domain-specific batch norm"), ("batch_labels", "use_batch_labels")])
+@pytest.mark.parametrize(
+    "variant, message", [("dsbn", "domain-specific batch norm"), ("batch_labels", "use_batch_labels")]
+)
 def test_scgpt_checkpoints_that_need_batch_labels_are_refused(tmp_path, variant, message):
     scgpt_folder(tmp_path, ["g0", "g1"], variant)
     with pytest.raises(InputError, match=message):

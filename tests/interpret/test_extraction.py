@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 from perturblab.interpret.extraction import cell_embeddings, extract_attention, iter_layer_attention
 from perturblab.interpret.models import GeneformerModel, OwnGeneTransformer, ScGPTModel
+
+from .tiny_models import geneformer_dir, scgpt_dir, synthetic_counts
 
 
 def brute_force(model, adata, genes):

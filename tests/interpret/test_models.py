@@ -89,7 +89,9 @@ def test_geneformer_loaded_matches_hf_forward(tmp_path):
     batch = next(model.tokenize(adata, list(adata.var_names), batch_size=5))
     with torch.no_grad():
         ours = model.forward(batch, output_logits=True)
-        ref = model.network(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long(), output_attentions=True)
+        ref = model.network(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask.long(), output_attentions=True
+        )
     for lay in range(2):
         assert ours.attentions[lay].shape == (5, 4, batch.input_ids.shape[1], batch.input_ids.shape[1])
         torch.testing.assert_close(ours.attentions[lay], ref.attentions[lay])
@@ -116,7 +118,7 @@ def test_scgpt_loading_names_and_errors(tmp_path):
     # our layer == PyTorch's stock TransformerEncoderLayer with the same weights
     stock = torch.nn.TransformerEncoderLayer(32, 4, 64, 0.0, batch_first=True).eval()
     prefix = "transformer_encoder.layers.0."
-    stock.load_state_dict({k[len(prefix):]: v for k, v in net.state_dict().items() if k.startswith(prefix)})
+    stock.load_state_dict({k[len(prefix) :]: v for k, v in net.state_dict().items() if k.startswith(prefix)})
     with torch.no_grad():
         emb = model._embed(batch)
         ours = model._layer(0, emb, batch)
@@ -136,7 +138,9 @@ def test_own_model_save_load_roundtrip(tmp_path):
     model.save(tmp_path / "own.pt")
     again = OwnGeneTransformer.load(tmp_path / "own.pt", device="cpu")
     with torch.no_grad():
-        torch.testing.assert_close(again.forward(batch, output_logits=True).logits, model.forward(batch, output_logits=True).logits)
+        torch.testing.assert_close(
+            again.forward(batch, output_logits=True).logits, model.forward(batch, output_logits=True).logits
+        )
     with pytest.raises(ValueError, match="none of the 1 genes is in the model's vocabulary"):
         OwnGeneTransformer(["g0"], device="cpu").tokenize(adata, ["g1"])
 
@@ -144,8 +148,7 @@ def test_own_model_save_load_roundtrip(tmp_path):
 def test_own_model_training_loss_drops_on_papalexi_controls(papalexi, tmp_path):
     ctrl = papalexi[papalexi.obs["perturbation"] == "control"][:400].copy()
     model = OwnGeneTransformer(ctrl.var_names, d_model=32, n_heads=4, n_layers=2, d_ff=64, device="cpu")
-    result = train_masked_expression(model, ctrl, epochs=3, batch_size=64, random_state=1,
-                                     save_path=tmp_path / "m.pt")
+    result = train_masked_expression(model, ctrl, epochs=3, batch_size=64, random_state=1, save_path=tmp_path / "m.pt")
     loss = result.history["train_loss"].to_numpy()
     assert loss[-1] < 0.6 * loss[0]
     assert (tmp_path / "m.pt").exists()

@@ -14,7 +14,8 @@ ARGS = ["interpret", "--model", "own", "--data", "papalexi2021", "--cells-per-gr
         "--n-label-null", "50", "--n-degree-null", "20", "--n-bootstrap", "50", "--ablation-k", "1",
         "--ablation-k", "2",
         "--ablation-seeds", "1", "--ablation-intervention", "top", "--ablation-intervention", "random",
-        "--cssi-null-repeats", "2", "--cssi-min-cells", "10", "--batch-size", "32", "--device", "cpu"]
+        "--cssi-null-repeats", "2", "--cssi-min-cells", "10", "--batch-size", "32", "--device", "cpu",
+        "--analysis", "none"]
 
 
 @pytest.fixture(scope="module")

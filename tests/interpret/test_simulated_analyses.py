@@ -74,7 +74,7 @@ def test_reference_recovery_finds_planted_edges(sim, corr):
     assert rec.loc["global", "fisher_p"] < 1e-4
     assert rec.loc["undirected", "auroc"] > 0.75
     # the universe: TF sources x all other genes
-    rows, cols, lab = candidate_edges(corr.genes, refs[0], sim.tfs)
+    rows, _cols, lab = candidate_edges(corr.genes, refs[0], sim.tfs)
     assert rows.size == len(sim.tfs) * (corr.genes.size - 1) and lab.sum() == len(sim.reference("global"))
     long = edge_table(corr)
     assert len(long) == corr.genes.size * (corr.genes.size - 1)
@@ -196,7 +196,8 @@ def test_cssi_beats_pooled_on_state_specific_edges(sim, ctrl, corr):
     assert rec.loc["CSSI-max spearman", "auroc"] > rec.loc["spearman", "auroc"] + 0.15
     assert rec.loc["CSSI-max spearman", "auprc"] > rec.loc["spearman", "auprc"]
     # null stress: shuffled and random strata do not inflate recovery
-    stress = cssi_null_stress(X, genes, ss, states, tfs=sim.tfs, ks=(2, 5), n_repeats=2).groupby(["strata", "score"])["auroc"].mean()
+    stress = cssi_null_stress(X, genes, ss, states, tfs=sim.tfs, ks=(2, 5), n_repeats=2)
+    stress = stress.groupby(["strata", "score"])["auroc"].mean()
     assert stress[("real", "CSSI-max")] > stress[("real", "pooled")] + 0.15
     for strata in ("shuffled", "random"):
         assert stress[(strata, "CSSI-max")] < stress[(strata, "pooled")] + 0.05
@@ -232,6 +233,8 @@ def test_de_on_a_gene_subset_uses_full_library_sizes(sim, de):
     assert set(sub["gene"]) == {"G20", "G30", "B0"}
     full = de.set_index(["perturbation", "gene"]).loc[sub.set_index(["perturbation", "gene"]).index]
     np.testing.assert_allclose(sub["log2fc"].to_numpy(), full["log2fc"].to_numpy())
-    np.testing.assert_allclose(log_normalise(np.array([[1.0, 3.0]]), target_sum=4, library_size=[8]), np.log1p([[0.5, 1.5]]))
+    np.testing.assert_allclose(
+        log_normalise(np.array([[1.0, 3.0]]), target_sum=4, library_size=[8]), np.log1p([[0.5, 1.5]])
+    )
     with pytest.raises(ValueError, match="unknown gene"):
         de_targets(sim.adata, genes=["nope"])

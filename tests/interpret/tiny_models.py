@@ -58,5 +58,7 @@ def scgpt_dir(path, genes, n_layers=2, n_heads=4, d=32, flash_names=True):
     state["mvc_decoder.gene2query.weight"] = torch.zeros(d, d)
     torch.save(state, path / "best_model.pt")
     (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "args.json").write_text(json.dumps(dict(embsize=d, nheads=n_heads, d_hid=2 * d, nlayers=n_layers, n_bins=51)))
+    (path / "args.json").write_text(
+        json.dumps(dict(embsize=d, nheads=n_heads, d_hid=2 * d, nlayers=n_layers, n_bins=51))
+    )
     return path, net

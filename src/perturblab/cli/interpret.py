@@ -32,6 +32,7 @@ Intervention = str_enum("Intervention", ("top", "bottom", "random", "layer", "un
 LayerSelection = str_enum("LayerSelection", ("nested-cv", "prespecified"))
 LayerSummary = str_enum("LayerSummary", ("mean", "max"))
 HeadRanking = str_enum("HeadRanking", ("composite", "reference", "perturbation"))
+InSilicoMode = str_enum("InSilicoMode", ("delete", "overexpress"))
 RandomHeads = str_enum("RandomHeads", ("entropy-matched", "uniform"))
 
 
@@ -99,6 +100,19 @@ def interpret_cmd(
         "--ablation-intervention", help="Ablation intervention (repeat).")] = list(Intervention),
     cssi_null_repeats: Annotated[int, typer.Option(help="CSSI null repeats.")] = 10,
     cssi_min_cells: Annotated[int, typer.Option(help="Strata with fewer cells are left out of CSSI.")] = 20,
+    analysis: Annotated[list[str] | None, typer.Option(
+        "--analysis", help="Issue-14 analysis to run (repeat; 'all' for every one, 'none' for none; default: the "
+        "default set of perturblab.interpret.catalogue).", show_default=False)] = None,
+    gene_set_library: Annotated[list[str] | None, typer.Option(
+        "--gene-set-library", help="Gene-set library: reactome, kegg, go_bp or a GMT file (repeat; default: all "
+        "three; libraries that cannot be loaded are named in the report).", show_default=False)] = None,
+    in_silico_cells: Annotated[int, typer.Option(help="Control cells of the in-silico perturbation.")] = 200,
+    in_silico_mode: Annotated[InSilicoMode, typer.Option(  # type: ignore[valid-type]
+        help="In-silico perturbation: delete the gene or overexpress it.")] = InSilicoMode("delete"),
+    sae_epochs: Annotated[int, typer.Option(help="Sparse autoencoder: training epochs.")] = 10,
+    scan_bootstrap: Annotated[int, typer.Option(help="Sensitivity scan: bootstrap resamples per configuration.")]
+    = 200,
+    cssi_scaling_repeats: Annotated[int, typer.Option(help="CSSI scaling curve: repeats per number of cells.")] = 10,
     epochs: Annotated[int, typer.Option(help="Own model: training epochs.")] = 5,
     d_model: Annotated[int, typer.Option(help="Own model: width.")] = 64,
     n_layers: Annotated[int, typer.Option(help="Own model: layers.")] = 4,
@@ -119,8 +133,23 @@ def interpret_cmd(
 
     Example: perturblab interpret --model own --data papalexi2021 --out results/own
     """
+    from ..interpret.catalogue import ANALYSES, default_analyses
     from ..interpret.pipeline import InterpretConfig, run_interpretation
 
+    names = list(analysis or [])
+    if names == ["all"]:
+        analyses = tuple(ANALYSES)
+    elif names == ["none"]:
+        analyses = ()
+    elif not names:
+        analyses = default_analyses()
+    else:
+        if "all" in names or "none" in names:
+            from ..exceptions import InputError
+
+            raise InputError("--analysis all / none cannot be combined with analysis names; give one or the other")
+        analyses = tuple(names)
+    extra = {"gene_set_libraries": tuple(gene_set_library)} if gene_set_library else {}
     cfg = InterpretConfig(
         model=choices([model])[0], model_path=model_path or None, token_dictionary=token_dictionary or None,
         gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model,
@@ -134,7 +163,9 @@ def interpret_cmd(
         de_alpha=de_alpha, de_min_detection=de_min_detection, layer_selection=choices([layer_selection])[0],
         layer=layer, layer_summary=choices([layer_summary])[0], layer_folds=layer_folds,
         min_perturbations=min_perturbations, alpha=alpha, ablation_random=choices([ablation_random])[0],
-        ablation_cells=ablation_cells or None, head_ranking=choices([head_ranking])[0], n_jobs=n_jobs)
+        ablation_cells=ablation_cells or None, head_ranking=choices([head_ranking])[0], n_jobs=n_jobs,
+        analyses=analyses, in_silico_cells=in_silico_cells, in_silico_mode=choices([in_silico_mode])[0],
+        sae_epochs=sae_epochs, scan_bootstrap=scan_bootstrap, cssi_scaling_repeats=cssi_scaling_repeats, **extra)
     result = run_interpretation(data, out, cfg, resume=resume, overwrite=overwrite,
                                 table_format=choices([table_format])[0])
     v = result.summary["verdict"]

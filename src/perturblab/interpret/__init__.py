@@ -8,13 +8,16 @@ Part C (issue 14, one module each, catalogued in :mod:`~perturblab.interpret.cat
 edges, propensity matching, split designs, TF stratification, TRRUST circularity, per-TF CIs and recovery
 decomposition, the HVG-protocol confound and the sensitivity scan, layer profiles, partial correlation,
 attention-co-expression map, gene-set references, CSSI scaling / strata scan / edge FDR, embedding and SAE
-edges, in-silico perturbation; figures in :mod:`perturblab.interpret.pl`.
+edges, in-silico perturbation; figures in :mod:`perturblab.interpret.pl`. :func:`run_interpretation` runs the
+selected ones (``InterpretConfig.analyses``, ``perturblab interpret --analysis NAME``) as stored stages
+(:mod:`~perturblab.interpret.analyses`); :meth:`InterpretResult.to_adata` writes the results into an AnnData.
 """
 
 from __future__ import annotations
 
 # --- part C: issue-14 analyses (modules; the entry points are also exported by name) ---
 from . import (
+    analyses,
     catalogue,
     circularity,
     coexpression,
@@ -156,6 +159,7 @@ __all__ = [
     "baseline_scores",
     "build_pairs",
     "candidate_edges",
+    "analyses",
     "catalogue",
     "cell_embeddings",
     "circularity",

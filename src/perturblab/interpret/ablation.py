@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError, PerturblabWarning, UnknownNameError
+from ._types import Genes
 from .extraction import LayerAttention, _scatter_batch
 from .models.base import GeneTokenModel
 
@@ -213,7 +214,7 @@ class _ShiftMeter:
                         float(np.concatenate(self.output).mean()), float(np.concatenate(self.embedding).mean()))
 
 
-def fidelity(model: GeneTokenModel, adata, genes: Sequence[str], intervention: Callable[[], AbstractContextManager],
+def fidelity(model: GeneTokenModel, adata, genes: Genes, intervention: Callable[[], AbstractContextManager],
              batch_size: int = 16) -> Fidelity:
     """How much an intervention changes the model on the same cells.
 
@@ -441,7 +442,7 @@ def _summary(maps: Iterable[np.ndarray], how: str) -> np.ndarray | None:
 def ablation_experiment(
     model: GeneTokenModel,
     adata,
-    genes: Sequence[str],
+    genes: Genes,
     head_ranking,
     evaluate: Callable[[np.ndarray], pd.Series] | None = None,
     ks: Sequence[int] = (5, 10, 20, 50),

@@ -9,19 +9,18 @@ nothing edge-specific (highly expressed, variable genes are simply easier to cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
 from .._validation import to_dense
 from ..exceptions import InputError
+from ._types import Genes
 from .edges import EdgeScores
 
 __all__ = ["gene_features", "baseline_scores", "tf_out_degree"]
 
 
-def gene_features(X, genes: Sequence[str]) -> pd.DataFrame:
+def gene_features(X, genes: Genes) -> pd.DataFrame:
     """Per-gene features on control cells.
 
     Parameters
@@ -47,7 +46,7 @@ def gene_features(X, genes: Sequence[str]) -> pd.DataFrame:
     )
 
 
-def tf_out_degree(genes: Sequence[str], reference_edges: pd.DataFrame) -> np.ndarray:
+def tf_out_degree(genes: Genes, reference_edges: pd.DataFrame) -> np.ndarray:
     """Number of reference targets of each gene as a source (0 for non-TFs), over all reference genes."""
     deg = reference_edges.drop_duplicates(["source", "target"])["source"].value_counts()
     return np.array([float(deg.get(g, 0)) for g in np.asarray(genes).astype(str)])
@@ -70,10 +69,13 @@ def baseline_scores(features: pd.DataFrame, reference_edges: pd.DataFrame | None
     """
     genes = features.index.to_numpy()
     g = genes.size
-    cols = {"mean": features["mean"], "variance": features["variance"], "1-dropout": features["detection"]}
+    cols: dict[str, np.ndarray] = {"mean": features["mean"].to_numpy(), "variance": features["variance"].to_numpy(),
+                                   "1-dropout": features["detection"].to_numpy()}
     if reference_edges is not None:
         cols["TF out-degree"] = tf_out_degree(genes, reference_edges)
     return [
-        EdgeScores(f"baseline {name}", np.broadcast_to(np.asarray(v, dtype=float)[None, :], (g, g)).copy(), genes, "baseline")
+        EdgeScores(
+            f"baseline {name}", np.broadcast_to(np.asarray(v, dtype=float)[None, :], (g, g)).copy(), genes, "baseline"
+        )
         for name, v in cols.items()
     ]

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 from .edges import EdgeScores
 from .metrics import ranking_metrics
 from .references import Reference, candidate_edges
@@ -139,7 +140,7 @@ def direction_recovery_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`direction_recovery`: the AUROC > 0.5 test per (score, subset), and per score the
     direction-known vs Unknown comparison (all exploratory)."""
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         rows.append(registry_row("TRRUST circularity", f"{r.score} recovers TRRUST ({r.subset}) edges",
                                  "Mann-Whitney (one-sided)", r.p, r.auroc, r.n_candidates, effect="AUROC"))
         if r.subset == "direction-known" and np.isfinite(r.known_vs_unknown_p):
@@ -191,4 +192,4 @@ def sign_agreement_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`sign_agreement` (exploratory)."""
     return [registry_row("TRRUST circularity", f"sign of {r.score} agrees with TRRUST mode ({r.subset})",
                          "binomial (two-sided, 0.5)", r.p, r.fraction_agree, r.n_edges, effect="fraction agreeing")
-            for r in table.itertuples()]
+            for r in records(table)]

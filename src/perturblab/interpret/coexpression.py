@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError
+from ._types import records
 from .edges import EdgeScores
 from .registry_rows import registry_row
 
@@ -79,4 +80,4 @@ def attention_coexpression_rows(table: pd.DataFrame) -> list[dict]:
     return [registry_row("attention-co-expression", f"{r.score} follows co-expression (|Spearman|)",
                          "Spearman correlation over gene pairs", r.p, r.spearman_rho, r.n_pairs, effect="Spearman rho",
                          statistic=r.r2_linear, claim="attention captures co-expression")
-            for r in table.itertuples() if r.head in ("mean", "max")]
+            for r in records(table) if r.head in ("mean", "max")]

@@ -9,7 +9,7 @@
   than "hub genes score high"?
 * :func:`label_shuffle_null` - the same genes with permuted labels.
 Both nulls give the observed AUROC, null mean/sd, z-score and an empirical p ``(1 + #null >= obs) / (1 + n)``.
-Propensity matching (also in the anchor) is not implemented.
+Propensity-score matching of edges on gene covariates (also in the anchor) is in :mod:`.matching`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import Labels
 from .edges import EdgeScores, spearman_matrix
 from .metrics import ranking_metrics
 from .references import Reference, candidate_edges, candidate_scores
@@ -29,7 +30,9 @@ __all__ = ["leiden_strata", "stratified_matrices", "cssi_aggregate", "cssi_score
 AGGREGATES = ("max", "mean", "range", "std")
 
 
-def leiden_strata(embeddings: np.ndarray, n_neighbors: int = 15, resolution: float = 1.0, random_state: int = 0) -> np.ndarray:
+def leiden_strata(
+    embeddings: np.ndarray, n_neighbors: int = 15, resolution: float = 1.0, random_state: int = 0
+) -> np.ndarray:
     """Leiden clusters of the k-nearest-neighbour graph of cell embeddings ``(n_cells, d)``.
 
     The graph is the symmetrised Euclidean kNN graph (scikit-learn, ``k = n_neighbors``, binary
@@ -47,8 +50,16 @@ def leiden_strata(embeddings: np.ndarray, n_neighbors: int = 15, resolution: flo
     knn = kneighbors_graph(emb, n_neighbors=n_neighbors, mode="connectivity")
     adjacency = knn.maximum(knn.T).tocsr()
     a = ad.AnnData(np.zeros((emb.shape[0], 1), dtype=np.float32))
-    sc.tl.leiden(a, resolution=resolution, adjacency=adjacency, random_state=random_state, key_added="stratum",
-                 flavor="igraph", n_iterations=2, directed=False)
+    sc.tl.leiden(
+        a,
+        resolution=resolution,
+        adjacency=adjacency,
+        random_state=random_state,
+        key_added="stratum",
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+    )
     return a.obs["stratum"].astype(str).to_numpy()
 
 
@@ -56,7 +67,7 @@ def _abs_spearman(X) -> np.ndarray:
     return np.abs(spearman_matrix(X))
 
 
-def stratified_matrices(X, strata: Sequence, score_fn: Callable = _abs_spearman, min_cells: int = 20):
+def stratified_matrices(X, strata: Labels, score_fn: Callable = _abs_spearman, min_cells: int = 20):
     """Edge-score matrices within each stratum.
 
     Parameters
@@ -107,20 +118,37 @@ def cssi_aggregate(stack: np.ndarray, sizes: Sequence[int], how: str = "max") ->
     raise InputError(f"how must be one of {AGGREGATES}, got {how!r}")
 
 
-def cssi_scores(stack: np.ndarray, sizes: Sequence[int], genes, base: str, kind: str,
-                aggregates: Iterable[str] = ("max", "mean"), layer: int | None = None) -> list[EdgeScores]:
+def cssi_scores(
+    stack: np.ndarray,
+    sizes: Sequence[int],
+    genes,
+    base: str,
+    kind: str,
+    aggregates: Iterable[str] = ("max", "mean"),
+    layer: int | None = None,
+) -> list[EdgeScores]:
     """:class:`EdgeScores` named ``"CSSI-<how> <base>"`` from a per-stratum stack."""
-    return [EdgeScores(f"CSSI-{h} {base}", cssi_aggregate(stack, sizes, h), genes, kind, layer, f"CSSI-{h}")
-            for h in aggregates]
+    return [
+        EdgeScores(f"CSSI-{h} {base}", cssi_aggregate(stack, sizes, h), genes, kind, layer, f"CSSI-{h}")
+        for h in aggregates
+    ]
 
 
 def _metrics(matrix, rows, cols, lab, directed) -> dict:
     return ranking_metrics(candidate_scores(matrix, rows, cols, directed), lab)
 
 
-def cssi_null_stress(X, genes, reference: Reference, strata: Sequence | None = None, tfs=None,
-                     ks: Sequence[int] = (2, 5, 10, 20), n_repeats: int = 3, min_cells: int = 20,
-                     random_state: int = 0) -> pd.DataFrame:
+def cssi_null_stress(
+    X,
+    genes,
+    reference: Reference,
+    strata: Labels | None = None,
+    tfs=None,
+    ks: Sequence[int] = (2, 5, 10, 20),
+    n_repeats: int = 3,
+    min_cells: int = 20,
+    random_state: int = 0,
+) -> pd.DataFrame:
     """Recovery of ``reference`` by pooled ``|Spearman|`` vs CSSI under real, shuffled and random strata.
 
     Parameters
@@ -150,13 +178,24 @@ def cssi_null_stress(X, genes, reference: Reference, strata: Sequence | None = N
         designs.append(("real", np.unique(strata).size, 0, strata))
         designs += [("shuffled", np.unique(strata).size, r, rng.permutation(strata)) for r in range(n_repeats)]
     # random strata only where the expected stratum size reaches min_cells
-    designs += [("random", k, r, rng.integers(k, size=X.shape[0]).astype(str))
-                for k in ks if X.shape[0] // k >= min_cells for r in range(n_repeats)]
+    designs += [
+        ("random", k, r, rng.integers(k, size=X.shape[0]).astype(str))
+        for k in ks
+        if X.shape[0] // k >= min_cells
+        for r in range(n_repeats)
+    ]
     out = []
     for name, k, r, lab_cells in designs:
         stack, sizes, _, _ = stratified_matrices(X, lab_cells, min_cells=min_cells)
         out.append({"strata": name, "k": k, "repeat": r, "score": "pooled", **pooled})
         for how in ("max", "mean"):
-            out.append({"strata": name, "k": k, "repeat": r, "score": f"CSSI-{how}",
-                        **_metrics(cssi_aggregate(stack, sizes, how), rows, cols, lab, reference.directed)})
+            out.append(
+                {
+                    "strata": name,
+                    "k": k,
+                    "repeat": r,
+                    "score": f"CSSI-{how}",
+                    **_metrics(cssi_aggregate(stack, sizes, how), rows, cols, lab, reference.directed),
+                }
+            )
     return pd.DataFrame(out)

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, PerturblabWarning
+from ._types import Labels, records
 from .confounds import label_shuffle_null
 from .cssi import cssi_aggregate
 from .edges import EdgeScores, spearman_matrix
@@ -139,7 +140,9 @@ def scaling_test(curve: pd.DataFrame, metrics: Sequence[str] = ("auroc", "topk_f
     if len(out):
         key = ["evidence", "data", "reference"]
         imp = out.pivot_table(index=key, columns="metric", values="improves", aggfunc="first")
-        fail = (imp.get("auroc", False) & ~imp.get("topk_f1", True).astype(bool)) if len(imp) else imp
+        auroc_up = imp["auroc"].fillna(False).astype(bool) if "auroc" in imp else pd.Series(False, index=imp.index)
+        topk_up = imp["topk_f1"].fillna(True).astype(bool) if "topk_f1" in imp else pd.Series(True, index=imp.index)
+        fail = auroc_up & ~topk_up
         out["scaling_failure"] = [bool(fail.loc[tuple(x)]) if tuple(x) in fail.index else False
                                   for x in out[key].to_numpy()]
     return out
@@ -151,7 +154,7 @@ def scaling_test_rows(table: pd.DataFrame) -> list[dict]:
                          f"from {r.n_small} to {r.n_large} cells", "sign test (two-sided binomial)", r.p,
                          r.median_delta, r.n_repeats, effect=f"median delta {r.metric}", statistic=r.spearman_rho,
                          claim="more cells do not improve top-K edges" if r.metric == "topk_f1" else "")
-            for r in table.itertuples()]
+            for r in records(table)]
 
 
 def kmeans_strata(embeddings: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
@@ -260,7 +263,7 @@ def strata_scan_rows(table: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def cssi_edge_fdr(X, genes, strata: Sequence, tfs: Iterable[str] | None = None, reference: Reference | None = None,
+def cssi_edge_fdr(X, genes, strata: Labels, tfs: Iterable[str] | None = None, reference: Reference | None = None,
                   min_cells: int = 20, alpha: float = 0.05, evidence: str = "correlation",
                   data: str = "simulated") -> pd.DataFrame:
     """Per-edge p-values and BH q-values of "the edge is present in at least one stratum" (``|Spearman|``).

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError
+from ._types import records
 from .confounds import residualise
 from .edges import EdgeScores
 from .metrics import auroc, auroc_ranks
@@ -105,7 +106,7 @@ def per_tf_recovery_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`per_tf_recovery`: one exploratory test per (score, TF)."""
     return [registry_row("per-TF recovery", f"{r.score} ranks {r.tf}'s {r.reference} targets first",
                          "Mann-Whitney (one-sided)", r.p, r.auroc, r.n_candidates, effect="AUROC")
-            for r in table.itertuples()]
+            for r in records(table)]
 
 
 def reference_degree(genes, reference: Reference) -> pd.DataFrame:
@@ -194,4 +195,4 @@ def recovery_decomposition_rows(table: pd.DataFrame) -> list[dict]:
                          f"{r.score} recovers {r.reference} beyond reference degree and gene expression",
                          "Mann-Whitney (one-sided) on residualised scores", r.p, r.contribution, r.n_candidates,
                          effect="residual AUROC - 0.5")
-            for r in table[table["part"] == "residual"].itertuples()]
+            for r in records(table[table["part"] == "residual"])]

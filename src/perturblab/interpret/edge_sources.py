@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 from .edges import EdgeScores
 from .perturbation import compare_scores, perturbation_auroc
 from .references import Reference, reference_recovery
@@ -73,7 +74,7 @@ def edge_source_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`evaluate_edge_sources` (exploratory): the Fisher enrichment per (score, reference)
     for layer summaries and layer-free scores, and every perturbation-first comparison."""
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         if r.analysis == "reference recovery":
             if str(r.head) not in ("mean", "max", "None", "nan"):
                 continue

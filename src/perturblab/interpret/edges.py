@@ -62,7 +62,9 @@ class EdgeScores:
         self.genes = np.asarray(self.genes).astype(str)
         g = self.genes.size
         if self.matrix.shape != (g, g):
-            raise InputError(f"{self.name}: score matrix has shape {self.matrix.shape}, expected ({g}, {g}) for {g} genes")
+            raise InputError(
+                f"{self.name}: score matrix has shape {self.matrix.shape}, expected ({g}, {g}) for {g} genes"
+            )
         check_finite(self.matrix, f"edge scores {self.name!r}")
 
     def describe(self) -> dict:
@@ -150,7 +152,9 @@ def attention_scores(layer_attentions: Mapping[int, object] | Iterable, per_head
         out.append(EdgeScores(f"attention L{la.layer} max", la.head_max, la.genes, "attention", la.layer, "max"))
         if per_head:
             for h in range(la.per_head.shape[0]):
-                out.append(EdgeScores(f"attention L{la.layer} H{h}", la.per_head[h], la.genes, "attention", la.layer, str(h)))
+                out.append(
+                    EdgeScores(f"attention L{la.layer} H{h}", la.per_head[h], la.genes, "attention", la.layer, str(h))
+                )
     return out
 
 

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..exceptions import InputError
+from ._types import Genes
 from .edges import EdgeScores
 from .models.base import GeneTokenModel
 
 __all__ = ["cosine_matrix", "embedding_similarity_scores", "gene_embeddings"]
 
 
-def gene_embeddings(model: GeneTokenModel, adata, genes: Sequence[str], layers: Sequence[int] = (0, -1),
+def gene_embeddings(model: GeneTokenModel, adata, genes: Genes, layers: Sequence[int] = (0, -1),
                     batch_size: int = 32, device=None) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Mean vector of each gene's token over cells, at hidden-state indices ``layers``.
 
@@ -87,7 +88,7 @@ def cosine_matrix(E: np.ndarray) -> np.ndarray:
     return C
 
 
-def embedding_similarity_scores(model: GeneTokenModel, adata, genes: Sequence[str], layers: Sequence[int] = (0, -1),
+def embedding_similarity_scores(model: GeneTokenModel, adata, genes: Genes, layers: Sequence[int] = (0, -1),
                                 batch_size: int = 32, device=None) -> list[EdgeScores]:
     """Cosine-similarity edge scores of mean gene representations (kind ``"embedding"``).
 

@@ -13,12 +13,13 @@ cell instead of ``L``; ``layers_per_pass`` trades memory for speed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..exceptions import InputError
+from ._types import Genes
 from .models.base import GeneTokenModel
 
 __all__ = ["LayerAttention", "cell_embeddings", "extract_attention", "iter_layer_attention"]
@@ -100,7 +101,7 @@ def _count_batch(counts, gene_index, n_genes: int) -> None:
 def iter_layer_attention(
     model: GeneTokenModel,
     adata,
-    genes: Sequence[str],
+    genes: Genes,
     batch_size: int = 16,
     layers: Iterable[int] | None = None,
     device=None,
@@ -174,6 +175,7 @@ def iter_layer_attention(
                 del out
                 advance()
             if counts is None:
+                assert new_counts is not None  # built in the first pass over the cells
                 counts = new_counts
                 denom = counts.clamp(min=1).to(torch.float32)
                 n_cells = counts.round().long().cpu().numpy()
@@ -184,7 +186,7 @@ def iter_layer_attention(
                 del per_head
 
 
-def extract_attention(model: GeneTokenModel, adata, genes: Sequence[str], **kwargs) -> dict[int, LayerAttention]:
+def extract_attention(model: GeneTokenModel, adata, genes: Genes, **kwargs) -> dict[int, LayerAttention]:
     """All requested layers at once, ``{layer: LayerAttention}`` (for small ``G``; one sweep over cells).
 
     Keyword arguments are those of :func:`iter_layer_attention`; ``layers_per_pass`` defaults to all
@@ -195,7 +197,7 @@ def extract_attention(model: GeneTokenModel, adata, genes: Sequence[str], **kwar
 
 
 def cell_embeddings(
-    model: GeneTokenModel, adata, genes: Sequence[str], batch_size: int = 32, pooling: str | None = None,
+    model: GeneTokenModel, adata, genes: Genes, batch_size: int = 32, pooling: str | None = None,
     layer: int = -1,
 ) -> np.ndarray:
     """``(n_cells, d_model)`` cell embeddings (mean-pooled gene tokens or ``<cls>``); see

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._types import records
 from .ablation import AblationEffects
 from .selection import LayerSelection
 from .stats import NULL_Z_MIN, Registry, Verdict, bonferroni_z, verdict
@@ -43,18 +44,18 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
     note = f" (Bonferroni x{m} over candidate layer summaries)" if m > 1 else ""
     enough = n_perturbations >= min_perturbations
     summaries = rec[rec["head"].isin(["mean", "max"]) | (rec["score"] == corr_name)]
-    for r in summaries.itertuples():
+    for r in records(summaries):
         is_final = r.score == final
         reg.add("reference recovery", f"{r.score} enriches {r.reference} edges among its top {r.fisher_top}"
                 + (note if is_final else ""), "Fisher exact (one-sided)",
                 p=_bonferroni(r.fisher_p, m) if is_final else r.fisher_p, effect_size=r.fisher_odds_ratio,
                 effect="odds ratio", n=r.n_candidates, confirmatory=r.score in (final, corr_name),
                 claim="attention recovers reference networks" if is_final else "")
-    for r in rec[~rec.index.isin(summaries.index)].itertuples():
+    for r in records(rec[~rec.index.isin(summaries.index)]):
         reg.add("reference recovery (per head)", f"{r.score} enriches {r.reference}", "Fisher exact (one-sided)",
                 p=r.fisher_p, effect_size=r.fisher_odds_ratio, effect="odds ratio", n=r.n_candidates,
                 confirmatory=False)
-    for r in comps.itertuples():
+    for r in records(comps):
         conf = r.a == tested
         claim = ("attention beats correlation" if r.b == corr_name else "attention beats gene baselines"
                  ) if conf else ""
@@ -62,12 +63,12 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
                 p=r.p, effect_size=r.delta, effect="mean delta AUROC", statistic=r.statistic, n=r.n,
                 confirmatory=conf and "out-degree" not in r.b, claim=claim, evaluable=int(r.n) >= min_perturbations,
                 key=comparison_key(r.a, r.b))
-    for r in inc[inc["features"] != "gene"].itertuples() if len(inc) else []:
+    for r in records(inc[inc["features"] != "gene"]) if len(inc) else []:
         reg.add("incremental value", f"{r.features} ({r.model}, split by {r.split}) changes AUROC over gene features",
                 "cluster bootstrap", p=r.delta_auroc_p, effect_size=r.delta_auroc, effect="delta AUROC", n=r.n_pairs,
                 confirmatory=bool(r.features == "gene + attention"), claim="attention adds over gene features"
                 if r.features == "gene + attention" else "", evaluable=enough)
-    for r in nulls.itertuples() if len(nulls) else []:
+    for r in records(nulls) if len(nulls) else []:
         is_final = r.score == final
         reg.add("confounds", f"{r.score} recovers {r.reference} beyond the {r.null} null" + (note if is_final else ""),
                 "empirical null", p=_bonferroni(r.p_empirical, m) if is_final else r.p_empirical, effect_size=r.z,
@@ -106,7 +107,7 @@ def apply_verdict(registry: pd.DataFrame, comps: pd.DataFrame, inc: pd.DataFrame
         bc = comps[(comps["a"] == tested) & comps["b"].str.startswith("baseline")
                    & ~comps["b"].str.contains("out-degree")].copy()
         keys = registry.set_index("key")["p_bh"] if len(registry) else pd.Series(dtype=float)
-        bc["p_bh"] = [keys.get(f"compare:{r.a}|{r.b}", np.nan) for r in bc.itertuples()]
+        bc["p_bh"] = [keys.get(f"compare:{r.a}|{r.b}", np.nan) for r in records(bc)]
     r = resid[resid["score"] == final] if len(resid) else None
     z = (nulls[(nulls["score"] == final) & nulls["null"].str.contains("curveball")]["z"].to_numpy()
          if len(nulls) else None)

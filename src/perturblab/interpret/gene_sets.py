@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 from .edges import EdgeScores
 from .references import Reference, reference_recovery
 from .registry_rows import registry_row
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 #: Defaults of the gene-set analysis (libraries of :func:`perturblab.datasets.gene_sets`, set-size filter).
-GENE_SET_DEFAULTS = {"libraries": ("reactome", "kegg", "go_bp"), "min_size": 5, "max_size": 300}
+GENE_SET_DEFAULTS: dict[str, Any] = {"libraries": ("reactome", "kegg", "go_bp"), "min_size": 5, "max_size": 300}
 
 
 @dataclass
@@ -104,7 +106,7 @@ def gene_set_recovery_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`gene_set_recovery` (exploratory): the Fisher enrichment test per (score, library),
     layer summaries and non-attention scores only."""
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         if r.kind == "attention" and r.head not in ("mean", "max"):
             continue
         rows.append(registry_row("gene sets", f"{r.score} enriches {r.reference} co-membership among its top "

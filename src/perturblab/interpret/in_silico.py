@@ -26,12 +26,14 @@ mean, variance, detection), which rank candidate targets the same way for every 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import Genes
 from .metrics import auroc
 from .models.base import GeneTokenModel
 from .registry_rows import registry_row
@@ -115,7 +117,7 @@ def _read(model: GeneTokenModel, batch, state: int, want_logits: bool):
     return h, logits
 
 
-def in_silico_perturbation(model: GeneTokenModel, adata, genes: Sequence[str], perturb: Sequence[str],
+def in_silico_perturbation(model: GeneTokenModel, adata, genes: Genes, perturb: Sequence[str],
                            mode: str = "delete", state: int = -1, batch_size: int = 32,
                            min_cells: int = 5) -> pd.DataFrame:
     """Delete or overexpress each gene of ``perturb`` in every cell expressing it and read the shifts.
@@ -161,8 +163,9 @@ def in_silico_perturbation(model: GeneTokenModel, adata, genes: Sequence[str], p
         raise InputError(f"genes to perturb {missing} are not among the genes under study; add them to genes")
     G = genes.size
     targets = [pos[g] for g in dict.fromkeys(perturb)]
-    acc = {p: {"emb": torch.zeros(G, dtype=torch.float64), "expr": torch.zeros(G, dtype=torch.float64),
-               "cnt": torch.zeros(G, dtype=torch.float64), "cell": []} for p in targets}
+    acc: dict[int, dict[str, Any]] = {
+        p: {"emb": torch.zeros(G, dtype=torch.float64), "expr": torch.zeros(G, dtype=torch.float64),
+            "cnt": torch.zeros(G, dtype=torch.float64), "cell": []} for p in targets}
     want_logits: bool | None = None
     for batch in model.tokenize(adata, genes, batch_size=batch_size):  # one batch in memory at a time
         batch = batch.to(model.device)
@@ -270,7 +273,8 @@ def score_in_silico(shifts: pd.DataFrame, de: pd.DataFrame, features: pd.DataFra
         real_rank = d.loc[genes].sort_values(["p", "log2fc"], key=lambda s: s.abs() if s.name == "log2fc" else s,
                                              ascending=[True, False]).index.tolist()
         n_t = int(y.sum())
-        preds = {"in-silico embedding shift": ("in-silico", sh["embedding_shift"].to_numpy(float), None)}
+        preds: dict[str, tuple[str, np.ndarray, np.ndarray | None]] = {
+            "in-silico embedding shift": ("in-silico", sh["embedding_shift"].to_numpy(float), None)}
         ex = sh["expression_shift"].to_numpy(float)
         if np.isfinite(ex).any():
             preds["in-silico |expression shift|"] = ("in-silico", np.abs(ex), ex)

@@ -162,7 +162,8 @@ def incremental_value(
             k = min(n_splits, np.unique(grp).size)
             if k < 2:
                 raise InputError(f"split by {split!r} needs at least 2 groups")
-            preds = {name: _oof(pairs[cols].to_numpy(float), y, grp, kind, k, random_state) for name, cols in sets.items()}
+            preds = {name: _oof(pairs[cols].to_numpy(float), y, grp, kind, k, random_state)
+                     for name, cols in sets.items()}
             base_roc = _per_perturbation(preds["gene"], y, evaluable, auroc)
             base_pr = _per_perturbation(preds["gene"], y, evaluable, auprc)
             for name, p in preds.items():
@@ -171,12 +172,23 @@ def incremental_value(
                 d = roc - base_roc
                 boot = d[boot_idx].mean(axis=1)
                 lo, hi = (float(q) for q in np.quantile(boot, [0.025, 0.975]))
-                rows.append({
-                    "model": kind, "split": split, "features": name, "n_pairs": int(y.size),
-                    "n_positive": int(y.sum()), "n_groups": int(np.unique(grp).size), "n_perturbations": len(evaluable),
-                    "auroc": float(roc.mean()), "auprc": float(pr.mean()), "auroc_pooled": auroc(p, y),
-                    "delta_auroc": float(d.mean()), "delta_auroc_ci_low": lo, "delta_auroc_ci_high": hi,
-                    "delta_auroc_p": _bootstrap_p(boot) if name != "gene" else np.nan,
-                    "delta_auprc": float((pr - base_pr).mean()),
-                })
+                rows.append(
+                    {
+                        "model": kind,
+                        "split": split,
+                        "features": name,
+                        "n_pairs": int(y.size),
+                        "n_positive": int(y.sum()),
+                        "n_groups": int(np.unique(grp).size),
+                        "n_perturbations": len(evaluable),
+                        "auroc": float(roc.mean()),
+                        "auprc": float(pr.mean()),
+                        "auroc_pooled": auroc(p, y),
+                        "delta_auroc": float(d.mean()),
+                        "delta_auroc_ci_low": lo,
+                        "delta_auroc_ci_high": hi,
+                        "delta_auroc_p": _bootstrap_p(boot) if name != "gene" else np.nan,
+                        "delta_auprc": float((pr - base_pr).mean()),
+                    }
+                )
     return pd.DataFrame(rows)

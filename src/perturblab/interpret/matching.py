@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 from .decomposition import reference_degree
 from .edges import EdgeScores
 from .references import Reference, candidate_edges, candidate_scores
@@ -287,7 +288,7 @@ def matched_recovery_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`matched_recovery` (exploratory): matched AUROC > 0.5 per score, and the
     attention - correlation difference on the matched sample."""
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         if r.kind == "difference":
             rows.append(registry_row("propensity matching", f"{r.score} differ in matched {r.reference} AUROC",
                                      "bootstrap over matched sets (two-sided)", r.p, r.auroc_matched, r.n_matched,

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError
+from ._types import records
 from .edges import EdgeScores
 from .references import Reference, candidate_edges, candidate_scores
 from .registry_rows import registry_row
@@ -112,4 +113,4 @@ def partial_correlation_rows(table: pd.DataFrame) -> list[dict]:
     return [registry_row("partial correlation", f"{r.score} relates to {r.reference} membership beyond {r.control}",
                          "rank partial correlation (t, n - 3 df)", r.p, r.partial_r, r.n, effect="partial Spearman r",
                          statistic=r.t, claim=claim if r.kind == "attention" else "")
-            for r in table.itertuples()]
+            for r in records(table)]

@@ -20,6 +20,7 @@ from scipy.stats import rankdata
 
 from .._validation import check_counts, check_obs_key, check_values_present
 from ..exceptions import InputError, MissingKeyError
+from ._types import Genes
 from .edges import EdgeScores
 
 __all__ = [
@@ -40,7 +41,7 @@ def de_targets(
     perturbation_key: str = "perturbation",
     control: str = "control",
     perturbations: Sequence[str] | None = None,
-    genes: Sequence[str] | None = None,
+    genes: Genes | None = None,
     lfc_threshold: float = 0.5,
     alpha: float = 0.05,
     min_cells: int = 10,

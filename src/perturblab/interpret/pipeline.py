@@ -24,11 +24,13 @@ from .._validation import check_fraction, check_labels, check_obs_key, check_pos
 from ..exceptions import InputError, UnknownNameError
 from ..io import TABLE_FORMATS, write_json, write_table
 from .baselines import baseline_scores, gene_features
+from .catalogue import ANALYSES, default_analyses
 from .confounds import confound_r2
 from .edges import correlation_scores, log_normalise
 from .incremental import build_pairs, incremental_value
 from .perturbation import DEFAULT_MIN_DETECTION, TargetLabels, de_targets, perturbation_auroc
 from .references import Reference, load_reference, load_tf_list, reference_recovery
+from .result import InterpretResult
 from .selection import SELECTIONS, SUMMARIES
 from .stats import MIN_PERTURBATIONS
 
@@ -98,6 +100,36 @@ class InterpretConfig:
         (``"entropy-matched"`` or ``"uniform"``) and the control cells used (None: the extraction's cells).
     strata_key, leiden_resolution, n_neighbors, cssi_min_cells, cssi_null_repeats
         CSSI strata: an ``obs`` column, else Leiden on the model's cell embeddings.
+    analyses
+        The issue-14 analyses run after the ablation (names of :data:`~perturblab.interpret.catalogue.ANALYSES`;
+        default :func:`~perturblab.interpret.catalogue.default_analyses`; empty: none). Their settings:
+    value_measures
+        Value-weighted edge measures (``"context"``, ``"norm"``; :mod:`~perturblab.interpret.value_edges`).
+    matching_k, matching_caliper
+        Propensity matching: controls per reference edge and caliper in SD of the logit propensity.
+    split_folds_joint, split_top_k
+        Split designs: folds of the joint cross-gene x cross-perturbation split, k of top-k recall.
+    gene_set_libraries, gene_set_min_size, gene_set_max_size
+        Gene-set libraries (``"reactome"``, ``"kegg"``, ``"go_bp"`` or GMT file paths; the first one loaded
+        also serves the SAE features) and the set-size filter over the genes under study. Libraries that cannot
+        be loaded (offline, no local copy) are named in the report; the run goes on.
+    scan_lfc, scan_cells, scan_genes, scan_bootstrap
+        Sensitivity scan levels (None: 1/4, 1/2 and all of the run's control cells / genes) and its bootstrap
+        resamples.
+    cssi_ks, cssi_scaling_cells, cssi_scaling_repeats, cssi_gene_null
+        CSSI strata numbers scanned, cell numbers and repeats of the scaling curve (numbers above the run's
+        control cells are left out), gene-permuted null size.
+    sae_layer, sae_k, sae_expansion, sae_epochs, sae_max_tokens, sae_null_permutations
+        TopK sparse autoencoder on one layer's residual stream (:mod:`~perturblab.interpret.sae`) and the
+        gene-label permutations of its gene-set null.
+    in_silico_mode, in_silico_cells
+        In-silico perturbation (``"delete"`` or ``"overexpress"``) and the control cells it runs on (seeded
+        sample).
+
+        The defaults keep the default run's analyses cheap: 200 in-silico cells (not 500), strata numbers
+        (2, 4, 8) (not 2-8 in five steps) and 10 SAE epochs (not 20). Measured on the shared 2-core machine, the
+        analyses took 244 s of a 61-min default run with 500 cells / five strata numbers / 20 epochs (in-silico
+        39 s, strata scan 58 s, SAE 55 s); the rest was model training, extraction and ablation under load.
     n_jobs
         Worker processes for DE, per-layer reference recovery and the nulls (:func:`perturblab.runs.execute`;
         ``-1``: all cores). Not part of the fingerprint: results do not depend on it.
@@ -152,6 +184,31 @@ class InterpretConfig:
     n_neighbors: int = 15
     cssi_min_cells: int = 20
     cssi_null_repeats: int = 10
+    analyses: tuple[str, ...] = field(default_factory=default_analyses)
+    value_measures: tuple[str, ...] = ("context", "norm")
+    matching_k: int = 5
+    matching_caliper: float = 0.2
+    split_folds_joint: int = 3
+    split_top_k: int = 20
+    gene_set_libraries: tuple[str, ...] = ("reactome", "kegg", "go_bp")
+    gene_set_min_size: int = 5
+    gene_set_max_size: int = 300
+    scan_lfc: tuple[float, ...] = (0.25, 0.5, 1.0)
+    scan_cells: tuple[int, ...] | None = None
+    scan_genes: tuple[int, ...] | None = None
+    scan_bootstrap: int = 200
+    cssi_ks: tuple[int, ...] = (2, 4, 8)
+    cssi_scaling_cells: tuple[int, ...] = (200, 400, 600, 800, 1000)
+    cssi_scaling_repeats: int = 10
+    cssi_gene_null: int = 200
+    sae_layer: int = -1
+    sae_k: int = 8
+    sae_expansion: int = 4
+    sae_epochs: int = 10
+    sae_max_tokens: int = 50_000
+    sae_null_permutations: int = 20
+    in_silico_mode: str = "delete"
+    in_silico_cells: int = 200
     n_jobs: int = 1
     random_state: int = 0
 
@@ -164,6 +221,17 @@ class InterpretConfig:
         self.ablation_ks = tuple(int(k) for k in self.ablation_ks)
         self.ablation_interventions = tuple(str(i) for i in self.ablation_interventions)
         self.layer = str(self.layer)
+        self.analyses = tuple(str(a) for a in self.analyses)
+        self.value_measures = tuple(str(m) for m in self.value_measures)
+        self.gene_set_libraries = tuple(str(g) for g in self.gene_set_libraries)
+        self.scan_lfc = tuple(float(x) for x in self.scan_lfc)
+        self.cssi_ks = tuple(int(k) for k in self.cssi_ks)
+        self.cssi_scaling_cells = tuple(int(n) for n in self.cssi_scaling_cells)
+        if self.scan_cells is not None:
+            self.scan_cells = tuple(int(n) for n in self.scan_cells)
+        if self.scan_genes is not None:
+            self.scan_genes = tuple(int(n) for n in self.scan_genes)
+        self._check_analyses()
         if self.model not in MODEL_KINDS:
             raise UnknownNameError("model", self.model, MODEL_KINDS)
         if self.model != "own" and not self.model_path:
@@ -213,6 +281,37 @@ class InterpretConfig:
             except ValueError:
                 raise InputError(f"layer must be 'last', 'first' or a layer index, got {self.layer!r}") from None
 
+    def _check_analyses(self) -> None:
+        from .in_silico import MODES
+        from .value_edges import MEASURES
+
+        for a in self.analyses:
+            if a not in ANALYSES:
+                raise UnknownNameError("analysis", a, tuple(ANALYSES))
+        if len(set(self.analyses)) < len(self.analyses):
+            raise InputError(f"analyses lists a name twice ({', '.join(self.analyses)}); give each once")
+        for m in self.value_measures:
+            if m not in MEASURES:
+                raise UnknownNameError("value-edge measure", m, tuple(MEASURES))
+        if self.in_silico_mode not in MODES:
+            raise UnknownNameError("in-silico mode", self.in_silico_mode, tuple(MODES))
+        for name in ("matching_k", "split_top_k", "gene_set_min_size", "gene_set_max_size", "cssi_scaling_repeats",
+                     "sae_k", "sae_expansion", "sae_epochs", "sae_max_tokens", "in_silico_cells"):
+            check_positive(getattr(self, name), name)
+        check_positive(self.split_folds_joint, "split_folds_joint", minimum=2)
+        for name in ("scan_bootstrap", "cssi_gene_null", "sae_null_permutations"):
+            check_positive(getattr(self, name), name, minimum=0)
+        check_positive(self.matching_caliper, "matching_caliper", minimum=1e-9)
+        if self.gene_set_min_size < 2 or self.gene_set_min_size > self.gene_set_max_size:
+            raise InputError(f"need 2 <= gene_set_min_size <= gene_set_max_size, got {self.gene_set_min_size} and "
+                             f"{self.gene_set_max_size}")
+        for k in self.cssi_ks:
+            check_positive(k, "cssi k", minimum=2)
+        for n in (*self.cssi_scaling_cells, *(self.scan_cells or ()), *(self.scan_genes or ())):
+            check_positive(n, "scan / scaling level", minimum=20)
+        for x in self.scan_lfc:
+            check_positive(x, "scan |log2FC| threshold", minimum=0)
+
     def fingerprint(self) -> dict:
         """The settings that change results (not the device, not the number of worker processes)."""
         d = asdict(self)
@@ -222,15 +321,6 @@ class InterpretConfig:
             for name in ("epochs", "d_model", "n_layers", "n_heads", "max_length", "train_batch_size"):
                 d.pop(name)
         return d
-
-
-@dataclass
-class InterpretResult:
-    """Tables of a run (also written to ``out_dir``), the registry table and the verdict."""
-
-    out_dir: Path
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)
 
 
 def select_genes(adata_ctrl, n_genes: int, forced=()) -> np.ndarray:
@@ -304,8 +394,10 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     from ..runs import UnitStore, data_checksum, open_run
     from . import stages
     from .ablation import AblationResult, ablation_effects, rank_heads
+    from .analyses import AnalysisContext, run_analyses
     from .findings import apply_verdict, data_caveat, register_tests
     from .layer_pass import analyse_layers, extract_layers, layer_summary_scores, load_counts
+    from .registry_rows import add_rows
     from .report import build_report
     from .selection import (
         LayerSelection,
@@ -456,13 +548,20 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     effects = ablation_effects(abl) if abl is not None and len(abl.runs) > 1 else None
 
     # 10. CSSI
-    cssi_rec, cssi_null = stages.cssi(st, model, ctrl, X, genes, corr, final, refs, eval_refs, tfs, cfg)
+    cssi_rec, cssi_null, strata = stages.cssi(st, model, ctrl, X, genes, corr, final, refs, eval_refs, tfs, cfg)
+
+    # 12. the issue-14 analyses (robustness, positive findings, CSSI scans, beyond the paper), each a stored stage
+    extra = run_analyses(AnalysisContext(
+        st=st, cfg=cfg, adata=adata, ctrl=ctrl, X=X, genes=genes, model=model, layer_paths=layer_paths,
+        tested=tested, final=final, corr=corr, feats=feats, base=base, refs=refs, eval_refs=eval_refs,
+        tfs=None if tfs is None else list(tfs), de=de, per_pert=per_pert, pairs=pairs, strata=strata))
 
     # 11. registry and verdict
     reg = Registry(alpha=cfg.alpha)
     register_tests(reg, rec=rec, comps=comps, inc=inc, nulls=nulls, effects=effects, cssi_null=cssi_null,
                    selection=selection, corr_name=corr.name, n_perturbations=n_rankable,
                    min_perturbations=cfg.min_perturbations)
+    add_rows(reg, extra.rows)
     registry, claims = reg.table(), reg.claims()
     verd = apply_verdict(registry, comps, inc, resid, nulls, effects, selection, n_rankable, cfg.min_perturbations,
                          cfg.alpha)
@@ -483,6 +582,7 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
         "ablation": effects.to_dict() if effects is not None else None,
         "n_tests": len(registry), "n_confirmatory": int(registry["confirmatory"].sum()) if len(registry) else 0,
         "verdict": verd.to_dict(),
+        "analyses": list(cfg.analyses), "analyses_not_run": extra.notes,
     }
     tables = {"reference_recovery": rec, "de_targets": de, "perturbation_auroc": per_pert,
               "perturbation_auroc_heads": per_layer["perturbation_heads"], "layer_selection": selection.folds,
@@ -490,7 +590,7 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
               "nulls": nulls, "head_ranking": heads, "ablation": abl.runs if abl is not None else pd.DataFrame(),
               "ablation_perturbations": abl.perturbations if abl is not None else pd.DataFrame(),
               "cssi_recovery": cssi_rec, "cssi_null_stress": cssi_null, "registry": registry, "claims": claims,
-              "verdict": verd.table()}
+              "verdict": verd.table(), **extra.tables}
     if tmp is not None:
         tmp.cleanup()
         return InterpretResult(Path(), tables, summary)
@@ -500,4 +600,4 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     write_json(run.file("summary.json"), summary)
     build_report(tables, summary).write(run.file("report.html"))
     log.info("report: %s", run.file("report.html"))
-    return InterpretResult(run.path, tables, summary)
+    return InterpretResult(run.path, tables, summary, dict(layer_paths))

@@ -10,10 +10,13 @@ Examples
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 
 __all__ = ["balance", "baseline_vs_edge", "coexpression_map", "cssi_scan", "decomposition", "in_silico",
            "layer_profiles", "per_tf_forest", "scaling", "sensitivity_heatmap", "split_designs"]
@@ -99,12 +102,14 @@ def sensitivity_heatmap(scan: pd.DataFrame, statistic: str = "delta_vs_best_base
     v = wide.to_numpy(float)
     lim = np.nanmax(np.abs(v)) if np.isfinite(v).any() else 1.0
     im = ax.imshow(v, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    # NaN: not computed; aligned on the statistic's grid (pivot_table drops all-NaN rows and columns)
+    beats_v = beats.reindex(index=wide.index, columns=wide.columns).to_numpy(dtype=float) if beats is not None else None
     for (i, j), x in np.ndenumerate(v):
-        b = beats.iloc[i, j] if beats is not None else np.nan
-        star = "*" if pd.notna(b) and bool(b) else ""
+        b = beats_v[i, j] if beats_v is not None else np.nan
+        star = "*" if np.isfinite(b) and bool(b) else ""
         ax.text(j, i, f"{x:+.3f}{star}" if np.isfinite(x) else "n/a", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(wide.shape[1]), [f"|LFC| > {c:g}" for c in wide.columns], fontsize=7)
-    ax.set_yticks(range(wide.shape[0]), [f"{a} cells, {b} genes" for a, b in wide.index], fontsize=7)
+    ax.set_yticks(range(wide.shape[0]), [f"{a} cells, {b} genes" for a, b in wide.index.to_list()], fontsize=7)
     ax.figure.colorbar(im, ax=ax, label=statistic)
     ax.set_title(f"Sensitivity of {d['score'].iloc[0]} (* beats every baseline)")
     return ax
@@ -116,7 +121,8 @@ def cssi_scan(scan: pd.DataFrame, metric: str = "auroc", ax=None):
     ax = _ax(ax)
     m = scan.groupby(["strata", "score", "k"])[metric].mean()
     styles = {"real": "-", "shuffled": "--", "random": ":"}
-    for (strata, score), g in m.groupby(level=[0, 1]):
+    for key, g in m.groupby(level=[0, 1]):
+        strata, score = (str(x) for x in cast(tuple, key))
         if score == "pooled":
             continue
         g = g.droplevel([0, 1])
@@ -212,7 +218,7 @@ def split_designs(table: pd.DataFrame, ax=None):
                      (d["delta_auroc_ci_high"] - d["delta_auroc"]).to_numpy(float)])
     ax.errorbar(d["delta_auroc"].to_numpy(float), y, xerr=np.abs(err), fmt="o", ms=3, capsize=2)
     ax.axvline(0, color="black", lw=0.6)
-    ax.set_yticks(y, [f"{r.features} | {r.model} | {r.split}" for r in d.itertuples()], fontsize=6)
+    ax.set_yticks(y, [f"{r.features} | {r.model} | {r.split}" for r in records(d)], fontsize=6)
     ax.set_xlabel("delta AUROC over gene features (95% CI)")
     ax.set_title("Incremental value under each split design")
     return ax

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 from .references import Reference, load_reference
 from .registry_rows import registry_row
 
@@ -134,7 +136,7 @@ def layer_profiles(recovery: pd.DataFrame, metric: str = "auroc", unit: str = "s
         per_layer = g.groupby("layer")[metric].mean()
         rows.append({"reference": ref, "head": h, "unit": unit, "n_layers": int(per_layer.size), "n_points": t["n"],
                      "rho": t["rho"], "p": t["p"],
-                     "peak_layer": int(per_layer.idxmax()) if per_layer.size else np.nan,
+                     "peak_layer": int(cast(int, per_layer.idxmax())) if per_layer.size else np.nan,
                      "first": float(per_layer.iloc[0]) if per_layer.size else np.nan,
                      "last": float(per_layer.iloc[-1]) if per_layer.size else np.nan, "metric": metric})
     out = pd.DataFrame(rows, columns=["reference", "head", "unit", "n_layers", "n_points", "rho", "p", "peak_layer",
@@ -154,7 +156,7 @@ def layer_profile_rows(table: pd.DataFrame) -> list[dict]:
     (expected rho > 0).
     """
     rows = []
-    for r in table.itertuples():
+    for r in records(table):
         ref = str(r.reference).lower()
         claim = "PPI early, regulation late" if ("string" in ref or "trrust" in ref) else ""
         rows.append(registry_row(

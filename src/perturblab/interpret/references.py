@@ -25,10 +25,19 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from ..exceptions import InputError, UnknownNameError
+from ._types import Genes
 from .edges import EdgeScores
 from .metrics import ranking_metrics
 
-__all__ = ["Reference", "load_reference", "load_tf_list", "candidate_edges", "candidate_scores", "reference_recovery", "REFERENCE_NAMES"]
+__all__ = [
+    "Reference",
+    "load_reference",
+    "load_tf_list",
+    "candidate_edges",
+    "candidate_scores",
+    "reference_recovery",
+    "REFERENCE_NAMES",
+]
 
 REFERENCE_NAMES = ("trrust", "dorothea", "collectri", "string")
 
@@ -77,7 +86,7 @@ def load_tf_list() -> list[str]:
     return list(lambert_tfs())
 
 
-def candidate_edges(genes: Sequence[str], reference: Reference, tfs: Iterable[str] | None = None):
+def candidate_edges(genes: Genes, reference: Reference, tfs: Iterable[str] | None = None):
     """The candidate universe of ``reference`` over ``genes`` (see the module docstring).
 
     Returns
@@ -160,11 +169,29 @@ def reference_recovery(
             row.update(ranking_metrics(v, lab))
             top = np.zeros(lab.size, dtype=bool)
             top[np.argsort(-v, kind="stable")[:n_top]] = True
-            table = [[int((top & lab).sum()), int((top & ~lab).sum())], [int((~top & lab).sum()), int((~top & ~lab).sum())]]
+            table = [
+                [int((top & lab).sum()), int((top & ~lab).sum())],
+                [int((~top & lab).sum()), int((~top & ~lab).sum())],
+            ]
             odds, p = fisher_exact(table, alternative="greater") if lab.any() else (np.nan, np.nan)
             row.update(fisher_top=n_top, fisher_odds_ratio=float(odds), fisher_p=float(p))
             rows_out.append(row)
-    columns = ["score", "kind", "layer", "head", "reference", "n_reference_edges", "n_candidates", "n_positive",
-               "auroc", "auprc", "epr", "topk_f1", "fisher_top", "fisher_odds_ratio", "fisher_p"]
+    columns = [
+        "score",
+        "kind",
+        "layer",
+        "head",
+        "reference",
+        "n_reference_edges",
+        "n_candidates",
+        "n_positive",
+        "auroc",
+        "auprc",
+        "epr",
+        "topk_f1",
+        "fisher_top",
+        "fisher_odds_ratio",
+        "fisher_p",
+    ]
     out = pd.DataFrame(rows_out)
     return out.reindex(columns=[*columns, *[c for c in out.columns if c not in columns]])  # metrics NaN, not absent

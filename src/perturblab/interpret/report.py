@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 
 from ..report import Report
+from ._types import records
+from .report_analyses import add_analysis_sections
 
 __all__ = ["SECTION_IDS", "build_report"]
 
 SECTION_IDS = ("data", "verdict", "reference-recovery", "perturbation", "incremental", "confounds", "ablation", "cssi",
-               "registry")
+               "robustness", "positive", "cssi-honest", "beyond", "registry")
 
 
 def _fig(width=6.0, height=3.6):
@@ -34,7 +36,7 @@ def _layer_profile(rec: pd.DataFrame):
         ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--",
                 label=f"{ref} ({head})")
     corr = rec[rec["kind"].eq("correlation")].dropna(subset=["auroc"])
-    for r in corr.itertuples():
+    for r in records(corr):
         ax.axhline(r.auroc, color="grey", lw=0.8, ls=":")
     ax.axhline(0.5, color="black", lw=0.6)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -215,6 +217,8 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     if len(cn):
         sec.table(cn.groupby(["reference", "strata", "score"])[["auroc", "topk_f1"]].mean().reset_index(),
                   caption="Null stress tests: shuffled / random strata should not beat pooled")
+
+    add_analysis_sections(rep, t, summary)
 
     sec = rep.section("Statistics registry", id="registry")
     reg = t.get("registry", pd.DataFrame())

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import Genes
 from .edges import EdgeScores
 from .embedding_edges import cosine_matrix
 from .models.base import GeneTokenModel
@@ -64,7 +65,7 @@ def _torch_module():
             self.b_dec = nn.Parameter(torch.zeros(d))
             nn.init.kaiming_uniform_(self.W_dec)
             with torch.no_grad():
-                self.W_dec /= self.W_dec.norm(dim=1, keepdim=True)
+                self.W_dec.copy_(self.W_dec / self.W_dec.norm(dim=1, keepdim=True))
                 self.W_enc.copy_(self.W_dec)
 
         def encode(self, x):
@@ -126,7 +127,7 @@ class SAEResult:
     history: pd.DataFrame
 
 
-def collect_residuals(model: GeneTokenModel, adata, genes: Sequence[str], layer: int = -1, max_tokens: int = 50_000,
+def collect_residuals(model: GeneTokenModel, adata, genes: Genes, layer: int = -1, max_tokens: int = 50_000,
                       batch_size: int = 32, random_state: int = 0, device=None) -> tuple[np.ndarray, np.ndarray]:
     """Residual-stream vectors after ``layer`` at the tokens of the genes under study.
 
@@ -228,7 +229,7 @@ def feature_gene_matrix(sae: TopKSAE, X: np.ndarray, gene_index: np.ndarray, n_g
     return sums / np.maximum(counts, 1)
 
 
-def feature_gene_set_edges(feature_gene: np.ndarray, genes: Sequence[str], gene_sets: pd.DataFrame,
+def feature_gene_set_edges(feature_gene: np.ndarray, genes: Genes, gene_sets: pd.DataFrame,
                            top_genes: int = 20, min_size: int = 5, max_size: int = 300,
                            alpha: float = 0.05) -> pd.DataFrame:
     """Feature -> gene-set edges: hypergeometric enrichment of each feature's top genes in each gene set.
@@ -316,7 +317,7 @@ def feature_gene_set_rows(table: pd.DataFrame, n_null_significant: Sequence[int]
                          effect="significant (feature, set) pairs")]
 
 
-def sae_gene_set_null(feature_gene: np.ndarray, genes: Sequence[str], gene_sets: pd.DataFrame, n_perm: int = 20,
+def sae_gene_set_null(feature_gene: np.ndarray, genes: Genes, gene_sets: pd.DataFrame, n_perm: int = 20,
                       random_state: int = 0, **kwargs) -> np.ndarray:
     """Number of significant (feature, set) pairs when the gene labels of ``feature_gene`` are permuted."""
     rng = np.random.default_rng(random_state)
@@ -325,7 +326,7 @@ def sae_gene_set_null(feature_gene: np.ndarray, genes: Sequence[str], gene_sets:
                                                 **kwargs)["significant"].sum()) for _ in range(n_perm)])
 
 
-def sae_edge_scores(feature_gene: np.ndarray, genes: Sequence[str], layer: int | None = None) -> EdgeScores:
+def sae_edge_scores(feature_gene: np.ndarray, genes: Genes, layer: int | None = None) -> EdgeScores:
     """Gene x gene edge scores: cosine similarity of the genes' SAE feature profiles (kind ``"sae"``)."""
     name = "SAE feature similarity" + (f" L{layer}" if layer is not None else "")
-    return EdgeScores(name, cosine_matrix(feature_gene), genes, "sae", layer, None)
+    return EdgeScores(name, cosine_matrix(feature_gene), np.asarray(genes).astype(str), "sae", layer, None)

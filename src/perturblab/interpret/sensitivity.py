@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 from .baselines import baseline_scores, gene_features
 from .edges import EdgeScores, log_normalise
 from .perturbation import compare_scores, de_targets, perturbation_auroc
@@ -146,7 +147,7 @@ def hvg_protocol_rows(table: pd.DataFrame) -> list[dict]:
     return [registry_row("HVG protocol", f"{r.score} ranks knock-out targets differently with perturbed genes forced "
                          "into the HVGs than with pure HVGs", "Wilcoxon signed-rank", r.p, r.mean_auroc, r.n_rankable,
                          effect="mean delta AUROC (forced - pure)")
-            for r in table[table["protocol"] == "forced - pure"].itertuples()]
+            for r in records(table[table["protocol"] == "forced - pure"])]
 
 
 def sensitivity_scan(adata, ctrl, score_fn: ScoreFn, tested: str | None = None,
@@ -199,7 +200,7 @@ def sensitivity_scan(adata, ctrl, score_fn: ScoreFn, tested: str | None = None,
                 if pp.empty:
                     continue
                 means = pp.groupby("score")["auroc"].mean()
-                best = means[base_names].idxmax() if means[base_names].notna().any() else None
+                best = str(means[base_names].idxmax()) if means[base_names].notna().any() else None
                 targets = pp.drop_duplicates("perturbation")["n_targets"]
                 for s in names:
                     row = {"lfc_threshold": float(lfc), "n_cells": nc, "n_genes": ng, "n_cells_used": int(sub.n_obs),
@@ -224,4 +225,4 @@ def sensitivity_scan_rows(table: pd.DataFrame) -> list[dict]:
     return [registry_row("sensitivity scan", f"{r.score} vs {r.best_baseline} at |log2FC| > {r.lfc_threshold}, "
                          f"{r.n_cells_used} control cells, {r.n_genes_used} genes", "Wilcoxon signed-rank", r.p,
                          r.delta_vs_best_baseline, r.n_rankable, effect="mean delta AUROC vs best baseline")
-            for r in table[table["tested"].astype(bool)].itertuples()]
+            for r in records(table[table["tested"].astype(bool)])]

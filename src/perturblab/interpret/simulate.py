@@ -148,7 +148,7 @@ def simulate_grn(
     used: set[tuple[int, int]] = set()
 
     def draw_edges(n: int, state: str) -> list[tuple[int, int, float, str]]:
-        out = []
+        out: list[tuple[int, int, float, str]] = []
         while len(out) < n:
             i = int(rng.integers(n_tfs))
             j = int(rng.integers(i + 1, n_genes))
@@ -163,7 +163,8 @@ def simulate_grn(
     for s in states if n_states > 1 else []:
         edges += draw_edges(state_specific_per_state, s)
 
-    mu = rng.uniform(*np.log(mean_count_range), size=n_genes)
+    lo, hi = np.log(mean_count_range)
+    mu = rng.uniform(float(lo), float(hi), size=n_genes)
     shift = rng.normal(0.0, state_shift_sd, size=(n_states, n_genes))
     edge_df = pd.DataFrame(edges, columns=["source", "target", "weight", "state"])
     edge_df["source"] = [genes[i] for i in edge_df["source"]]
@@ -175,11 +176,11 @@ def simulate_grn(
     kos = [genes[i] for i in sorted(range(n_tfs), key=lambda i: (-reach[i], i))[:n_knockouts]]
 
     state_of = np.repeat(np.arange(n_states), n_cells_per_state)
-    pert = ["control"] * state_of.size
+    pert_list = ["control"] * state_of.size
     for g in kos:
         state_of = np.concatenate([state_of, rng.integers(n_states, size=n_cells_per_knockout)])
-        pert += [g] * n_cells_per_knockout
-    pert = np.asarray(pert)
+        pert_list += [g] * n_cells_per_knockout
+    pert = np.asarray(pert_list)
     n_cells = state_of.size
 
     W = np.zeros((n_states, n_genes, n_genes))

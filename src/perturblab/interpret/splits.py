@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, MissingKeyError
+from ._types import records
 from .incremental import GENE_FEATURES, _bootstrap_p, _model, _per_perturbation
 from .metrics import auprc, auroc
 from .registry_rows import registry_row
@@ -184,9 +185,9 @@ def split_design_rows(table: pd.DataFrame) -> list[dict]:
     incremental-value stage, so they are exploratory here).
     """
     rows = []
-    for r in table[table["features"] != "gene"].itertuples():
+    for r in records(table[table["features"] != "gene"]):
         att = r.features == "gene + attention"
-        conf = att and r.split == "joint"
+        conf = bool(att) and r.split == "joint"
         rows.append(registry_row("split designs", f"{r.features} ({r.model}, {r.split} split) changes AUROC over "
                                  "gene features", "bootstrap over perturbations", r.delta_auroc_p, r.delta_auroc,
                                  r.n_pairs, effect="delta AUROC", confirmatory=conf,

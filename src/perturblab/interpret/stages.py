@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 from .confounds import degree_preserving_null, label_shuffle_null, residualise
 from .cssi import cssi_null_stress, cssi_scores, leiden_strata, stratified_matrices
 from .edges import EdgeScores
@@ -64,6 +66,16 @@ class Stages:
         self.store.save(key, tables={"table": df})
         return df
 
+    def tables(self, key: dict, compute: Callable[[], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+        """Several named tables under one unit ``key`` (e.g. an analysis and the settings it reads)."""
+        if self.store.done(key):
+            log.info("[resume] %s", key.get("name", key.get("stage")))
+            return dict(self.store.load(key).tables)
+        log.info("[stage] %s", key.get("name", key.get("stage")))
+        tables = compute()
+        self.store.save(key, tables=tables)
+        return tables
+
     def arrays(self, name: str, compute) -> dict[str, np.ndarray]:
         key = {"stage": name}
         if self.store.done(key):
@@ -96,7 +108,7 @@ def files_checksum(path: str | os.PathLike) -> str:
     for f in files:
         h.update(str(f.relative_to(path) if f != path else f.name).encode())
         with open(f, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while block := fh.read(1 << 20):
                 h.update(block)
     return h.hexdigest()
 
@@ -141,7 +153,10 @@ def load_checkpoint(cfg: InterpretConfig):
 
 def cssi(st: Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs, cfg):
     """CSSI recovery and null stress tests of correlation and of the single-matrix attention score ``best_att``
-    (strata from ``cfg.strata_key`` or Leiden on the model's cell embeddings)."""
+    (strata from ``cfg.strata_key`` or Leiden on the model's cell embeddings).
+
+    Returns ``(recovery, null stress, strata labels of ctrl's cells or None when no stratum is large enough)``.
+    """
     def strata():
         if cfg.strata_key is not None:
             return pd.DataFrame({"cell": ctrl.obs_names, "stratum": ctrl.obs[cfg.strata_key].astype(str).to_numpy()})
@@ -156,7 +171,7 @@ def cssi(st: Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs
     sizes = pd.Series(lab).value_counts()
     if (sizes >= cfg.cssi_min_cells).sum() == 0:
         log.info("CSSI skipped: no stratum has %d cells (sizes %s)", cfg.cssi_min_cells, sizes.to_dict())
-        return pd.DataFrame(), pd.DataFrame()
+        return pd.DataFrame(), pd.DataFrame(), None
 
     def recovery():
         stack, sizes, kept, left = stratified_matrices(X, lab, min_cells=cfg.cssi_min_cells)
@@ -181,7 +196,7 @@ def cssi(st: Stages, model, ctrl, X, genes, corr, best_att, refs, eval_refs, tfs
         [cssi_null_stress(X, genes, r, lab, tfs=tfs, n_repeats=cfg.cssi_null_repeats, min_cells=cfg.cssi_min_cells,
                           random_state=cfg.random_state).assign(reference=r.name) for r in eval_refs],
         ignore_index=True) if eval_refs else pd.DataFrame())
-    return rec, null
+    return rec, null, lab
 
 
 def comparisons(per_pert: pd.DataFrame, tested: str, corr: str, baselines: list[str], cfg: InterpretConfig
@@ -250,7 +265,7 @@ def ablation(model, ctrl, genes, layer_paths: dict, counts: np.ndarray, heads: p
     from .ablation import ablation_experiment, regulatory_layers
     from .layer_pass import load_layer
 
-    ranking = [(int(r.layer), int(r.head)) for r in heads.itertuples()]
+    ranking = [(int(r.layer), int(r.head)) for r in records(heads)]
     ks = sorted({int(k) for k in cfg.ablation_ks if 1 <= int(k) < len(ranking)})
     layer_level = [i for i in cfg.ablation_interventions if i in ("layer", "uniform", "mlp")]
     reg = regulatory_layers(ranking, ks[0], model.n_layers) if ks else []
@@ -274,7 +289,7 @@ def ablation(model, ctrl, genes, layer_paths: dict, counts: np.ndarray, heads: p
     def evaluate(matrix: np.ndarray) -> pd.Series:
         return pd.Series(targets.rank(matrix, ("auroc",))["auroc"], index=targets.perturbations)
 
-    entropy = {(int(r.layer), int(r.head)): float(r.entropy) for r in heads.itertuples()}
+    entropy = {(int(r.layer), int(r.head)): float(r.entropy) for r in records(heads)}
     return ablation_experiment(model, cells, genes, ranking, evaluate if len(targets) else None, ks=ks,
                                n_random_seeds=cfg.ablation_seeds, layers=reg or None, interventions=interventions,
                                random_heads=cfg.ablation_random, head_entropy=entropy, summary=summary, intact=intact,

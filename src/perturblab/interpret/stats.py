@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError
+from ._types import records
 
 if TYPE_CHECKING:
     from .ablation import AblationEffects
@@ -230,7 +231,7 @@ def _criterion_a(comps: pd.DataFrame | None, alpha: float, n: int | None, gate: 
     passed = bool(((comps["delta"] > 0) & (comps["p_bh"] < alpha)).all())
     ev = "; ".join(f"vs {r.b}: delta {r.delta:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}], BH p {r.p_bh:.3g}"
                    if "ci_high" in comps.columns else f"vs {r.b}: delta {r.delta:+.3f}, BH p {r.p_bh:.3g}"
-                   for r in comps.itertuples())
+                   for r in records(comps))
     return Criterion(name, passed, f"{ev} (need delta > 0 at BH p < {alpha})", n)
 
 
@@ -243,7 +244,7 @@ def _criterion_b(inc: pd.DataFrame | None, n: int | None, gate: str | None) -> C
     rows = inc[inc["features"] == "gene + attention"]
     passed = bool((rows["delta_auroc_ci_low"] > 0).all())
     ev = "; ".join(f"{r.model}/{r.split}: {r.delta_auroc:+.4f} [{r.delta_auroc_ci_low:+.4f}, "
-                   f"{r.delta_auroc_ci_high:+.4f}]" for r in rows.itertuples())
+                   f"{r.delta_auroc_ci_high:+.4f}]" for r in records(rows))
     return Criterion(name, passed, ev, n)
 
 
@@ -259,8 +260,8 @@ def _criterion_c(resid, degree_null_z, null_z_min: float) -> Criterion:
         kept = primary["retained_fraction"].dropna()
         retained = float(kept.min()) if len(kept) else None
         ev_r = "; ".join(f"{x.reference}: {x.auroc:.3f} -> {x.auroc_residualised:.3f} (retained "
-                         f"{x.retained_fraction:.2f})" for x in primary.itertuples())
-        ev_s = "; ".join(f"{x.reference}: retained {x.retained_fraction:.2f}" for x in secondary.itertuples())
+                         f"{x.retained_fraction:.2f})" for x in records(primary))
+        ev_s = "; ".join(f"{x.reference}: retained {x.retained_fraction:.2f}" for x in records(secondary))
     else:
         retained = None if resid is None else float(resid)
         ev_r, ev_s = (f"retained {retained}" if retained is not None else ""), ""

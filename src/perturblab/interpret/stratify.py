@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import MissingKeyError
+from ._types import records
 from .registry_rows import registry_row
 
 __all__ = ["achieved_power", "minimal_detectable_effect", "tf_stratification", "tf_stratification_rows"]
@@ -137,7 +138,7 @@ def tf_stratification_rows(table: pd.DataFrame) -> list[dict]:
     """Registry rows of :func:`tf_stratification` (exploratory): the TF and non-TF strata and their difference
     (the pooled ``all`` row repeats the pipeline's perturbation-first comparison and is not registered)."""
     rows = []
-    for r in table[table["stratum"] != "all"].itertuples():
+    for r in records(table[table["stratum"] != "all"]):
         if r.stratum == "TF vs non-TF":
             hyp, test = f"{r.a} - {r.b} differs between TF and non-TF knock-outs", "Mann-Whitney (two-sided)"
         else:

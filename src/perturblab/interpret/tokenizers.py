@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from .._validation import check_counts, to_dense
 from ..exceptions import InputError
+from ._types import Genes
 
 if TYPE_CHECKING:  # torch is imported lazily at run time
     import torch
@@ -98,7 +99,7 @@ class TokenBatch:
         return int(self.input_ids.shape[0])
 
 
-def gene_positions(adata, genes: Sequence[str] | np.ndarray) -> np.ndarray:
+def gene_positions(adata, genes: Genes) -> np.ndarray:
     """Column positions of ``genes`` in ``adata.var_names``.
 
     Raises

@@ -8,13 +8,13 @@ tokens get a ``<mask>`` value embedding and the model predicts their log1p-norma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ._types import Genes
 from .models.own import OwnGeneTransformer
 
 __all__ = ["TrainingResult", "train_masked_expression"]
@@ -53,7 +53,7 @@ def _mask_tokens(batch, fraction: float, generator):
 def train_masked_expression(
     model: OwnGeneTransformer,
     adata,
-    genes: Sequence[str] | None = None,
+    genes: Genes | None = None,
     epochs: int = 5,
     batch_size: int = 64,
     lr: float = 1e-3,
@@ -125,6 +125,7 @@ def train_masked_expression(
                     for lay in range(model.n_layers):
                         hidden = model._layer(lay, hidden, batch)
                     pred = model._output(hidden, batch)
+                    assert batch.values is not None  # the own model's tokenizer always sets expression values
                     loss = torch.nn.functional.mse_loss(pred[mask], batch.values[mask])
                     opt.zero_grad()
                     loss.backward()

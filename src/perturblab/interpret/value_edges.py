@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..exceptions import InputError
+from ._types import Genes
 from .edges import EdgeScores
 from .extraction import _count_batch, _progress, _scatter_batch
 from .models.base import GeneTokenModel
@@ -94,7 +95,7 @@ def _batch_measures(model: GeneTokenModel, layer: int, x, weights, measures: Seq
 def iter_value_edges(
     model: GeneTokenModel,
     adata,
-    genes: Sequence[str],
+    genes: Genes,
     layers: Iterable[int] | None = None,
     measures: Sequence[str] = MEASURES,
     batch_size: int = 16,
@@ -179,6 +180,7 @@ def iter_value_edges(
                 for h in handles:
                     h.remove()
             if counts is None:
+                assert new_counts is not None  # built in the first pass over the cells
                 counts = new_counts
                 denom = counts.clamp(min=1).to(torch.float32)
                 n_cells = counts.round().long().cpu().numpy()

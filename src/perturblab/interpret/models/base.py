@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..._device import get_device
 from ...exceptions import InputError
+from .._types import Genes
 from ..tokenizers import TokenBatch, gene_positions
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["GeneMatch", "GeneTokenModel", "ModelOutput", "TokenBatch"]
 
@@ -89,7 +94,7 @@ class ModelOutput:
 
     attentions: dict = field(default_factory=dict)
     hidden_states: list = field(default_factory=list)
-    logits: object = None
+    logits: torch.Tensor | None = None
 
 
 class GeneTokenModel(ABC):
@@ -119,7 +124,7 @@ class GeneTokenModel(ABC):
 
     _id_key: str | None = None  # the adata.var column an adapter looks genes up by (None: var_names)
 
-    def match_genes(self, adata, genes: Sequence[str] | np.ndarray) -> GeneMatch:
+    def match_genes(self, adata, genes: Genes) -> GeneMatch:
         """Split the genes under study into those with a token in the model's vocabulary and those without.
 
         ``tokenize`` calls it, so genes without a token never abort a run: they are left out, the analysis
@@ -163,7 +168,7 @@ class GeneTokenModel(ABC):
 
     # ---- to implement -------------------------------------------------------------------------
     @abstractmethod
-    def tokenize(self, adata, genes: Sequence[str], batch_size: int = 32) -> Iterator[TokenBatch]:
+    def tokenize(self, adata, genes: Genes, batch_size: int = 32) -> Iterator[TokenBatch]:
         """Yield :class:`TokenBatch` es of ``batch_size`` cells (in AnnData order) over ``genes``."""
 
     @abstractmethod
@@ -233,7 +238,6 @@ class GeneTokenModel(ABC):
 
         Gradients follow the caller's grad mode (wrap in ``torch.no_grad()`` for inference).
         """
-        import torch
 
         batch = batch.to(self.device)
         wanted = self.check_layers(layers) if output_attentions else []
@@ -269,7 +273,7 @@ class GeneTokenModel(ABC):
     def cell_embeddings(
         self,
         adata,
-        genes: Sequence[str],
+        genes: Genes,
         batch_size: int = 32,
         pooling: str | None = None,
         layer: int = -1,
@@ -282,7 +286,8 @@ class GeneTokenModel(ABC):
             As for :meth:`tokenize` (representation documented by the adapter).
         pooling
             ``"mean"`` (average over all gene tokens - for Geneformer the whole transcriptome's, context genes
-            included - special tokens and padding excluded; Geneformer's default) or ``"cls"`` (the ``<cls>`` token, scGPT's default); None uses the adapter's default.
+            included - special tokens and padding excluded; Geneformer's default) or ``"cls"`` (the ``<cls>``
+            token, scGPT's default); None uses the adapter's default.
         layer
             Index into the hidden states (0 = embeddings, -1 = last layer).
         """

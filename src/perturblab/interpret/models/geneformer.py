@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from ...exceptions import InputError, MissingKeyError, PerturblabWarning
 from ...io import write_json
+from .._types import Genes
 from ..tokenizers import (
     TokenBatch,
     gene_positions,
@@ -101,7 +102,8 @@ class GeneformerModel(GeneTokenModel):
 
     Examples
     --------
-    >>> model = GeneformerModel.from_pretrained("Geneformer/Geneformer-V1-10M", gene_id_key="gene_ids")  # doctest: +SKIP
+    >>> model = GeneformerModel.from_pretrained(  # doctest: +SKIP
+    ...     "Geneformer/Geneformer-V1-10M", gene_id_key="gene_ids")
     >>> model.match_genes(adata, hvgs).dropped  # doctest: +SKIP
     >>> maps = extract_attention(model, adata, model.match_genes(adata, hvgs).kept)  # doctest: +SKIP
     """
@@ -212,13 +214,24 @@ class GeneformerModel(GeneTokenModel):
                 stacklevel=2,
             )
         network = BertForMaskedLM.from_pretrained(files.folder, attn_implementation="eager")
-        logger.info("Geneformer %s from %s: dictionaries %s, %s", files.version, files.folder,
-                    files.token_dictionary, files.gene_median_file)
+        logger.info(
+            "Geneformer %s from %s: dictionaries %s, %s",
+            files.version,
+            files.folder,
+            files.token_dictionary,
+            files.gene_median_file,
+        )
         mapping = None if files.gene_mapping_file is None else load_gene_dict(files.gene_mapping_file)
         return cls(
-            network, load_gene_dict(files.token_dictionary), load_gene_dict(files.gene_median_file),
-            max_length=max_length, special_tokens=special_tokens, gene_id_key=gene_id_key, target_sum=target_sum,
-            gene_mapping=mapping, device=device,
+            network,
+            load_gene_dict(files.token_dictionary),
+            load_gene_dict(files.gene_median_file),
+            max_length=max_length,
+            special_tokens=special_tokens,
+            gene_id_key=gene_id_key,
+            target_sum=target_sum,
+            gene_mapping=mapping,
+            device=device,
         )
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -273,7 +286,8 @@ class GeneformerModel(GeneTokenModel):
                 stacklevel=3,
             )
         return _VocabularyPlan(
-            columns=columns, aggregate=aggregate,
+            columns=columns,
+            aggregate=aggregate,
             tokens=np.array([tok[g] for g in ordered], dtype=np.int64),
             medians=np.array([med[g] for g in ordered], dtype=np.float64),
             col_to_u=col_to_u,
@@ -294,15 +308,17 @@ class GeneformerModel(GeneTokenModel):
                 hits.append(col)
         where = "adata.var_names" if self.gene_id_key is None else f"adata.var[{self.gene_id_key!r}]"
         hint = f"columns holding ids the model knows: {hits}" if hits else "map the genes to Ensembl ids first"
-        return (f"no gene of the AnnData has a Geneformer token (ids from {where}, e.g. "
-                f"{self._gene_ids(adata)[:3].tolist()}); pass gene_id_key ({hint})")
+        return (
+            f"no gene of the AnnData has a Geneformer token (ids from {where}, e.g. "
+            f"{self._gene_ids(adata)[:3].tolist()}); pass gene_id_key ({hint})"
+        )
 
     def transcriptome_size(self, adata) -> int:
         """Number of distinct genes of ``adata`` that Geneformer tokenises (the vocabulary genes it holds)."""
         return int(self._plan(adata).tokens.size)
 
     # ---- tokens -------------------------------------------------------------------------------
-    def tokenize(self, adata, genes: Sequence[str], batch_size: int = 32) -> Iterator[TokenBatch]:
+    def tokenize(self, adata, genes: Genes, batch_size: int = 32) -> Iterator[TokenBatch]:
         """Rank-value tokens of each cell's whole transcriptome (see the class notes); ``values`` is None.
 
         ``gene_index`` marks the genes under study (``genes``); context genes have ``gene_index`` -1 and
@@ -323,8 +339,7 @@ class GeneformerModel(GeneTokenModel):
                 continue
             if study[u] >= 0:
                 raise InputError(
-                    f"genes {names[study[u]]!r} and {names[k]!r} have the same Geneformer token; "
-                    "pass only one of them"
+                    f"genes {names[study[u]]!r} and {names[k]!r} have the same Geneformer token; pass only one of them"
                 )
             study[u] = k
         n_keep = self.max_length - (2 if self.special_tokens else 0)

@@ -8,7 +8,7 @@ Training: :func:`perturblab.interpret.training.train_masked_expression`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...exceptions import InputError
+from .._types import Genes
 from ..tokenizers import (
     TokenBatch,
     gene_positions,
@@ -38,7 +39,9 @@ class OwnNetwork(nn.Module):
         self.gene_embedding = nn.Embedding(n_genes + N_SPECIAL, d_model, padding_idx=PAD_ID)
         self.value_encoder = nn.Sequential(nn.Linear(1, d_model), nn.ReLU(), nn.Linear(d_model, d_model))
         self.mask_embedding = nn.Parameter(torch.zeros(d_model))
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True) for _ in range(n_layers))
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True) for _ in range(n_layers)
+        )
         self.norm = nn.LayerNorm(d_model)
         self.decoder = nn.Linear(d_model, 1)
 
@@ -83,7 +86,7 @@ class OwnGeneTransformer(GeneTokenModel):
 
     def __init__(
         self,
-        genes: Sequence[str],
+        genes: Genes,
         d_model: int = 64,
         n_heads: int = 4,
         n_layers: int = 2,
@@ -99,8 +102,14 @@ class OwnGeneTransformer(GeneTokenModel):
         if len(set(self.genes)) != len(self.genes) or self.genes.size == 0:
             raise InputError("genes must be a non-empty list of unique gene names")
         self.config = {
-            "d_model": d_model, "n_heads": n_heads, "n_layers": n_layers, "d_ff": d_ff, "dropout": dropout,
-            "target_sum": float(target_sum), "max_length": max_length, "include_zero_genes": include_zero_genes,
+            "d_model": d_model,
+            "n_heads": n_heads,
+            "n_layers": n_layers,
+            "d_ff": d_ff,
+            "dropout": dropout,
+            "target_sum": float(target_sum),
+            "max_length": max_length,
+            "include_zero_genes": include_zero_genes,
         }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(random_state)
@@ -113,7 +122,7 @@ class OwnGeneTransformer(GeneTokenModel):
     def _in_vocabulary(self, adata, genes: np.ndarray) -> np.ndarray:
         return np.array([g in self._gene_id for g in genes], dtype=bool)
 
-    def tokenize(self, adata, genes: Sequence[str], batch_size: int = 32) -> Iterator[TokenBatch]:
+    def tokenize(self, adata, genes: Genes, batch_size: int = 32) -> Iterator[TokenBatch]:
         """Tokens ``<cls>, gene...`` with log1p-normalised values (``<cls>`` value 0).
 
         ``adata.X``: raw counts, cells x genes. Genes are ordered by position in ``genes``; genes the model

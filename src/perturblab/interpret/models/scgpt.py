@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from torch import nn
 
 from ...exceptions import InputError, MissingKeyError, PerturblabWarning
 from ...io import load_torch
+from .._types import Genes
 from ..tokenizers import (
     TokenBatch,
     bin_values,
@@ -126,7 +127,8 @@ class ScGPTNetwork(nn.Module):
                              "scGPT's 'scaling' style is not supported")
         self.bn = nn.BatchNorm1d(d_model, eps=6.1e-5) if batch_norm else None
         self.transformer_encoder = nn.Module()
-        self.transformer_encoder.layers = nn.ModuleList(EncoderLayer(d_model, nhead, d_hid, dropout) for _ in range(nlayers))
+        self.transformer_encoder.layers = nn.ModuleList(EncoderLayer(d_model, nhead, d_hid, dropout)
+                                                        for _ in range(nlayers))
         self.decoder = nn.Module()
         self.decoder.fc = _expr_mlp(d_model)
         self.explicit_zero_prob = bool(explicit_zero_prob)
@@ -191,8 +193,11 @@ def load_scgpt_state_dict(network: ScGPTNetwork, state_dict: Mapping[str, torch.
     network.load_state_dict(kept)
     if ignored:
         heads = sorted({k.split(".")[0] for k in ignored})
-        warnings.warn(f"ignored {len(ignored)} keys of unused scGPT task heads ({', '.join(heads)})",
-                      PerturblabWarning, stacklevel=2)
+        warnings.warn(
+            f"ignored {len(ignored)} keys of unused scGPT task heads ({', '.join(heads)})",
+            PerturblabWarning,
+            stacklevel=2,
+        )
     return ignored
 
 
@@ -233,9 +238,19 @@ class ScGPTModel(GeneTokenModel):
 
     default_pooling = "cls"
 
-    def __init__(self, network: ScGPTNetwork, vocab: Mapping[str, int], n_bins: int = 51, max_length: int = 1200,
-                 include_zero_genes: bool = False, pad_token: str = "<pad>", pad_value: int = -2,
-                 random_state: int = 0, gene_id_key: str | None = None, device=None):
+    def __init__(
+        self,
+        network: ScGPTNetwork,
+        vocab: Mapping[str, int],
+        n_bins: int = 51,
+        max_length: int = 1200,
+        include_zero_genes: bool = False,
+        pad_token: str = "<pad>",
+        pad_value: int = -2,
+        random_state: int = 0,
+        gene_id_key: str | None = None,
+        device=None,
+    ):
         self.vocab = {str(k): int(v) for k, v in vocab.items()}
         for tok in (pad_token, "<cls>"):
             if tok not in self.vocab:
@@ -270,12 +285,16 @@ class ScGPTModel(GeneTokenModel):
             args = json.loads(files["args.json"].read_text(encoding="utf-8"))
             vocab = json.loads(files["vocab.json"].read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise InputError(f"cannot read scGPT's args.json / vocab.json in {path}: {err}; pass an scGPT model folder") from None
+            raise InputError(
+                f"cannot read scGPT's args.json / vocab.json in {path}: {err}; pass an scGPT model folder"
+            ) from None
         if args.get("pre_norm", False):
             raise InputError("args.json has pre_norm=True; only scGPT's default post-norm layers are supported")
         missing = [k for k in ("embsize", "nheads", "d_hid", "nlayers") if k not in args]
         if missing:
-            raise InputError(f"{files['args.json']} lacks {', '.join(missing)}; pass the args.json saved with the model")
+            raise InputError(
+                f"{files['args.json']} lacks {', '.join(missing)}; pass the args.json saved with the model"
+            )
         pad_token, pad_value = args.get("pad_token", "<pad>"), args.get("pad_value", -2)
         if pad_token not in vocab:
             raise InputError(f"vocab.json has no {pad_token!r} token; pass the vocab.json saved with the model")
@@ -283,9 +302,15 @@ class ScGPTModel(GeneTokenModel):
         state = load_torch(files["best_model.pt"], map_location="cpu")
         keys = [_rename(k) for k in state]
         network = ScGPTNetwork(
-            ntoken=len(vocab), d_model=args["embsize"], nhead=args["nheads"], d_hid=args["d_hid"],
-            nlayers=args["nlayers"], padding_idx=vocab[pad_token], pad_value=pad_value,
-            input_emb_style=args.get("input_emb_style", "continuous"), n_input_bins=n_bins + 2,
+            ntoken=len(vocab),
+            d_model=args["embsize"],
+            nhead=args["nheads"],
+            d_hid=args["d_hid"],
+            nlayers=args["nlayers"],
+            padding_idx=vocab[pad_token],
+            pad_value=pad_value,
+            input_emb_style=args.get("input_emb_style", "continuous"),
+            n_input_bins=n_bins + 2,
             explicit_zero_prob=any(k.startswith("decoder.zero_logit.") for k in keys),
             batch_norm=any(k.startswith("bn.") for k in keys),
         )
@@ -300,15 +325,16 @@ class ScGPTModel(GeneTokenModel):
         if self.gene_id_key is None:
             return genes
         if self.gene_id_key not in adata.var.columns:
-            raise MissingKeyError(f"gene_id_key {self.gene_id_key!r} is not a column of adata.var; pass the column "
-                                  "holding gene symbols")
+            raise MissingKeyError(
+                f"gene_id_key {self.gene_id_key!r} is not a column of adata.var; pass the column holding gene symbols"
+            )
         return np.asarray(adata.var[self.gene_id_key].astype(str), dtype=str)[gene_positions(adata, genes)]
 
     def _in_vocabulary(self, adata, genes: np.ndarray) -> np.ndarray:
         return np.array([g in self.vocab for g in self._vocab_ids(adata, genes)], dtype=bool)
 
     # ---- tokens -------------------------------------------------------------------------------
-    def tokenize(self, adata, genes: Sequence[str], batch_size: int = 32) -> Iterator[TokenBatch]:
+    def tokenize(self, adata, genes: Genes, batch_size: int = 32) -> Iterator[TokenBatch]:
         """``<cls>`` then gene tokens with binned values (``<cls>`` value 0, padding ``pad_value``).
 
         Genes without a token are left out (logged once, :meth:`match_genes`); ``gene_index`` is the
@@ -332,7 +358,9 @@ class ScGPTModel(GeneTokenModel):
                 np.concatenate([[0], bins[keep]]).astype(np.float32),
             )
 
-        return iter_token_batches(iter_cell_chunks(adata, pos, batch_size), make_cell, self.vocab[self.pad_token], self.pad_value)
+        return iter_token_batches(
+            iter_cell_chunks(adata, pos, batch_size), make_cell, self.vocab[self.pad_token], self.pad_value
+        )
 
     # ---- network pieces -----------------------------------------------------------------------
     def _embed(self, batch):
