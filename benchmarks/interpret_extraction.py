@@ -135,7 +135,8 @@ def main(argv=None):
         "cells_per_second_all_layers": round(args.n_cells / elapsed, 3),
         "cell_layer_passes_per_second": round(args.n_cells * layer_passes / elapsed, 3),
         "peak_memory_measured_mib": round(peak / 2**20, 1),
-        "peak_memory_measured_what": "CUDA max_memory_allocated above start" if dev.type == "cuda" else "process RSS peak above start",
+        "peak_memory_measured_what": ("CUDA max_memory_allocated above start" if dev.type == "cuda"
+                                      else "process RSS peak above start"),
         "memory_bound_mib": round(sum(bound.values()) / 2**20, 1),
         "memory_bound_components_mib": {k_: round(v / 2**20, 1) for k_, v in bound.items()},
         "within_bound": bool(peak <= sum(bound.values())),

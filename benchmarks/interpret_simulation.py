@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from perturblab.io import write_json
 from perturblab.interpret import (
     EdgeScores,
     Reference,
@@ -34,6 +33,7 @@ from perturblab.interpret import (
     reference_recovery,
     simulate_grn,
 )
+from perturblab.io import write_json
 
 
 def calibration(n_rep: int, seed: int) -> dict:
@@ -70,7 +70,8 @@ def one_seed(seed: int, n_genes: int, n_states: int) -> dict:
         called = set(de[(de["perturbation"] == g) & de["is_target"]]["gene"])
         truth = sim.downstream(g)
         dr.append({"knockout": g, "n_true": len(truth), "n_called": len(called),
-                   "recall": len(called & truth) / max(len(truth), 1), "precision": len(called & truth) / max(len(called), 1)})
+                   "recall": len(called & truth) / max(len(truth), 1),
+                   "precision": len(called & truth) / max(len(called), 1)})
     return {"seed": seed, "spearman_recovery": rec.to_dict("records"), "cssi": cssi.to_dict("records"), "de": dr}
 
 
@@ -86,7 +87,8 @@ def with_model(seed: int, epochs: int, device: str, out_dir: str) -> dict:
     train_s = time.time() - t
     refs = {"global": Reference("global", sim.reference("global")),
             "state-specific": Reference("state-specific", sim.reference("state_specific"))}
-    cfg = InterpretConfig(n_cells=ctrl.n_obs, strata_key="state", device=device, ablation_ks=(1, 2, 4), random_state=seed)
+    cfg = InterpretConfig(n_cells=ctrl.n_obs, strata_key="state", device=device, ablation_ks=(1, 2, 4),
+                          random_state=seed)
     t = time.time()
     res = run_interpretation(model, a, out_dir, cfg, references=refs, tfs=sim.tfs)
     return {"train_seconds": train_s, "final_train_loss": float(hist["train_loss"].iloc[-1]),

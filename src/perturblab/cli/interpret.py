@@ -149,7 +149,7 @@ def interpret_cmd(
 
             raise InputError("--analysis all / none cannot be combined with analysis names; give one or the other")
         analyses = tuple(names)
-    extra = {"gene_set_libraries": tuple(gene_set_library)} if gene_set_library else {}
+    libraries = tuple(gene_set_library) if gene_set_library else InterpretConfig.gene_set_libraries
     cfg = InterpretConfig(
         model=choices([model])[0], model_path=model_path or None, token_dictionary=token_dictionary or None,
         gene_median_file=gene_median_file or None, gene_id_key=gene_id_key or None, epochs=epochs, d_model=d_model,
@@ -165,7 +165,8 @@ def interpret_cmd(
         min_perturbations=min_perturbations, alpha=alpha, ablation_random=choices([ablation_random])[0],
         ablation_cells=ablation_cells or None, head_ranking=choices([head_ranking])[0], n_jobs=n_jobs,
         analyses=analyses, in_silico_cells=in_silico_cells, in_silico_mode=choices([in_silico_mode])[0],
-        sae_epochs=sae_epochs, scan_bootstrap=scan_bootstrap, cssi_scaling_repeats=cssi_scaling_repeats, **extra)
+        sae_epochs=sae_epochs, scan_bootstrap=scan_bootstrap, cssi_scaling_repeats=cssi_scaling_repeats,
+        gene_set_libraries=libraries)
     result = run_interpretation(data, out, cfg, resume=resume, overwrite=overwrite,
                                 table_format=choices([table_format])[0])
     v = result.summary["verdict"]
