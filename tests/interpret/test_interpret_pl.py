@@ -63,3 +63,21 @@ def test_plots_refuse_bad_tables():
         pl.layer_profiles(pd.DataFrame({"layer": [0]}))
     with pytest.raises(ValueError, match="empty"):
         pl.balance(pd.DataFrame(columns=["covariate", "smd_before", "smd_after"]))
+
+
+def test_ablation_and_cssi_figures_draw_the_report_tables():
+    import matplotlib.pyplot as plt
+
+    abl = pd.DataFrame({"intervention": ["top", "top", "random", "random", "layer"], "k": [5, 10, 5, 10, 4],
+                        "degradation": [0.02, 0.05, 0.0, 0.01, 0.5]})
+    ax = pl.ablation(abl)
+    labels = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert labels == ["random", "top"]  # whole-layer rows are not on the dose-response axis
+    cs = pd.DataFrame({"reference": ["trrust", "trrust", "string"], "score": ["pooled", "CSSI-max", "pooled"],
+                       "auroc": [0.55, 0.6, 0.52]})
+    ax = pl.cssi(cs)
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches if not np.isnan(p.get_height()))
+    assert heights == [0.52, 0.55, 0.6]
+    with pytest.raises(ValueError, match="empty"):
+        pl.ablation(abl[abl["intervention"] == "layer"])
+    plt.close("all")

@@ -18,8 +18,8 @@ import pandas as pd
 from ..exceptions import InputError, MissingKeyError
 from ._types import records
 
-__all__ = ["balance", "baseline_vs_edge", "coexpression_map", "cssi_scan", "decomposition", "in_silico",
-           "layer_profiles", "per_tf_forest", "scaling", "sensitivity_heatmap", "split_designs"]
+__all__ = ["ablation", "balance", "baseline_vs_edge", "coexpression_map", "cssi", "cssi_scan", "decomposition",
+           "in_silico", "layer_profiles", "per_tf_forest", "scaling", "sensitivity_heatmap", "split_designs"]
 
 _KIND_COLOURS = {"attention": "tab:blue", "correlation": "tab:orange", "baseline": "tab:green", "value": "tab:purple",
                  "embedding": "tab:brown", "sae": "tab:pink", "in-silico": "tab:red"}
@@ -83,6 +83,52 @@ def baseline_vs_edge(per_pert: pd.DataFrame, metric: str = "auroc", ax=None):
     ax.axvline(0.5, color="black", lw=0.6)
     ax.set_xlabel(f"{metric.upper()} of knock-out targets")
     ax.set_title("Edge scores vs gene-level baselines")
+    return ax
+
+
+def ablation(table: pd.DataFrame, ax=None):
+    """Ablation dose-response: degradation of the downstream outcome after zeroing the top, bottom or random k heads
+    (points: mean over seeds; bars: range; positive = worse).
+
+    ``table``: the ``ablation`` table of :func:`~perturblab.interpret.ablation.ablation_experiment` (columns
+    ``intervention``, ``k``, ``degradation``).
+    """
+    _need(table, {"intervention", "k", "degradation"}, "ablation")
+    d = table[table["intervention"].isin(["top", "bottom", "random"])].dropna(subset=["degradation"])
+    _need(d, {"k"}, "ablation (top / bottom / random rows with a finite degradation)")
+    ax = _ax(ax)
+    for name, g in d.groupby("intervention"):
+        m = g.groupby("k")["degradation"].agg(["mean", "min", "max"]).sort_index()
+        ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], marker="o", capsize=3,
+                    label=str(name))
+    ax.axhline(0.0, color="black", lw=0.8, ls="--")
+    ax.set_xlabel("heads ablated (k)")
+    ax.set_ylabel("degradation of the downstream outcome")
+    ax.set_title("Ablation dose-response (positive = worse)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def cssi(table: pd.DataFrame, metric: str = "auroc", ax=None):
+    """CSSI against pooled edge scores: ``metric`` per reference (bars: scores, pooled and cell-state stratified).
+
+    ``table``: the ``cssi_recovery`` table of the pipeline (columns ``reference``, ``score``, ``metric``).
+    """
+    _need(table, {"reference", "score", metric}, "CSSI")
+    d = table.dropna(subset=[metric])
+    _need(d, {metric}, f"CSSI (rows with a finite {metric})")
+    wide = d.pivot_table(index="reference", columns="score", values=metric)
+    ax = _ax(ax, (7.0, 3.8))
+    x = np.arange(len(wide))
+    w = 0.8 / max(len(wide.columns), 1)
+    for i, c in enumerate(wide.columns):
+        ax.bar(x + i * w, wide[c], width=w, label=str(c))
+    ax.set_xticks(x + 0.4 - w / 2, wide.index, fontsize=8)
+    if metric == "auroc":
+        ax.axhline(0.5, color="black", lw=0.6)
+    ax.set_ylabel(metric.upper() if metric == "auroc" else metric)
+    ax.set_title("CSSI vs pooled edge scores")
+    ax.legend(fontsize=6, ncol=2)
     return ax
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from ..exceptions import InputError, MissingKeyError
 from ..report import Report
-from ._types import records
+from . import pl
 from .report_analyses import add_analysis_sections
 
 __all__ = ["SECTION_IDS", "build_report"]
@@ -15,92 +15,16 @@ SECTION_IDS = ("data", "verdict", "reference-recovery", "perturbation", "increme
                "robustness", "positive", "cssi-honest", "beyond", "registry")
 
 
-def _fig(width=6.0, height=3.6):
+def _drawn(plot, table: pd.DataFrame, **kw):
+    """The figure of ``plot(table)`` (an :mod:`perturblab.interpret.pl` function), or None when the table has
+    nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height))
-
-
-def _layer_profile(rec: pd.DataFrame):
-    from matplotlib.ticker import MaxNLocator
-
-    att = rec[rec["kind"].eq("attention") & rec["head"].isin(["mean", "max"])].dropna(subset=["auroc"])
-    if att.empty:
+    try:
+        return plot(table, **kw).figure
+    except (InputError, MissingKeyError):
         return None
-    fig, ax = _fig()
-    for (ref, head), g in att.groupby(["reference", "head"]):
-        g = g.sort_values("layer")
-        ax.plot(g["layer"].astype(int), g["auroc"], marker="o", ls="-" if head == "mean" else "--",
-                label=f"{ref} ({head})")
-    corr = rec[rec["kind"].eq("correlation")].dropna(subset=["auroc"])
-    for r in records(corr):
-        ax.axhline(r.auroc, color="grey", lw=0.8, ls=":")
-    ax.axhline(0.5, color="black", lw=0.6)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer")
-    ax.set_ylabel("AUROC")
-    ax.set_title("Reference recovery per layer (dotted: |Spearman| per reference)")
-    ax.legend(fontsize=7, ncol=2)
-    return fig
-
-
-def _perturbation_plot(per_pert: pd.DataFrame):
-    d = per_pert.dropna(subset=["auroc"])
-    if d.empty:
-        return None
-    order = d.groupby("score")["auroc"].mean().sort_values()
-    fig, ax = _fig(6.5, 0.35 * len(order) + 1.5)
-    colours = {"attention": "tab:blue", "correlation": "tab:orange", "baseline": "tab:green"}
-    kind = d.drop_duplicates("score").set_index("score")["kind"]
-    for i, s in enumerate(order.index):
-        v = d[d["score"] == s]["auroc"].to_numpy()
-        ax.barh(i, order[s], color=colours.get(kind[s], "grey"), alpha=0.6)
-        ax.scatter(v, np.full(v.size, i), s=10, color="black", zorder=3)
-    ax.set_yticks(range(len(order)), order.index, fontsize=7)
-    ax.axvline(0.5, color="black", lw=0.6)
-    ax.set_xlabel("AUROC of knock-out targets (bar: mean, dots: perturbations)")
-    ax.set_title("Attention and correlation vs gene-level baselines")
-    return fig
-
-
-def _ablation_plot(abl: pd.DataFrame):
-    if abl.empty or not {"intervention", "k", "degradation"} <= set(abl.columns):
-        return None
-    d = abl[abl["intervention"].isin(["top", "bottom", "random"])].dropna(subset=["degradation"])
-    if d.empty:
-        return None
-    fig, ax = _fig()
-    for name, g in d.groupby("intervention"):
-        m = g.groupby("k")["degradation"].agg(["mean", "min", "max"]).sort_index()
-        ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], marker="o", capsize=3,
-                    label=str(name))
-    ax.axhline(0.0, color="black", lw=0.8, ls="--")
-    ax.set_xlabel("heads ablated (k)")
-    ax.set_ylabel("degradation of downstream attention AUROC")
-    ax.set_title("Ablation dose-response (positive = worse)")
-    ax.legend(fontsize=7)
-    return fig
-
-
-def _cssi_plot(cssi: pd.DataFrame):
-    d = cssi.dropna(subset=["auroc"])
-    if d.empty:
-        return None
-    wide = d.pivot_table(index="reference", columns="score", values="auroc")
-    fig, ax = _fig(7.0, 3.8)
-    x = np.arange(len(wide))
-    w = 0.8 / max(len(wide.columns), 1)
-    for i, c in enumerate(wide.columns):
-        ax.bar(x + i * w, wide[c], width=w, label=c)
-    ax.set_xticks(x + 0.4 - w / 2, wide.index, fontsize=8)
-    ax.axhline(0.5, color="black", lw=0.6)
-    ax.set_ylabel("AUROC")
-    ax.set_title("CSSI vs pooled edge scores")
-    ax.legend(fontsize=6, ncol=2)
-    return fig
 
 
 def _add(sec, fig, caption):
@@ -148,14 +72,14 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     sec = rep.section("Reference recovery", id="reference-recovery")
     rec = t.get("reference_recovery", pd.DataFrame())
     if len(rec):
-        _add(sec, _layer_profile(rec), "Layer profile: AUROC per layer and reference")
+        _add(sec, _drawn(pl.layer_profiles, rec), "Layer profile: AUROC per layer and reference")
         sec.table(rec[rec["head"].isin(["mean", "max"]) | rec["kind"].eq("correlation")],
                   caption="Layer summaries and |Spearman| (per-head rows in reference_recovery.parquet)")
 
     sec = rep.section("Perturbation-first evaluation and gene baselines", id="perturbation")
     pp = t.get("perturbation_auroc", pd.DataFrame())
     if len(pp):
-        _add(sec, _perturbation_plot(pp), "Per-perturbation AUROC: edge scores vs baselines")
+        _add(sec, _drawn(pl.baseline_vs_edge, pp), "Per-perturbation AUROC: edge scores vs baselines")
     comps = t.get("perturbation_comparisons", pd.DataFrame())
     if len(comps) and "evaluable" in comps.columns and not comps["evaluable"].all():
         sec.text(f"Comparisons over fewer than {summary.get('min_perturbations')} perturbations are marked not "
@@ -196,7 +120,7 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
                  "paired per perturbation; random heads are entropy-matched to the top heads. The model's output "
                  "(masked-expression error, output and cell-embedding shift) and the hidden-state shift (maximum over "
                  "layers) are reported per run.")
-        _add(sec, _ablation_plot(abl), "Ablation dose-response: degradation after zeroing top/bottom/random heads")
+        _add(sec, _drawn(pl.ablation, abl), "Ablation dose-response: degradation after zeroing top/bottom/random heads")
         sec.table(abl, caption="Interventions (fidelity_hidden: maximum over layers of the hidden-state cosine shift; "
                   "must exceed 0.02 to count)")
         heads = t.get("head_ranking", pd.DataFrame())
@@ -209,7 +133,7 @@ def build_report(tables: dict[str, pd.DataFrame], summary: dict) -> Report:
     sec = rep.section("CSSI: cell-state stratified interpretability", id="cssi")
     cs = t.get("cssi_recovery", pd.DataFrame())
     if len(cs):
-        _add(sec, _cssi_plot(cs), "CSSI gains: AUROC of pooled vs stratified scores per reference")
+        _add(sec, _drawn(pl.cssi, cs), "CSSI gains: AUROC of pooled vs stratified scores per reference")
         sec.table(cs[["score", "reference", "n_positive", "auroc", "auprc", "epr", "topk_f1", "n_strata",
                       "strata_left_out"]],
                   caption="CSSI recovery")
