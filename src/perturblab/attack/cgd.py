@@ -132,7 +132,8 @@ class CGDResult:
         ``adata.obs[f"{key_added}_label_after"]``: each attacked cell's own answer after the attack;
         ``adata.obs[f"{key_added}_n_genes"]``: the number of genes CGD modified in its cluster (NaN elsewhere).
         """
-        from ._adata import cluster_mask, set_obs, update_uns
+        from .._anndata import set_obs, update_uns
+        from ._adata import cluster_mask
 
         target = str(self.summary["target"].iloc[0])
         mask = cluster_mask(adata, groupby, clusters, target)

@@ -68,7 +68,8 @@ class MaxChangeResult:
         ``adata.obs[f"{key_added}_n_genes"]``: for the cells of the attacked cluster, the number of genes that can
         be modified together without changing its answer (NaN elsewhere).
         """
-        from ._adata import cluster_mask, set_obs, update_uns
+        from .._anndata import set_obs, update_uns
+        from ._adata import cluster_mask
 
         mask = cluster_mask(adata, groupby, clusters, self.target)
         update_uns(adata, key_added, {"table": self.table, "summary": pd.DataFrame([self.summary()])},

@@ -96,7 +96,8 @@ class SingleGeneResult:
         key_added
             Key of the results (use one key per modification: the ``obs`` columns hold the last call's).
         """
-        from ._adata import cluster_mask, set_obs, update_uns
+        from .._anndata import set_obs, update_uns
+        from ._adata import cluster_mask
 
         mask = cluster_mask(adata, groupby, clusters, self.target)
         update_uns(adata, key_added, {"table": self.table, "summary": pd.DataFrame([self.summary()])},

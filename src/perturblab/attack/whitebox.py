@@ -94,7 +94,8 @@ class WhiteBoxResult:
         ``adata.obs[f"{key_added}_success"]``: 1.0 where the cell's answer changed (or reached the target), 0.0 where
         not, NaN outside the attacked cluster.
         """
-        from ._adata import cluster_mask, set_obs, update_uns
+        from .._anndata import set_obs, update_uns
+        from ._adata import cluster_mask
 
         target = str(self.summary["cluster"])
         mask = cluster_mask(adata, groupby, clusters, target)

@@ -36,7 +36,7 @@ def audit_to_adata(result, adata, groupby: str | None = None, key_added: str = "
     Cluster-level results are written into every cell of the cluster (train cells included: they share the
     cluster's label); ``groupby`` (default: the audit's ``label_key``) names the ``obs`` column of the clusters.
     """
-    from ..attack._adata import set_obs, update_uns
+    from .._anndata import set_obs, update_uns
     from ..exceptions import InputError
 
     cfg = result.config

@@ -133,8 +133,8 @@ def interpret_cmd(
 
     Example: perturblab interpret --model own --data papalexi2021 --out results/own
     """
+    from ..interpret import InterpretConfig, run_interpretation
     from ..interpret.catalogue import ANALYSES, default_analyses
-    from ..interpret.pipeline import InterpretConfig, run_interpretation
 
     names = list(analysis or [])
     if names == ["all"]:

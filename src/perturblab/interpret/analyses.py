@@ -27,7 +27,7 @@ from .edges import EdgeScores, correlation_scores, log_normalise
 from .references import Reference, reference_recovery
 
 if TYPE_CHECKING:
-    from .pipeline import InterpretConfig
+    from .config import InterpretConfig
     from .stages import Stages
 
 __all__ = ["ANALYSIS_SETTINGS", "AnalysisContext", "AnalysisOutput", "analysis_rows", "load_gene_set_libraries",
@@ -213,14 +213,14 @@ def _tf_strata(ctx: AnalysisContext) -> dict[str, pd.DataFrame]:
 
 
 def _circularity(ctx: AnalysisContext) -> dict[str, pd.DataFrame]:
-    from .. import datasets
+    from ..datasets import trrust
     from .circularity import direction_recovery, sign_agreement
     from .edges import spearman_matrix
 
-    trrust = datasets.trrust()
+    reference = trrust()
     rho = EdgeScores("spearman rho", spearman_matrix(ctx.X), ctx.genes, "correlation")
-    return {"circularity": direction_recovery([ctx.final, ctx.corr], trrust, tfs=ctx.tfs),
-            "sign_agreement": sign_agreement(rho, trrust)}
+    return {"circularity": direction_recovery([ctx.final, ctx.corr], reference, tfs=ctx.tfs),
+            "sign_agreement": sign_agreement(rho, reference)}
 
 
 def _per_tf(ctx: AnalysisContext) -> dict[str, pd.DataFrame]:

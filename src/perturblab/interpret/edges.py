@@ -27,6 +27,7 @@ __all__ = [
     "attention_scores",
     "log_normalise",
     "edge_table",
+    "select_genes",
 ]
 
 
@@ -165,3 +166,19 @@ def edge_table(scores: EdgeScores, mask: np.ndarray | None = None) -> pd.DataFra
         mask = ~np.eye(g, dtype=bool)
     i, j = np.nonzero(mask)
     return pd.DataFrame({"source": scores.genes[i], "target": scores.genes[j], "score": scores.matrix[i, j]})
+
+
+def select_genes(adata_ctrl, n_genes: int, forced=()) -> np.ndarray:
+    """Genes for extraction: top ``n_genes`` highly variable genes (scanpy, Seurat flavour, on
+    log1p-normalised control cells; raw counts expected) plus the ``forced`` (perturbed) genes present."""
+    import anndata as ad
+    import scanpy as sc
+
+    var = np.asarray(adata_ctrl.var_names).astype(str)
+    forced = [g for g in forced if g in set(var)]
+    if var.size <= n_genes:
+        return var
+    a = ad.AnnData(log_normalise(adata_ctrl.X).astype(np.float32), var=pd.DataFrame(index=var))
+    sc.pp.highly_variable_genes(a, n_top_genes=n_genes, flavor="seurat")
+    chosen = set(var[a.var["highly_variable"].to_numpy()]) | set(forced)
+    return np.array([g for g in var if g in chosen])

@@ -99,7 +99,7 @@ class InterpretResult:
         """
         import json
 
-        from ..attack._adata import writable
+        from .._anndata import writable
 
         names = list(self.tables) if tables is None else list(tables)
         unknown = [n for n in names if n not in self.tables]

@@ -25,7 +25,7 @@ import pandas as pd
 from ..exceptions import InputError
 from ._types import records
 from .baselines import baseline_scores, gene_features
-from .edges import EdgeScores, log_normalise
+from .edges import EdgeScores, log_normalise, select_genes
 from .perturbation import compare_scores, de_targets, perturbation_auroc
 from .registry_rows import registry_row
 
@@ -48,7 +48,6 @@ def default_scan_levels(n_cells: int, n_genes: int) -> dict[str, tuple]:
 
 
 def _select(ctrl, n_genes: int, forced) -> np.ndarray:
-    from .pipeline import select_genes  # lazy: the pipeline imports the analyses
 
     return np.asarray(select_genes(ctrl, n_genes, forced=forced))
 

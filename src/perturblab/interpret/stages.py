@@ -27,7 +27,7 @@ from .references import reference_recovery
 from .stats import retained_fraction
 
 if TYPE_CHECKING:
-    from .pipeline import InterpretConfig
+    from .config import InterpretConfig
 
 __all__ = [
     "RESIDUALISERS",

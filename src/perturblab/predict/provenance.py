@@ -50,7 +50,7 @@ def describe_data(data, raw: ad.AnnData, adata: ad.AnnData, settings, seeds, che
         ``file, n_cells, n_genes, n_cells_used, n_genes_used (HVGs), normalisation, protocol, dropped_cell_types,
         cells (type -> condition -> n, of the cells used), seeds, perturblab_version, data_checksum``.
     """
-    from .. import __version__
+    from .._version import __version__
 
     info = dict(adata.uns.get("perturblab_predict", {}))
     pre = settings.preprocessing

@@ -155,7 +155,7 @@ def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[st
     >>> res = plab.predict.run_loco("kang2018", ["scgen"], ["CD14 Mono"], out="results/predict")  # doctest: +SKIP
     >>> res.metrics.query("metric == 'r2_pearson_mean'")  # doctest: +SKIP
     """
-    from .. import datasets
+    from ..datasets import load
     from ..runs import UnitStore, data_checksum, open_run
 
     t0 = time.perf_counter()
@@ -164,7 +164,7 @@ def run_loco(data, models: Sequence | Mapping = ("scgen",), targets: Sequence[st
         raise InputError(f"table format must be one of {', '.join(TABLE_FORMATS)}, got {table_format!r}")
     if len(models):
         model_specs(models, include_baselines=False)  # unknown names fail before the data load
-    raw = datasets.load(data)
+    raw = load(data)
     adata = prepare_input(raw, settings)
     targets = _targets(adata, targets, settings)
     base = baselines_for(adata, settings.condition_key, settings.control)

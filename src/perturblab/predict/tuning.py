@@ -346,8 +346,8 @@ def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str
     """
     import optuna
 
-    from .. import datasets
     from .._device import check_device
+    from ..datasets import load
     from ..runs import data_checksum, open_run, resolve_n_jobs
 
     t0 = time.perf_counter()
@@ -360,7 +360,7 @@ def tune(data, model, target: str, out=None, *, n_trials: int = 20, storage: str
     check_device(device)
     workers = resolve_n_jobs(n_jobs)
     keys = dict(zip(_KEY_NAMES, (condition_key, cell_type_key, control, stimulated)))
-    raw = datasets.load(data)
+    raw = load(data)
     adata = prepare_without_target(raw, target, n_top_genes=n_top_genes, **keys)
     spec = resolve_model(model)
     space = search_space(spec.name, space, cls=spec.cls)
