@@ -14,7 +14,7 @@ export PERTURBLAB_DATA_DIR MPLBACKEND=Agg PYTHONWARNINGS=ignore
 case "${1:-html}" in
   html)
     rm -rf docs/_build docs/api/generated docs/jupyter_execute
-    "$PY" -m sphinx -W --keep-going -b html docs docs/_build/html
+    "$PY" -m sphinx -W --keep-going -q -b html docs docs/_build/html
     ;;
   doctest)
     # Every module with Examples (the CLI, the report templates and the data-building script have none).
