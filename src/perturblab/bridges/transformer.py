@@ -21,10 +21,10 @@ Importing :mod:`perturblab.bridges` registers the class as the classifier ``"tra
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 
 import numpy as np
 
+from .._device import torch_threads
 from ..classifiers._preprocess import log1p_matrix, model_input
 from ..classifiers.base import CellTypeClassifier
 from ..exceptions import InputError
@@ -34,17 +34,6 @@ __all__ = ["TransformerAnnotator"]
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def _threads(n: int | None):
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _module_class():
@@ -183,7 +172,7 @@ class TransformerAnnotator(CellTypeClassifier):
             raise InputError(f"need at least 2 cell types to train the annotator, got {list(classes)}")
         if self.checkpoint is not None and self.checkpoint_kind != "own":
             return self._fit_frozen(adata, y)
-        with _threads(self.n_threads):
+        with torch_threads(self.n_threads):
             backbone = self._backbone(adata)
             self.classes_ = classes.astype(object)
             self._fine_tune(backbone, log1p_matrix(adata, self.genes_), codes)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
-from .._device import get_device
+from .._device import get_device, torch_threads
 from ..exceptions import InputError
 from ._preprocess import log1p_matrix, model_input
 from .base import CellTypeClassifier
@@ -14,18 +12,6 @@ from .base import CellTypeClassifier
 __all__ = ["MLPClassifier"]
 
 
-@contextmanager
-def _torch_threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads (``None``: unchanged), then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _network(n_genes: int, n_classes: int, dropout: float):
@@ -101,7 +87,7 @@ class MLPClassifier(CellTypeClassifier):
         classes, codes = np.unique(y, return_inverse=True)
         device = get_device(self.device)
         devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), _torch_threads(self.n_threads):
+        with torch.random.fork_rng(devices=devices), torch_threads(self.n_threads):
             torch.manual_seed(self.random_state)
             net = _network(X.shape[1], len(classes), self.dropout).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)

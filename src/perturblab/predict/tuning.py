@@ -147,12 +147,14 @@ class NestedLocoObjective:
     torch_threads: int | None = None
 
     def __call__(self, trial) -> float:
+        from .._device import torch_threads
+
+        with torch_threads(self.torch_threads):
+            return self._objective(trial)
+
+    def _objective(self, trial) -> float:
         import optuna
 
-        if self.torch_threads:
-            import torch
-
-            torch.set_num_threads(self.torch_threads)
         model_params, train_params = split_params(suggest(trial, self.space))
         sign = 1.0 if not higher_is_better(self.metric) else -1.0
         spec = resolve_model(self.model)

@@ -206,6 +206,13 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     UnknownNameError
         For an unknown model, variant or target.
     """
+    from ..._device import torch_threads
+
+    with torch_threads(inputs.settings.torch_threads):
+        return _run_unit(inputs, unit)
+
+
+def _run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
     from ...runs import peak_memory
 
     adata, settings = inputs.adata, inputs.settings
@@ -214,10 +221,6 @@ def run_unit(inputs: BenchmarkInputs, unit: BenchmarkUnit) -> UnitOutput:
         raise UnknownNameError("model", unit.model, [*MODELS, CEILING])
     if unit.variant not in VARIANTS:
         raise UnknownNameError("dataset variant", unit.variant, VARIANTS)
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
     keys = settings.keys
     split = loco_split(adata, unit.target, **keys)
     is_stim = split.train.obs[settings.condition_key].astype(str).to_numpy() == settings.stimulated
