@@ -92,8 +92,11 @@ def _run(path):
     return RunFolder(path, info["command"], info["settings"], info["data"], info["fingerprint"], True)
 
 
-def test_joblib_and_dask_give_the_sequential_numbers(kang_small, tiny_settings, tmp_path):
+def test_joblib_and_dask_give_the_sequential_numbers(kang_small, tiny_settings, tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(var, raising=False)  # distributed's nannies set these in the parent: undone at teardown
 
     kwargs = dict(models=["scpram"], targets=["CD4 Naive T"], seeds=[1], variants=["proportion_shift"],
                   settings=tiny_settings, report=False)
