@@ -32,7 +32,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,8 @@ import pandas as pd
 from ..exceptions import InputError, MissingKeyError, PerturblabWarning, UnknownNameError
 from ._types import Genes
 from .extraction import LayerAttention, _scatter_batch
+from .head_ranking import HEAD_RANKINGS, entropy_matched_heads, rank_heads, regulatory_layers
+from .interventions import _check_heads, uniform_attention, zero_heads, zero_layer_attention, zero_mlp
 from .models.base import GeneTokenModel
 
 __all__ = [
@@ -64,87 +66,6 @@ __all__ = [
 
 #: Ablation interventions of :func:`ablation_experiment`.
 INTERVENTIONS = ("top", "bottom", "random", "layer", "uniform", "mlp")
-#: Head rankings of :func:`rank_heads`.
-HEAD_RANKINGS = ("composite", "reference", "perturbation")
-
-
-def _check_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
-        layer, head = int(layer), int(head)
-        if not (0 <= layer < model.n_layers and 0 <= head < model.n_heads):
-            raise InputError(f"head ({layer}, {head}) invalid: the model has {model.n_layers} layers x "
-                             f"{model.n_heads} heads")
-        by_layer.setdefault(layer, []).append(head)
-    return by_layer
-
-
-@contextmanager
-def _hooks(register: Iterable[tuple[Any, Callable]]):
-    """Register forward hooks ``(module, hook)`` for the duration of the block."""
-    handles = [module.register_forward_hook(hook) for module, hook in register]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def zero_heads(model: GeneTokenModel, heads: Iterable[tuple[int, int]]):
-    """Context manager zeroing attention heads ``[(layer, head), ...]`` (0-based).
-
-    Raises
-    ------
-    ValueError
-        If a (layer, head) is outside the model.
-    """
-    by_layer = _check_heads(model, heads)
-
-    def hook_for(hs):
-        def hook(module, args, output):
-            context, weights = output[0], output[1]
-            B, S, D = context.shape
-            context = context.view(B, S, model.n_heads, D // model.n_heads).clone()
-            context[:, :, hs] = 0
-            weights = weights.clone()
-            weights[:, hs] = 0
-            return (context.view(B, S, D), weights, *output[2:])
-
-        return hook
-
-    return _hooks([(model.attention_module(lay), hook_for(hs)) for lay, hs in by_layer.items()])
-
-
-def zero_layer_attention(model: GeneTokenModel, layer: int):
-    """Context manager zeroing every attention head of ``layer``."""
-    return zero_heads(model, [(layer, h) for h in range(model.n_heads)])
-
-
-def uniform_attention(model: GeneTokenModel, layers: int | Iterable[int]):
-    """Context manager replacing the attention of ``layers`` by uniform weights over each cell's tokens
-    (padding excluded): every query receives the mean of the value vectors."""
-    layers = model.check_layers([int(layers)] if isinstance(layers, int | np.integer) else layers)
-
-    def hook_for(layer):
-        def hook(module, args, output):
-            valid = model._key_valid
-            v = model.value_states(layer, args[0])
-            B, S, D = v.shape
-            w = valid.to(v.dtype) / valid.sum(1, keepdim=True).to(v.dtype)  # (B, S)
-            mean_v = (w.unsqueeze(-1) * v).sum(1, keepdim=True)  # (B, 1, D)
-            weights = w[:, None, None, :].expand(B, model.n_heads, S, S)
-            return (mean_v.expand(B, S, D).contiguous(), weights.contiguous(), *output[2:])
-
-        return hook
-
-    return _hooks([(model.attention_module(lay), hook_for(lay)) for lay in layers])
-
-
-def zero_mlp(model: GeneTokenModel, layers: int | Iterable[int]):
-    """Context manager setting the feed-forward (MLP) branch of ``layers`` to 0."""
-    layers = model.check_layers([int(layers)] if isinstance(layers, int | np.integer) else layers)
-    hook = lambda module, args, output: output * 0  # noqa: E731
-    return _hooks([(model.mlp_output_module(lay), hook) for lay in layers])
 
 
 def _cosine_shift(a, b, valid) -> np.ndarray:
@@ -246,97 +167,6 @@ def fidelity(model: GeneTokenModel, adata, genes: Genes, intervention: Callable[
 
 
 # ---- head rankings -------------------------------------------------------------------------------------------
-def rank_heads(reference_auroc: pd.DataFrame | None = None, perturbation_auroc: pd.DataFrame | None = None,
-               method: str = "composite", entropy: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Rank attention heads, best first (Kendiukhov 2026: by reference AUROC, perturbation AUROC, or both).
-
-    Parameters
-    ----------
-    reference_auroc, perturbation_auroc
-        Tables with ``layer, head, auroc`` (several rows per head - references or perturbations - are averaged,
-        NaN ignored).
-    method
-        ``"reference"``, ``"perturbation"`` or ``"composite"``: the mean of the two percentile ranks (a head
-        missing one of them is ranked by the other).
-    entropy
-        Optional ``layer, head, entropy`` (mean attention entropy, nats), carried into the result.
-
-    Returns
-    -------
-    ``layer, head, reference_auroc, perturbation_auroc, entropy, composite, rank`` (1 = best), best first; ties
-    broken by layer then head.
-
-    Raises
-    ------
-    UnknownNameError
-        For an unknown method. InputError when the table the method needs is missing.
-    """
-    if method not in HEAD_RANKINGS:
-        raise UnknownNameError("head ranking", method, HEAD_RANKINGS)
-
-    def mean_by_head(df, name):
-        if df is None or df.empty:
-            return pd.Series(dtype=float, name=name)
-        d = df.assign(layer=df["layer"].astype(int), head=df["head"].astype(int))
-        return d.groupby(["layer", "head"])["auroc"].mean().rename(name)
-
-    ref, pert = mean_by_head(reference_auroc, "reference_auroc"), mean_by_head(perturbation_auroc, "perturbation_auroc")
-    if method in ("reference", "composite") and ref.empty and (method == "reference" or pert.empty):
-        raise InputError(f"head ranking {method!r} needs per-head reference AUROCs")
-    if method == "perturbation" and pert.empty:
-        raise InputError("head ranking 'perturbation' needs per-head perturbation AUROCs")
-    t = pd.concat([ref, pert], axis=1)
-    if entropy is not None and len(entropy):
-        e = entropy.assign(layer=entropy["layer"].astype(int), head=entropy["head"].astype(int))
-        t = t.join(e.set_index(["layer", "head"])["entropy"], how="left")
-    else:
-        t["entropy"] = np.nan
-    pr = {c: t[c].rank(pct=True) for c in ("reference_auroc", "perturbation_auroc")}
-    if method == "reference":
-        t["composite"] = pr["reference_auroc"]
-    elif method == "perturbation":
-        t["composite"] = pr["perturbation_auroc"]
-    else:
-        t["composite"] = pd.concat(pr, axis=1).mean(axis=1, skipna=True)
-    t = t.reset_index().sort_values(["composite", "layer", "head"], ascending=[False, True, True],
-                                    na_position="last", kind="stable")
-    t["rank"] = np.arange(1, len(t) + 1)
-    return t.reset_index(drop=True)[["layer", "head", "reference_auroc", "perturbation_auroc", "entropy",
-                                     "composite", "rank"]]
-
-
-def entropy_matched_heads(top: Sequence[tuple[int, int]], all_heads: Sequence[tuple[int, int]],
-                          entropy: Mapping[tuple[int, int], float] | None, rng: np.random.Generator,
-                          pool: int = 3) -> list[tuple[int, int]]:
-    """Random control heads for a set of top heads, one per top head, matched on attention entropy.
-
-    For each top head in turn one head is drawn uniformly among the ``pool`` unused heads closest to it in mean
-    attention entropy (a diffuse head is matched by a diffuse one, a sharp head by a sharp one), so that a
-    top-vs-random difference is not a difference in how focused the ablated heads were. Heads are drawn outside
-    the top set when enough remain, else from all heads. ``entropy=None``: uniform random heads.
-    """
-    top = [(int(h[0]), int(h[1])) for h in top]
-    outside = [h for h in all_heads if h not in set(top)]
-    avail = list(outside) if len(outside) >= len(top) else list(all_heads)
-    if entropy is None or any(not np.isfinite(entropy.get(h, np.nan)) for h in [*top, *avail]):
-        pick = rng.choice(len(avail), size=len(top), replace=False)
-        return sorted(avail[i] for i in pick)
-    chosen = []
-    for t in top:
-        dist = np.array([abs(entropy[h] - entropy[t]) for h in avail])
-        near = np.argsort(dist, kind="stable")[: max(1, min(pool, len(avail)))]
-        i = int(near[rng.integers(near.size)])
-        chosen.append(avail.pop(i))
-    return sorted(chosen)
-
-
-def regulatory_layers(ranking: Sequence[tuple[int, int]], k: int, n_layers: int) -> list[int]:
-    """The layers holding the top ``k`` heads of a ranking that have a later layer (downstream attention to
-    measure); empty when all of them sit in the last layer."""
-    return sorted({int(layer) for layer, _ in list(ranking)[:k] if int(layer) < n_layers - 1})
-
-
-# ---- the experiment ------------------------------------------------------------------------------------------
 @dataclass
 class AblationResult:
     """Tables of :func:`ablation_experiment`.
