@@ -16,7 +16,8 @@ floor (two halves of the real cells).
 Peers and their environments (created with ``--setup``; pip from PyPI):
 
 - ``pertpy_scgen``: pertpy 1.4.0 (Python >= 3.12: ``~/.pyenv`` 3.12) with flax, optax, jax (CPU); pertpy's
-  defaults with early stopping (patience 45, up to 400 epochs).
+  defaults with early stopping (patience 45, up to 400 epochs). The ``[jax]`` extra brings numpyro, without
+  which its Scgen does not import.
 - ``scpram``: ``scpram`` 0.0.3 from PyPI. It pins torch 1.13.1 (Python <= 3.10, a 2 GB CUDA build) and scanpy
   1.9.3; installed without its pins (``--no-deps``) on Python 3.11 with torch 2.13 (CPU), scanpy, POT: the
   package's code runs unchanged (100 epochs, ratio 0.05).
@@ -44,7 +45,7 @@ import time
 from pathlib import Path
 
 PEER_ENVS = {
-    "pertpy_scgen": {"python": "3.12", "install": [["pertpy==1.4.0", "flax", "optax", "jax"]]},
+    "pertpy_scgen": {"python": "3.12", "install": [["pertpy[jax]==1.4.0", "flax", "optax", "jax"]]},
     "scpram": {"python": "3.11", "install": [["torch==2.13.0"], ["--no-deps", "scpram==0.0.3"],
                                              ["scanpy", "pot", "adjusttext"]]},
     "biolord": {"python": "3.11", "install": [["torch==2.13.0"], ["biolord==0.0.3", "scvi-tools"]]},

@@ -184,3 +184,34 @@ def test_cgd_with_forest_leaf_cache_equals_full_evaluation(rf_nk):
         del clf.leaf_cache_size
     pd.testing.assert_frame_equal(with_cache.by_gene, without.by_gene)
     np.testing.assert_array_equal(with_cache.X, without.X)
+
+
+@pytest.mark.parametrize(("target", "modification"), [("CD14+ Mono", "perc99"), ("NK", "perc1")])
+def test_max_change_additive_path_equals_generic_path(sctype_test, mlp_hvg, pbmc_hvg, target, modification):
+    """The kept genes' summed first-stage change (scType scores, MLP first layer, CellTypist scores) gives the
+    generic path's gene set and call count, and the classifier's own check label."""
+    from perturblab.attack._engine import AttackTarget
+    from perturblab.attack._fastpath import additive_stage
+    from perturblab.classifiers import CellTypistClassifier
+
+    train, test = pbmc_hvg
+    mlp, _ = mlp_hvg
+    celltypist = CellTypistClassifier(max_iter=20, random_state=0).fit(train, "cell_type")
+    y = test.obs["cell_type"].astype(str).to_numpy()
+    cases = [sctype_test, (mlp, mlp.preprocess(test), y), (celltypist, celltypist.preprocess(test), y)]
+    for clf, X, clusters in cases:
+        assert additive_stage(AttackTarget(clf, X, clusters, target)) is not None
+        fast = max_change_attack(clf, X, clusters, target, modification, max_split_size=20)
+        slow = max_change_attack(clf, X, clusters, target, modification, max_split_size=20, use_fast_path=False)
+        assert fast.genes == slow.genes and fast.n_classifier_calls == slow.n_classifier_calls
+        assert fast.check_label == fast.baseline_label and len(fast.genes) > 0
+
+
+def test_dichotomic_single_gene_additive_path_equals_generic_path(mlp_hvg):
+    mlp, test = mlp_hvg
+    X = mlp.preprocess(test)
+    y = test.obs["cell_type"].astype(str).to_numpy()
+    for target, modification in [("B", "perc1"), ("CD14+ Mono", "perc99")]:
+        fast = single_gene_attack(mlp, X, y, target, modification, mode="dichotomic")
+        slow = single_gene_attack(mlp, X, y, target, modification, mode="dichotomic", use_fast_path=False)
+        assert fast.genes == slow.genes and fast.n_classifier_calls == slow.n_classifier_calls

@@ -37,8 +37,10 @@ def test_choose_mode():
     assert choose_mode(SVMClassifier(), 100, svm // 100 + 1) == "dichotomic"
     assert choose_mode(MLPClassifier(), 1000, mlp // 1000) == "exhaustive"
     assert choose_mode(MLPClassifier(), 1000, mlp // 1000 + 1) == "dichotomic"
-    assert choose_mode(ChetahClassifier(), 931, 172) == "dichotomic"
-    assert choose_mode(ChetahClassifier(), 931, 172, "exhaustive") == "exhaustive"
+    chetah = ROW_BUDGETS["ChetahClassifier"]  # its exact fast path: every PBMC3k cluster is searched exhaustively
+    assert choose_mode(ChetahClassifier(), 931, 374) == "exhaustive"
+    assert choose_mode(ChetahClassifier(), 1000, chetah // 1000 + 1) == "dichotomic"
+    assert choose_mode(ChetahClassifier(), 1000, chetah, "dichotomic") == "dichotomic"
 
 
 def test_perturbation_size_hand_computed():

@@ -54,15 +54,17 @@ def test_fast_single_gene_path_equals_the_generic_path(annotator, halves):
     assert scores is not None and scores(0, 5).shape == (5, rows.sum(), len(annotator.classes_))
 
 
-def test_through_run_audit_single_gene_and_pgd(halves, tmp_path):
+def test_through_run_audit_single_gene_cgd_and_pgd(halves, tmp_path):
     from perturblab.classifiers import register_classifier
 
     register_classifier("tiny_transformer", lambda **kw: TransformerAnnotator(**TINY, **kw), overwrite=True)
     res = plab.audit.run_audit(out=tmp_path / "a", classifiers=["tiny_transformer"], clusters=("NK",),
-                               modifications=("perc99",), attacks=("single_gene", "pgd"), whitebox_ks=(1, 5),
-                               n_bootstrap=0)
+                               modifications=("perc99",), attacks=("single_gene", "cgd", "pgd"),
+                               whitebox_ks=(1, 5), n_bootstrap=0, cgd_n_genes=20)
     att = res.attacks.set_index("attack")
-    assert set(att.index) == {"single_gene", "pgd"}
+    assert set(att.index) == {"single_gene", "cgd", "pgd"}
+    # CGD walks through the signature genes the annotator reads (60 variable genes of 13,656), not an error
+    assert 0 < res.cgd_path["gene"].nunique() <= 20
     assert att.loc["single_gene", "mode"] == "exhaustive" and att.loc["single_gene", "n_genes_evaluated"] == 60
     assert set(res.budget["k"]) == {1, 5}
 

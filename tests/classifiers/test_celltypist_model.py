@@ -82,3 +82,30 @@ def test_celltypists_own_over_clustering(model_file, pbmc_small):
     assert len(mv.over_clustering_) == test.n_obs and n_over > 5
     # one label per over-cluster
     assert all(len(set(voted[mv.over_clustering_ == c])) == 1 for c in set(mv.over_clustering_))
+
+
+@pytest.mark.parametrize("modification", ["perc99", "perc1"])
+def test_single_gene_fast_path_scores_equal_the_decision_function(model_file, pbmc_small, modification):
+    """The rank-1 update of the clipped standardised features gives the decision scores of the modified cells,
+    and the fast single-gene attack the generic path's answers."""
+    from perturblab.attack._engine import AttackTarget
+    from perturblab.attack._fastpath import single_gene_fast
+    from perturblab.attack.modifications import get_modification
+
+    clf, _ = model_file
+    _, test = pbmc_small
+    X = clf.preprocess(test)
+    clusters = test.obs["cell_type"].astype(str).to_numpy()
+    tgt = AttackTarget(clf, X, clusters, "NK")
+    genes = np.arange(0, X.shape[1], 7)
+    V = get_modification(modification).values(tgt.X, tgt.mask, genes)
+    S = clf.single_gene_scorer(tgt.Xc, genes, V)(0, len(genes))
+    for j in (0, 3, len(genes) - 1):
+        Xm = tgt.Xc.copy()
+        Xm[:, genes[j]] = V[:, j]
+        np.testing.assert_allclose(S[j], clf.decision_function(Xm), rtol=1e-10, atol=1e-10)
+    fast = single_gene_fast(tgt, genes, V)
+    assert fast is not None
+    assert fast == AttackTarget(clf, X, clusters, "NK").classify_single_genes(genes, V, fast=False)
+    voting = CellTypistClassifier.from_model(model_file[1], majority_voting=True, over_clustering=clusters)
+    assert voting.single_gene_scorer(tgt.Xc, genes, V) is None  # answers are not the per-cell argmax

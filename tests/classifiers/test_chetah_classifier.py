@@ -69,3 +69,44 @@ def test_pbmc3k(pbmc_train, pbmc_test):
     assert any(p == "Unassigned" or p.startswith("Node") for p in pred)  # intermediate answers exist
     for target in ["B", "CD14+ Mono", "NK"]:
         assert clf.predict_cluster(X, labels, target).label == target
+
+
+def test_average_ranks_equal_scipy_with_ties():
+    from scipy.stats import rankdata
+
+    from perturblab.classifiers.chetah import average_ranks
+
+    rng = np.random.default_rng(1)
+    X = np.log1p(rng.poisson(0.7, size=(40, 57))).astype(np.float32)  # many ties, zeros first
+    X[3] = 0.0  # a constant row
+    np.testing.assert_array_equal(average_ranks(X), rankdata(X.astype(np.float64), axis=1))
+    assert average_ranks(np.zeros((0, 5))).shape == (0, 5)
+
+
+@pytest.mark.parametrize(("threshold", "modification"), [(0.1, "perc99"), (0.1, "perc1"), (0.4, "decile+5")])
+def test_single_gene_fast_path_equals_predict_on_every_cell(headneck, threshold, modification):
+    """The incremental-rank path gives predict's answer for every cell and gene, abstentions included."""
+    from perturblab.attack._engine import AttackTarget
+    from perturblab.attack._fastpath import fast_cell_labels, single_gene_fast
+    from perturblab.attack.modifications import get_modification
+
+    clf = ChetahClassifier(threshold=threshold).fit_reference(headneck.X, headneck.obs["celltypes"],
+                                                              headneck.var_names)
+    X = np.asarray(headneck.X, dtype=np.float32)
+    clusters = headneck.obs["celltypes"].astype(str).to_numpy()
+    tgt = AttackTarget(clf, X, clusters, "CD8 T cell")
+    genes = np.asarray(clf.used_genes_)[::5]
+    V = get_modification(modification).values(tgt.X, tgt.mask, genes)
+    names, codes, unsure = fast_cell_labels(tgt, genes, V)
+    assert not unsure.any()
+    answers = set()
+    for j, g in enumerate(genes):
+        Xm = tgt.Xc.copy()
+        Xm[:, g] = V[:, j]
+        expected = clf.predict(Xm).astype(str)
+        np.testing.assert_array_equal(names[codes[j]], expected)
+        answers |= set(expected)
+    if threshold > 0.1:
+        assert any(a.startswith("Node") or a == "Unassigned" for a in answers)  # abstentions covered
+    generic = AttackTarget(clf, X, clusters, "CD8 T cell").classify_single_genes(genes, V, fast=False)
+    assert single_gene_fast(AttackTarget(clf, X, clusters, "CD8 T cell"), genes, V) == generic

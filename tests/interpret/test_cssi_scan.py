@@ -15,22 +15,14 @@ from perturblab.interpret.cssi_scan import (
     strata_scan,
     strata_scan_rows,
 )
-from perturblab.interpret.edges import log_normalise
 from perturblab.interpret.references import Reference
 from perturblab.interpret.registry_rows import add_rows
-from perturblab.interpret.simulate import simulate_grn
 from perturblab.interpret.stats import Registry
 
 
 @pytest.fixture(scope="module")
-def sim():
-    return simulate_grn(random_state=0)
-
-
-@pytest.fixture(scope="module")
-def ctrl(sim):
-    a = sim.adata[sim.adata.obs["perturbation"] == "control"]
-    return log_normalise(a.X), a.var_names.to_numpy(), a.obs["state"].astype(str).to_numpy()
+def ctrl(sim_control):
+    return sim_control
 
 
 def _registry_accepts(rows):

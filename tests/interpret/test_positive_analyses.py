@@ -15,15 +15,9 @@ from perturblab.interpret.partial import partial_correlation, partial_correlatio
 from perturblab.interpret.profiles import layer_profile_rows, layer_profiles, spearman_trend
 from perturblab.interpret.references import Reference, candidate_edges
 from perturblab.interpret.registry_rows import add_rows
-from perturblab.interpret.simulate import simulate_grn
 from perturblab.interpret.stats import Registry
 
 TINY_GMT = Path(__file__).parent / "data" / "gene_sets_tiny.gmt"
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate_grn(random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,13 @@ from perturblab.interpret.decomposition import (
     recovery_decomposition_rows,
     reference_degree,
 )
-from perturblab.interpret.edges import EdgeScores, correlation_scores, log_normalise, spearman_matrix
+from perturblab.interpret.edges import EdgeScores, correlation_scores, spearman_matrix
 from perturblab.interpret.incremental import build_pairs
 from perturblab.interpret.matching import matched_recovery, matched_recovery_rows, propensity_match
 from perturblab.interpret.metrics import auroc
 from perturblab.interpret.perturbation import de_targets
 from perturblab.interpret.references import Reference, candidate_edges
 from perturblab.interpret.registry_rows import add_rows
-from perturblab.interpret.simulate import simulate_grn
 from perturblab.interpret.splits import split_design, split_design_rows, split_folds, topk_recall
 from perturblab.interpret.stats import Registry
 from perturblab.interpret.stratify import (
@@ -38,15 +37,8 @@ from perturblab.interpret.stratify import (
 
 
 @pytest.fixture(scope="module")
-def sim():
-    return simulate_grn(random_state=0)
-
-
-@pytest.fixture(scope="module")
-def ctrl(sim):
-    a = sim.adata[sim.adata.obs["perturbation"] == "control"]
-    X = log_normalise(a.X)
-    genes = a.var_names.to_numpy()
+def ctrl(sim_control):
+    X, genes, _ = sim_control
     return X, genes, gene_features(X, genes)
 
 

@@ -13,13 +13,7 @@ from perturblab.interpret.sensitivity import (
     sensitivity_scan,
     sensitivity_scan_rows,
 )
-from perturblab.interpret.simulate import simulate_grn
 from perturblab.interpret.stats import Registry
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate_grn(random_state=0)
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,8 @@ from perturblab.interpret.simulate import simulate_grn
 
 
 @pytest.fixture(scope="module")
-def sim():
-    return simulate_grn(random_state=0)
-
-
-@pytest.fixture(scope="module")
-def ctrl(sim):
-    a = sim.adata[sim.adata.obs["perturbation"] == "control"]
-    return log_normalise(a.X), a.var_names.to_numpy(), a.obs["state"].to_numpy()
+def ctrl(sim_control):
+    return sim_control
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,11 @@ Changing gene ``g`` of the target cells is a local change of the cluster's input
 - **any classifier with** ``single_gene_scorer(Xc, gene_idx, V)``: its own function ``scores(s, e)`` giving the
   class scores (genes ``s:e`` x cells x classes, argmax = its label) of each single-gene variant, or ``None``
   (e.g. the transformer annotator of :mod:`perturblab.bridges.transformer`: a one-token update of the
-  ``<cls>`` attention).
+  ``<cls>`` attention);
+- **any classifier with** ``single_gene_labels(Xc, gene_idx, V)``: its own exact answers, ``(names,
+  labels(s, e))`` with answer codes into ``names`` (genes ``s:e`` x cells), abstentions included
+  (:class:`~perturblab.classifiers.chetah.ChetahClassifier`: only the tree nodes whose selected genes hold
+  the changed gene are re-ranked, incrementally). Exact answers need no re-scoring of near ties.
 
 All reproduce the classifier's own per-cell labels and the majority vote of
 :meth:`~perturblab.classifiers.base.CellTypeClassifier.predict_cluster`. Because
@@ -37,7 +41,7 @@ import numpy as np
 
 from ..classifiers.base import ClusterCall
 
-__all__ = ["fast_cell_labels", "single_gene_fast"]
+__all__ = ["AdditiveStage", "additive_calls", "additive_stage", "fast_cell_labels", "single_gene_fast"]
 
 #: Random-forest path: at most this many cached (level, tree, cell) path entries (int64 each,
 #: 128 MiB); larger clusters use the generic path.
@@ -135,6 +139,15 @@ def _forest_scores(tgt, clf, gene_idx, V):
     return scores
 
 
+def _own_hook(clf, name: str):
+    """``clf``'s fast-path method ``name``, or ``None`` when absent or when a subclass overrides
+    ``predict``/``predict_cluster`` below the class that defines it (the hook would not know the override)."""
+    owner = next((c for c in type(clf).__mro__ if name in c.__dict__), None)
+    if owner is None or not _is_plain(clf, owner):
+        return None
+    return getattr(clf, name)
+
+
 def _scores_fn(tgt, gene_idx, V):
     """The fast class-score function of ``tgt.classifier`` for single-gene variants, or ``None``."""
     if not tgt.per_cell or tgt.callable:
@@ -150,34 +163,68 @@ def _scores_fn(tgt, gene_idx, V):
         return _mlp_scores(tgt, clf, gene_idx, V)
     if _is_plain(clf, RandomForestClassifier):
         return _forest_scores(tgt, clf, gene_idx, V)
-    scorer = getattr(clf, "single_gene_scorer", None)  # a classifier's own fast path (see the module docstring)
-    if callable(scorer):
+    scorer = _own_hook(clf, "single_gene_scorer")  # a classifier's own fast path (see the module docstring)
+    if scorer is not None:
         return scorer(tgt.Xc, gene_idx, V)
     return None
 
 
 def fast_cell_labels(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4):
-    """Per-cell label codes (genes x cells, into ``classes_``) of each gene of ``gene_idx`` modified
-    alone (values ``V``, cells x genes) and the mask of "unsure" entries (top-two gap below ``tol``,
-    where incremental sums may round differently from the classifier's own scoring); ``None`` when no
-    fast path applies. Counts one batched call per chunk (plus one for the unmodified rows)."""
-    scores = _scores_fn(tgt, gene_idx, V)
-    if scores is None:
-        return None
+    """Per-cell answers of each gene of ``gene_idx`` modified alone (values ``V``, cells x genes), or ``None``
+    when no fast path applies.
+
+    Returns ``(names, codes, unsure)``: the sorted possible answers, answer codes into ``names`` (genes x
+    cells) and the mask of "unsure" entries (top-two gap below ``tol``, where incremental sums may round
+    differently from the classifier's own scoring; never set for exact answers). Counts one batched call per
+    chunk (plus one for the unmodified rows)."""
     clf = tgt.classifier
+    labeler = _own_hook(clf, "single_gene_labels") if tgt.per_cell and not tgt.callable else None
+    if labeler is not None:
+        names, answer = labeler(tgt.Xc, gene_idx, V)
+        scores, k = None, len(names)
+    else:
+        scores = _scores_fn(tgt, gene_idx, V)
+        if scores is None:
+            return None
+        names, k = np.asarray(clf.classes_).astype(str), len(clf.classes_)
     tgt.n_batched_calls += 1
-    n, k = tgt.n_cells, len(clf.classes_)
+    n = tgt.n_cells
     step = max(1, tgt.max_batch_values // max(1, n * max(k, 128)))
     labels = np.empty((len(gene_idx), n), dtype=np.intp)
     unsure = np.zeros((len(gene_idx), n), dtype=bool)
     for s in range(0, len(gene_idx), step):
-        S = scores(s, min(s + step, len(gene_idx)))
-        labels[s : s + step] = S.argmax(axis=2)
-        top2 = np.partition(S, k - 2, axis=2)[:, :, k - 2 :] if k > 1 else np.zeros(S.shape[:2] + (2,))
-        gap = np.abs(top2[:, :, 1] - top2[:, :, 0])
-        unsure[s : s + step] = gap < tol * (1.0 + np.abs(top2[:, :, 1]))
+        e = min(s + step, len(gene_idx))
         tgt.n_batched_calls += 1
-    return labels, unsure
+        if scores is None:
+            labels[s:e] = answer(s, e)
+            continue
+        S = scores(s, e)
+        labels[s:e] = S.argmax(axis=2)
+        unsure[s:e] = _top_two_unsure(S, tol)
+    return np.asarray(names).astype(str), labels, unsure
+
+
+def _majority(names: np.ndarray, labels: np.ndarray, unsure_cells: np.ndarray, n: int):
+    """Cluster calls (majority vote, ties by sorted answer) of answer codes ``labels`` (variants x cells) and the
+    variants whose majority could change if every unsure cell moved (vote margin <= 2 x unsure cells)."""
+    k = len(names)
+    counts = np.zeros((labels.shape[0], k), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(labels.shape[0]), n), labels.ravel()), 1)
+    top = counts.argmax(axis=1)  # answers are sorted: first maximum = majority_vote's tie-break
+    srt = np.sort(counts, axis=1)
+    margin = srt[:, -1] - (srt[:, -2] if k > 1 else 0)
+    n_unsure = unsure_cells.sum(axis=1)
+    calls = [ClusterCall(label=names[t], score=counts[i, t] / n, n_cells=n) for i, t in enumerate(top)]
+    return calls, np.flatnonzero((n_unsure > 0) & (margin <= 2 * n_unsure))
+
+
+def _top_two_unsure(S: np.ndarray, tol: float) -> np.ndarray:
+    """Entries (.. x cells) whose two best class scores (last axis) are closer than ``tol`` (relative)."""
+    k = S.shape[-1]
+    if k < 2:
+        return np.zeros(S.shape[:-1], dtype=bool)
+    top2 = np.partition(S, k - 2, axis=-1)[..., k - 2 :]
+    return np.abs(top2[..., 1] - top2[..., 0]) < tol * (1.0 + np.abs(top2[..., 1]))
 
 
 def single_gene_fast(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4) -> list[ClusterCall] | None:
@@ -186,22 +233,65 @@ def single_gene_fast(tgt, gene_idx: np.ndarray, V: np.ndarray, tol: float = 1e-4
     res = fast_cell_labels(tgt, gene_idx, V, tol)
     if res is None:
         return None
-    labels, unsure_cells = res
-    clf = tgt.classifier
-    n, k = tgt.n_cells, len(clf.classes_)
-    n_unsure = unsure_cells.sum(axis=1)
+    classes, labels, unsure_cells = res
     tgt.n_calls += len(gene_idx)
-    counts = np.zeros((len(gene_idx), k), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(len(gene_idx)), n), labels.ravel()), 1)
-    top = counts.argmax(axis=1)  # classes_ are sorted: first maximum = majority_vote's tie-break
-    srt = np.sort(counts, axis=1)
-    margin = srt[:, -1] - (srt[:, -2] if k > 1 else 0)
-    unsure = (n_unsure > 0) & (margin <= 2 * n_unsure)
-    classes = np.asarray(clf.classes_).astype(str)
-    out = [ClusterCall(label=classes[t], score=counts[i, t] / n, n_cells=n) for i, t in enumerate(top)]
-    redo = np.flatnonzero(unsure)
+    out, redo = _majority(classes, labels, unsure_cells, tgt.n_cells)
     if len(redo):
         tgt.n_calls -= len(redo)  # counted again by the generic path
         for i, c in zip(redo, tgt.classify_single_genes(gene_idx[redo], V[:, redo], fast=False)):
+            out[i] = c
+    return out
+
+
+class AdditiveStage:
+    """A classifier's first stage, additive over genes, on the target rows (the max-change fast path).
+
+    ``base``: the stage's features of the unmodified rows (cells x F, float64); ``delta(gene_idx, V)``: their
+    change when the genes ``gene_idx`` take the values ``V`` (cells x genes) together, the sum of each gene's own
+    change; ``scores(F)``: class scores (cells x classes, argmax = the classifier's answer) of features ``F``.
+    A grown gene set keeps its summed change, so evaluating it plus a few more genes costs those genes only.
+    """
+
+    def __init__(self, base: np.ndarray, delta, scores):
+        self.base, self.delta, self.scores = base, delta, scores
+
+
+def additive_stage(tgt) -> AdditiveStage | None:
+    """The additive first stage of ``tgt.classifier`` on the target rows, or ``None``: scType's scores
+    (linear in the markers), the MLP's first layer, or a classifier's own ``additive_stage(Xc)`` (CellTypist)."""
+    if not tgt.per_cell or tgt.callable:
+        return None
+    from ..classifiers.mlp import MLPClassifier
+    from ..classifiers.sctype import ScTypeClassifier
+
+    clf, Xc = tgt.classifier, tgt.Xc
+    if _is_plain(clf, ScTypeClassifier):
+        row = np.full(len(tgt.genes), -1, dtype=np.intp)
+        row[np.asarray(clf.used_genes_, dtype=np.intp)] = np.arange(len(clf.used_genes_))
+        W = np.vstack([clf.weights_.to_numpy(dtype=np.float64), np.zeros((1, len(clf.classes_)))])
+        return AdditiveStage(clf.decision_function(Xc).astype(np.float64),
+                             lambda g, V: (V - Xc[:, g]).astype(np.float64) @ W[row[g]], lambda F: F)
+    if _is_plain(clf, MLPClassifier):
+        W1 = clf.first_layer_weight_.astype(np.float64)
+        return AdditiveStage(clf.hidden1(Xc).astype(np.float64),
+                             lambda g, V: (V - Xc[:, g]).astype(np.float64) @ W1[:, g].T, clf.from_hidden1)
+    hook = _own_hook(clf, "additive_stage")
+    return hook(Xc) if hook is not None else None
+
+
+def additive_calls(tgt, stage: AdditiveStage, deltas: list[np.ndarray], fallback, tol: float = 1e-4):
+    """Cluster calls of the variants whose stage features are ``stage.base + d`` for each ``d`` of ``deltas``
+    (one batched call); a variant whose majority could change through near-tie cells is scored again by the
+    classifier itself, through ``fallback(i)`` (its ``(gene_idx, values)`` item for the generic path)."""
+    n = tgt.n_cells
+    F = stage.base[None] + np.stack(deltas)
+    S = np.asarray(stage.scores(F.reshape(-1, F.shape[2])), dtype=np.float64).reshape(len(deltas), n, -1)
+    tgt.n_batched_calls += 1
+    tgt.n_calls += len(deltas)
+    out, redo = _majority(np.asarray(tgt.classifier.classes_).astype(str), S.argmax(axis=2),
+                          _top_two_unsure(S, tol), n)
+    if len(redo):
+        tgt.n_calls -= len(redo)  # counted again by the generic path
+        for i, c in zip(redo, tgt.classify_many([fallback(i) for i in redo])):
             out[i] = c
     return out

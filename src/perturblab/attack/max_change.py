@@ -15,7 +15,8 @@ call, not the cluster's name; the second evaluation is skipped when ``kept`` is
 empty (it would repeat the first); both evaluations of a half are scored in one
 batch (the second one is wasted when the first changes the label; it still
 counts in ``n_classifier_calls``); a half none of whose genes is in
-``classifier.used_genes_`` joins ``kept`` without evaluation (provably a no-op).
+``classifier.used_genes_`` joins ``kept`` without evaluation (provably a no-op), and the genes outside
+``used_genes_`` are not written into the evaluated variants (the same answers, less copying).
 A final evaluation of all kept genes together checks the result.
 """
 
@@ -29,6 +30,7 @@ import pandas as pd
 
 from ..exceptions import InputError
 from ._engine import AttackTarget
+from ._fastpath import additive_calls, additive_stage
 from .modifications import get_modification
 from .single_gene import _Values, candidate_genes
 
@@ -100,6 +102,7 @@ def max_change_attack(
     fixed_value: float = 3.0,
     fn=None,
     max_batch_values: int = 2**24,
+    use_fast_path: bool = True,
     groupby: str | None = None,
     key_added: str | None = None,
 ) -> MaxChangeResult:
@@ -116,6 +119,12 @@ def max_change_attack(
         split (adverSCarial default 1; its overview uses 100 for speed).
     random_state
         Seed of the half visiting order.
+    use_fast_path
+        Use the classifier's additive first stage when it has one (scType's scores, the MLP's first layer,
+        CellTypist's decision scores; :func:`~perturblab.attack._fastpath.additive_stage`): the kept genes'
+        summed change is carried along, so each evaluation costs the genes of the visited half only. Variants
+        decided by near-tie cells are scored again by the classifier itself, so the answers equal the generic
+        path's (``False``).
     groupby, key_added
         With an AnnData ``X``: the ``obs`` column of the clusters, and where the result goes back
         (:meth:`MaxChangeResult.to_adata`); ``key_added=None`` writes nothing.
@@ -160,20 +169,35 @@ def max_change_attack(
     idx = candidate_genes(tgt, genes, excluded_genes)
     values = _Values(tgt, mod, idx)
     used = tgt.used_gene_mask()
+    # gene-wise values: genes outside used_genes_ change nothing and are not written (other modifications draw
+    # their values per gene set, so they get the whole set)
+    written = used if values.V is not None else np.ones_like(used)
     base = tgt.baseline().label
     rng = np.random.default_rng(random_state)
     kept: list[np.ndarray] = []
+    stage = additive_stage(tgt) if use_fast_path and mod.columnwise else None
+    kept_delta = np.zeros_like(stage.base) if stage is not None else np.zeros(0)
 
     def visit(h: np.ndarray) -> None:
         if not used[h].any():
             kept.append(h)
             return
-        items = [(h, values(h))]
-        if kept:
-            both = np.concatenate([*kept, h])
-            items.append((both, values(both)))
-        if all(c.label == base for c in tgt.classify_many(items)):
+
+        def item(i: int):  # variant 0: h alone; 1: the kept genes and h
+            g = h if i == 0 else np.concatenate([*kept, h])
+            g = g[written[g]]
+            return g, values(g)
+
+        n_variants = 2 if kept else 1
+        if stage is None:
+            calls = tgt.classify_many([item(i) for i in range(n_variants)])
+        else:  # the kept genes' summed change is carried along: only h's genes are evaluated
+            d = stage.delta(*item(0))
+            calls = additive_calls(tgt, stage, [d, kept_delta + d][:n_variants], item)
+        if all(c.label == base for c in calls):
             kept.append(h)
+            if stage is not None:
+                kept_delta[...] += d
         elif len(h) > max_split_size:
             bisect(h)
 
@@ -185,7 +209,8 @@ def max_change_attack(
 
     bisect(idx)
     out = np.concatenate(kept) if kept else np.array([], dtype=np.intp)
-    check = tgt.classify(out, values(out)).label if len(out) else base
+    out_used = out[written[out]]
+    check = tgt.classify(out_used, values(out_used)).label if len(out_used) else base
     res = MaxChangeResult(
         genes=tgt.genes[out].tolist(), target=tgt.target, modification=mod.name, baseline_label=base,
         check_label=check, n_candidates=len(idx), n_classifier_calls=tgt.n_calls,

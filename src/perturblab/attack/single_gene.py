@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..exceptions import InputError
 from ._engine import AttackTarget
+from ._fastpath import additive_calls, additive_stage
 from .modifications import get_modification
 
 __all__ = ["SingleGeneResult", "candidate_genes", "single_gene_attack"]
@@ -136,13 +137,14 @@ class _Values:
 
     def __init__(self, target: AttackTarget, mod, idx: np.ndarray):
         self.target, self.mod = target, mod
-        self.pos = {int(g): j for j, g in enumerate(idx)}
+        self.pos = np.full(len(target.genes), -1, dtype=np.intp)
+        self.pos[np.asarray(idx, dtype=np.intp)] = np.arange(len(idx))
         self.V = mod.values(target.X, target.mask, idx) if mod.columnwise else None
 
     def __call__(self, gene_set: np.ndarray) -> np.ndarray:
         if self.V is None:
             return self.mod.values(self.target.X, self.target.mask, gene_set)
-        return self.V[:, [self.pos[int(g)] for g in gene_set]]
+        return self.V[:, self.pos[np.asarray(gene_set, dtype=np.intp)]]
 
 
 def single_gene_attack(
@@ -257,8 +259,9 @@ def single_gene_attack(
     if mode == "exhaustive":
         hits, n_eval = _exhaustive(tgt, mod, idx, base, change_type, use_fast_path)
     else:
+        stage = additive_stage(tgt) if use_fast_path and mod.columnwise else None
         hits = _dichotomic(tgt, _Values(tgt, mod, idx), idx, base, first_dichot, max_split_size, change_type,
-                           return_first_found)
+                           return_first_found, stage)
         n_eval = len(idx)
     rows = [
         {"gene": "__".join(tgt.genes[g]), "n_genes": len(g), "target": tgt.target, "modification": mod.name,
@@ -293,8 +296,17 @@ def _exhaustive(tgt: AttackTarget, mod, idx, base, change_type, fast):
     return hits, len(ev)
 
 
-def _dichotomic(tgt, values, idx, base, first_dichot, max_split_size, change_type, return_first_found):
-    # Nodes are (path, genes); a path orders results as the anchor's depth-first search does.
+def _dichotomic(tgt, values, idx, base, first_dichot, max_split_size, change_type, return_first_found, stage=None):
+    # Nodes are (path, genes); a path orders results as the anchor's depth-first search does. With an additive
+    # first stage (_fastpath.additive_stage) a gene set costs its own genes, not a whole copy of the cells.
+    used = tgt.used_gene_mask() if values.V is not None else np.ones(len(tgt.genes), dtype=bool)
+
+    def evaluate(nodes):  # gene-wise values: genes outside used_genes_ change nothing and are not written
+        items = [(g[used[g]], values(g[used[g]])) for _, g in nodes]
+        if stage is None:
+            return tgt.classify_many(items)
+        return additive_calls(tgt, stage, [stage.delta(g, v) for g, v in items], items.__getitem__)
+
     stack = []
     for b in range(min(first_dichot, len(idx)) - 1, -1, -1):
         bucket = idx[b::first_dichot]
@@ -303,7 +315,7 @@ def _dichotomic(tgt, values, idx, base, first_dichot, max_split_size, change_typ
     while stack:
         width = 1 if return_first_found else len(stack)
         nodes = [stack.pop() for _ in range(width)]
-        calls = tgt.classify_many([(g, values(g)) for _, g in nodes])
+        calls = evaluate(nodes)
         children = []
         for (path, g), c in zip(nodes, calls):
             if c.label == base.label:

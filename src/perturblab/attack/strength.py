@@ -96,9 +96,8 @@ def single_gene_cell_labels(classifier, X, clusters, target: str, modification="
         return idx, np.empty((0, tgt.n_cells), dtype=str), baseline
     V = mod.values(tgt.X, tgt.mask, idx)
     fast = fast_cell_labels(tgt, idx, V)
-    classes = np.asarray(classifier.classes_).astype(str)
     if fast is not None:
-        codes, unsure = fast
+        classes, codes, unsure = fast
         labels = classes[codes].astype(object)
         gi, ci = np.nonzero(unsure)
         if len(gi):  # near ties: the classifier's own answer on exactly those rows

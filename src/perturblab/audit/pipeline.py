@@ -375,7 +375,7 @@ def _contexts(config, fitted, test, y, clusters) -> dict[str, Context]:
     counts = np.asarray(test.X.toarray() if hasattr(test.X, "toarray") else test.X, dtype=np.float32)
     var_names = np.asarray(test.var_names.astype(str))
     L = log1p_matrix(test) if (need_cgd or need_markers) else None
-    cgd_genes = _signature(L, y, var_names, config.cgd_n_genes) if need_cgd else []
+    cgd_genes = _signature(L, y, var_names) if need_cgd else []
     markers = {}
     if need_markers:
         from .robustness import marker_ranking
@@ -397,14 +397,14 @@ def _contexts(config, fitted, test, y, clusters) -> dict[str, Context]:
     return contexts
 
 
-def _signature(L, y, var_names, n: int) -> list[str]:
+def _signature(L, y, var_names) -> list[str]:
     """CGD gene order: adverSCarial's signature ranking (``getSignGenes``, Wilcoxon) on log1p data,
-    computed on the 2,000 most variable genes (every other gene ranks after them) to bound time."""
+    computed on the 2,000 most variable genes (every other gene ranks after them) to bound time. Each
+    classifier walks through the first ``cgd_n_genes`` of them that it reads (:meth:`Context.cgd_genes_in`)."""
     from ..attack.signature import signature_genes
 
     top = np.argsort(-L.var(axis=0), kind="stable")[:2000]
-    ranked = signature_genes(L[:, top], y, var_names[top])["gene"].tolist()
-    return ranked[: max(n, 1)]
+    return signature_genes(L[:, top], y, var_names[top])["gene"].tolist()
 
 
 def plan_units(config: AuditConfig, contexts: dict, clusters: list[str]) -> list[Unit]:

@@ -108,14 +108,15 @@ def robustness_unit(ctx, unit) -> tuple[dict, dict]:
         rows = np.flatnonzero(mask)
         if unit.axis == "genes" and s > 0:
             names, signs = ctx.markers[c]
-            idx = np.array([pos[g] for g in names[: int(s)]])
-            signs = np.asarray(signs[: int(s)])
+            known = [i for i, g in enumerate(names) if g in pos][: int(s)]  # markers the classifier reads
+            idx = np.array([pos[names[i]] for i in known], dtype=np.intp)
+            signs = np.asarray(signs)[known]
             for mod, sel in (("perc1", signs > 0), ("perc99", signs <= 0)):
                 if sel.any():
                     Xa[np.ix_(rows, idx[sel])] = get_modification(mod).values(X, mask, idx[sel])
         elif unit.axis == "cgd" and s > 0:
-            res = cgd_attack(clf, X, ctx.clusters, c, ctx.cgd_genes[: ctx.config.cgd_n_genes],
-                             alpha=s, epsilon=s, gene_names=genes)
+            res = cgd_attack(clf, X, ctx.clusters, c, ctx.cgd_genes_in(genes), alpha=s, epsilon=s,
+                             gene_names=genes)
             Xa[rows] = res.X[rows]
             n_calls += res.n_classifier_calls
         elif unit.axis not in ("genes", "cgd"):

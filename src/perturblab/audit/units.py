@@ -33,7 +33,7 @@ __all__ = ["Unit", "UnitResult", "Context", "run_unit", "choose_mode", "ROW_BUDG
 #: cells), the MLP's rank-one path and the 20-gene SVMs are cheap; CHETAH's correlations and
 #: CellTypist on ~13,500 genes go through the generic stacked path and are not).
 ROW_BUDGETS = {"ScTypeClassifier": float("inf"), "RandomForestClassifier": 5_000_000, "MLPClassifier": 1_500_000,
-               "SVMClassifier": 250_000}
+               "SVMClassifier": 250_000, "ChetahClassifier": 1_000_000, "CellTypistClassifier": 10_000_000}
 #: Budget of any other classifier.
 DEFAULT_ROW_BUDGET = 20_000
 #: Max-change attacks drop (instead of splitting) flipping halves of at most this many genes, as
@@ -100,7 +100,7 @@ class Context:
     var_names
         Genes of ``counts``.
     cgd_genes
-        Gene order of the CGD attacks (signature ranking).
+        Gene order of the CGD attacks (signature ranking over all genes; see :meth:`cgd_genes_in`).
     embedding
         :class:`~perturblab.audit.detectability.Embedding` fitted on ``X`` (detectability), or ``None``.
     markers
@@ -126,6 +126,13 @@ class Context:
     attacked: list = field(default_factory=list)
     keep_cgd_values: bool = False
 
+    def cgd_genes_in(self, genes) -> list[str]:
+        """The first ``config.cgd_n_genes`` signature genes among ``genes`` (the attacked space's columns): a
+        classifier reading fewer genes (the transformer annotator's variable genes) walks through the signature
+        genes it reads, never an error."""
+        have = set(np.asarray(genes).astype(str))
+        return [g for g in self.cgd_genes if g in have][: self.config.cgd_n_genes]
+
     def space(self, space: str):
         """(model, matrix, gene names) of an attack ``space``."""
         if space == "model_input":
@@ -150,10 +157,11 @@ def choose_mode(classifier, n_genes_evaluated: int, n_cells: int, requested: str
     n_cells`` is within the classifier type's :data:`ROW_BUDGETS` entry (default
     :data:`DEFAULT_ROW_BUDGET`), else ``"dichotomic"`` (adverSCarial's search: ~200 cluster
     evaluations, may miss genes masked by others). With the defaults on PBMC3k: scType, the random
-    forest and the SVM always exhaustive, the MLP exhaustive on clusters of up to ~110 cells, CHETAH
-    and CellTypist dichotomic; this keeps the default audit under 10 minutes on 2 CPU
-    cores. The rule is deterministic (no timing), so a resumed audit plans the same units; the
-    mode is recorded with every result. A classifier class may set its own ``row_budget``.
+    forest, the SVM, CHETAH and CellTypist always exhaustive (each has an exact or near-tie-checked fast path,
+    :mod:`perturblab.attack._fastpath`), the MLP exhaustive on clusters of up to ~110 cells (``row_budget``
+    bounds the time of the full seven-classifier audit, ``benchmarks/audit_full.py``). The rule is
+    deterministic (no timing), so a resumed audit plans the same units; the mode is recorded with every
+    result. A classifier class may set its own ``row_budget``.
     """
     if requested != "auto":
         return requested
@@ -277,8 +285,7 @@ def _cgd(ctx: Context, unit: Unit):
 
     model, X, genes = ctx.space(unit.space)
     step = ctx.config.cgd_strength
-    n_genes = ctx.config.cgd_n_genes
-    res = cgd_attack(model, X, ctx.clusters, unit.cluster, ctx.cgd_genes[:n_genes], alpha=step, epsilon=step,
+    res = cgd_attack(model, X, ctx.clusters, unit.cluster, ctx.cgd_genes_in(genes), alpha=step, epsilon=step,
                      gene_names=genes)
     rows = np.flatnonzero(ctx.clusters == unit.cluster)
     # the cluster's majority answer after the attack (not CGD's target, which the stop rule may not reach)

@@ -272,6 +272,62 @@ class CellTypistClassifier(CellTypeClassifier):
         """CellTypist decision scores (n_cells x n_classes)."""
         return self._run(X)[0]
 
+    def single_gene_scorer(self, Xc: np.ndarray, gene_idx: np.ndarray, V: np.ndarray):
+        """Fast exhaustive single-gene scoring (the attack engine's hook, :mod:`perturblab.attack._fastpath`).
+
+        The decision scores are linear in the clipped standardised features, so gene ``g`` taking the values
+        ``V[:, i]`` moves them by ``(z_new - z_old) * coef[:, g]`` (``z`` the feature after scaling and clipping
+        at 10). Returns ``scores(s, e) -> (genes s:e, cells, classes)``, or ``None`` with majority voting (the
+        answers are then not the per-cell argmax).
+        """
+        if self.majority_voting:
+            return None
+        base, coef, dz = self._feature_change(Xc)
+        gene_idx = np.asarray(gene_idx, dtype=np.intp)
+
+        def scores(s: int, e: int) -> np.ndarray:
+            g = gene_idx[s:e]
+            j, d = dz(g, V[:, s:e])
+            return base[None] + d.T[:, :, None] * coef[:, j].T[:, None, :]
+
+        return scores
+
+    def additive_stage(self, Xc: np.ndarray):
+        """The decision scores as an additive first stage (the max-change fast path,
+        :func:`perturblab.attack._fastpath.additive_stage`): each gene adds ``(z_new - z_old) * coef[:, g]``;
+        ``None`` with majority voting."""
+        from ..attack._fastpath import AdditiveStage
+
+        if self.majority_voting:
+            return None
+        base, coef, dz = self._feature_change(Xc)
+
+        def delta(g: np.ndarray, V: np.ndarray) -> np.ndarray:
+            j, d = dz(np.asarray(g, dtype=np.intp), V)
+            return d @ coef[:, j].T
+
+        return AdditiveStage(base, delta, lambda F: F)
+
+    def _feature_change(self, Xc: np.ndarray):
+        """Decision scores of the rows ``Xc`` (float64), the coefficients (classes x features) and
+        ``dz(genes, V) -> (feature columns, change of the clipped standardised features, cells x genes)``; a gene
+        outside the model's features changes nothing."""
+        sc, coef = self.model_.scaler, np.asarray(self.model_.classifier.coef_, dtype=np.float64)
+        col = np.full(len(self.genes_), -1, dtype=np.intp)
+        col[self.used_genes_] = np.arange(len(self.used_genes_))
+        mean, scale = self._scaler_mean(), np.asarray(sc.scale_, dtype=np.float64)
+
+        def z(values: np.ndarray, j: np.ndarray) -> np.ndarray:
+            return np.minimum((values.astype(np.float64) - mean[j]) / scale[j], CLIP)
+
+        def dz(g: np.ndarray, V: np.ndarray):
+            j = col[g]
+            known = j >= 0
+            jj = np.where(known, j, 0)
+            return jj, (z(V, jj) - z(Xc[:, g], jj)) * known[None, :]
+
+        return self.decision_function(Xc).astype(np.float64), coef, dz
+
     def class_scores(self, X: np.ndarray) -> np.ndarray:
         """Native class scores: CellTypist's decision scores (its label is their argmax)."""
         return np.asarray(self.decision_function(X), dtype=np.float64)

@@ -98,6 +98,27 @@ def _count_batch(counts, gene_index, n_genes: int) -> None:
     counts += present.T @ present
 
 
+
+def pass_plan(model, adata, genes, layers, layers_per_pass: int, device, batch_size: int):
+    """The layers checked and grouped ``layers_per_pass`` at a time, the genes as an array, the model moved to
+    ``device`` (when given) and the number of cell batches: what every streamed pass over the cells plans first.
+
+    Raises
+    ------
+    InputError
+        Invalid layers or ``layers_per_pass < 1``.
+    """
+    from .._device import get_device
+
+    layer_list = model.check_layers(layers)
+    if layers_per_pass < 1:
+        raise InputError(f"layers_per_pass must be >= 1, got {layers_per_pass}")
+    if device is not None:
+        model.device = get_device(device)
+        model.network.to(model.device)
+    groups = [layer_list[i : i + layers_per_pass] for i in range(0, len(layer_list), layers_per_pass)]
+    return groups, np.asarray(genes, dtype=str), model.device, -(-adata.n_obs // batch_size)
+
 def iter_layer_attention(
     model: GeneTokenModel,
     adata,
@@ -142,19 +163,8 @@ def iter_layer_attention(
     """
     import torch
 
-    from .._device import get_device
-
-    layer_list = model.check_layers(layers)
-    if layers_per_pass < 1:
-        raise InputError(f"layers_per_pass must be >= 1, got {layers_per_pass}")
-    if device is not None:
-        model.device = get_device(device)
-        model.network.to(model.device)
-    dev = model.device
-    genes = np.asarray(genes, dtype=str)
+    groups, genes, dev, n_batches = pass_plan(model, adata, genes, layers, layers_per_pass, device, batch_size)
     G, H = genes.size, model.n_heads
-    groups = [layer_list[i : i + layers_per_pass] for i in range(0, len(layer_list), layers_per_pass)]
-    n_batches = -(-adata.n_obs // batch_size)
     counts = None
     with _progress(progress, len(groups) * n_batches) as advance:
         for group in groups:

@@ -99,6 +99,25 @@ def _per_perturbation(pred: np.ndarray, y: np.ndarray, groups: list[np.ndarray],
     return np.array([metric(pred[g], y[g]) if y[g].any() and not y[g].all() else np.nan for g in groups])
 
 
+def _design(pairs: pd.DataFrame, edge_columns, gene_columns, required, n_boot: int, random_state: int, what: str):
+    """What every incremental-value design shares: the columns checked, the labels, the evaluable perturbations
+    (with both DE targets and non-targets), the seeded bootstrap resamples of them and the feature sets
+    (gene-level only, then gene-level + each edge score)."""
+    missing = [c for c in [*edge_columns, *gene_columns, *required] if c not in pairs.columns]
+    if missing:
+        raise MissingKeyError(f"pairs table lacks column(s) {missing}")
+    y = pairs["is_target"].to_numpy(bool)
+    pert = pairs["perturbation"].to_numpy()
+    groups = [np.flatnonzero(pert == p) for p in np.unique(pert)]
+    evaluable = [g for g in groups if y[g].any() and not y[g].all()]
+    if not evaluable:
+        raise InputError(f"{what} needs a perturbation with both DE targets and non-targets")
+    rng = np.random.default_rng(random_state)
+    boot_idx = rng.integers(len(evaluable), size=(n_boot, len(evaluable)))
+    sets = {"gene": list(gene_columns), **{f"gene + {c}": [*gene_columns, c] for c in edge_columns}}
+    return y, evaluable, boot_idx, sets
+
+
 def incremental_value(
     pairs: pd.DataFrame,
     edge_columns: Sequence[str] = ("attention", "correlation"),
@@ -143,18 +162,8 @@ def incremental_value(
     delta_auroc_ci_high, delta_auroc_p`` (two-sided bootstrap p of delta = 0) and ``delta_auprc``
     (deltas vs the gene-only row of the same model and split; 0 for that row).
     """
-    missing = [c for c in [*edge_columns, *gene_columns, "is_target", *splits] if c not in pairs.columns]
-    if missing:
-        raise MissingKeyError(f"pairs table lacks column(s) {missing}")
-    y = pairs["is_target"].to_numpy(bool)
-    pert = pairs["perturbation"].to_numpy()
-    groups = [np.flatnonzero(pert == p) for p in np.unique(pert)]
-    evaluable = [g for g in groups if y[g].any() and not y[g].all()]
-    if not evaluable:
-        raise InputError("incremental value needs a perturbation with both DE targets and non-targets")
-    rng = np.random.default_rng(random_state)
-    boot_idx = rng.integers(len(evaluable), size=(n_boot, len(evaluable)))
-    sets = {"gene": list(gene_columns), **{f"gene + {c}": [*gene_columns, c] for c in edge_columns}}
+    y, evaluable, boot_idx, sets = _design(pairs, edge_columns, gene_columns, ["is_target", *splits], n_boot,
+                                           random_state, "incremental value")
     rows = []
     for kind in models:
         for split in splits:

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..exceptions import InputError, MissingKeyError
+from ..exceptions import InputError
 from ._types import records
-from .incremental import GENE_FEATURES, _bootstrap_p, _model, _per_perturbation
+from .incremental import GENE_FEATURES, _bootstrap_p, _design, _model, _per_perturbation
 from .metrics import auprc, auroc
 from .registry_rows import registry_row
 
@@ -136,18 +136,8 @@ def split_design(pairs: pd.DataFrame, edge_columns: Sequence[str] = ("attention"
     >>> pairs = build_pairs(de, feats, {"attention": best_att, "correlation": corr})  # doctest: +SKIP
     >>> split_design(pairs, splits=("joint",))  # doctest: +SKIP
     """
-    missing = [c for c in [*edge_columns, *gene_columns, "perturbation", "target", "is_target"] if c not in pairs]
-    if missing:
-        raise MissingKeyError(f"pairs table lacks column(s) {missing}")
-    y = pairs["is_target"].to_numpy(bool)
-    pert = pairs["perturbation"].to_numpy()
-    groups = [np.flatnonzero(pert == p) for p in np.unique(pert)]
-    evaluable = [g for g in groups if y[g].any() and not y[g].all()]
-    if not evaluable:
-        raise InputError("split designs need a perturbation with both DE targets and non-targets")
-    rng = np.random.default_rng(random_state)
-    boot_idx = rng.integers(len(evaluable), size=(n_boot, len(evaluable)))
-    sets = {"gene": list(gene_columns), **{f"gene + {c}": [*gene_columns, c] for c in edge_columns}}
+    y, evaluable, boot_idx, sets = _design(pairs, edge_columns, gene_columns, ["perturbation", "target", "is_target"],
+                                           n_boot, random_state, "split designs")
 
     def recall(p, lab):
         return topk_recall(p, lab, top_k)

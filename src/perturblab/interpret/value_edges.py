@@ -26,7 +26,7 @@ import numpy as np
 from ..exceptions import InputError
 from ._types import Genes
 from .edges import EdgeScores
-from .extraction import _count_batch, _progress, _scatter_batch
+from .extraction import _count_batch, _progress, _scatter_batch, pass_plan
 from .models.base import GeneTokenModel
 
 __all__ = ["MEASURES", "LayerValueEdges", "iter_value_edges", "value_edge_scores"]
@@ -132,23 +132,12 @@ def iter_value_edges(
     """
     import torch
 
-    from .._device import get_device
-
     measures = tuple(measures)
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:
         raise InputError(f"measures must be a non-empty subset of {MEASURES}, got {list(measures)}")
-    layer_list = model.check_layers(layers)
-    if layers_per_pass < 1:
-        raise InputError(f"layers_per_pass must be >= 1, got {layers_per_pass}")
-    if device is not None:
-        model.device = get_device(device)
-        model.network.to(model.device)
-    dev = model.device
-    genes = np.asarray(genes, dtype=str)
+    groups, genes, dev, n_batches = pass_plan(model, adata, genes, layers, layers_per_pass, device, batch_size)
     G, H = genes.size, model.n_heads
-    groups = [layer_list[i : i + layers_per_pass] for i in range(0, len(layer_list), layers_per_pass)]
-    n_batches = -(-adata.n_obs // batch_size)
     counts = None
     with _progress(progress, len(groups) * n_batches, "value-weighted edges") as advance:
         for group in groups:
