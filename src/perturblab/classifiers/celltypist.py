@@ -313,8 +313,9 @@ class CellTypistClassifier(CellTypeClassifier):
         ``dz(genes, V) -> (feature columns, change of the clipped standardised features, cells x genes)``; a gene
         outside the model's features changes nothing."""
         sc, coef = self.model_.scaler, np.asarray(self.model_.classifier.coef_, dtype=np.float64)
+        used = np.asarray(self.used_genes_)
         col = np.full(len(self.genes_), -1, dtype=np.intp)
-        col[self.used_genes_] = np.arange(len(self.used_genes_))
+        col[used] = np.arange(len(used))
         mean, scale = self._scaler_mean(), np.asarray(sc.scale_, dtype=np.float64)
 
         def z(values: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -30,19 +30,19 @@ def average_ranks(X: np.ndarray) -> np.ndarray:
     n, m = X.shape
     if X.size == 0:
         return np.zeros((n, m))
-    index = np.int32 if n * m < 2**31 else np.int64
-    order = np.argsort(X, axis=1).astype(index, copy=False)
+    index = np.dtype(np.int32 if n * m < 2**31 else np.int64)
+    order: np.ndarray = np.argsort(X, axis=1).astype(index, copy=False)
     S = np.take_along_axis(X, order, axis=1)
-    new = np.empty((n, m), dtype=bool)  # first position of each tie group
-    new[:, 0] = True
-    np.not_equal(S[:, 1:], S[:, :-1], out=new[:, 1:])
-    new = new.ravel()
+    first = np.empty((n, m), dtype=bool)  # first position of each tie group
+    first[:, 0] = True
+    np.not_equal(S[:, 1:], S[:, :-1], out=first[:, 1:])
+    new = first.ravel()
     starts = np.flatnonzero(new).astype(index, copy=False)
-    ends = np.append(starts[1:], index(n * m)) - 1  # groups never span rows: every row opens one
+    ends = np.append(starts[1:], n * m).astype(index) - 1  # groups never span rows: every row opens one
     group_rank = (starts + ends) * 0.5 + 1.0 - (starts // m) * m  # mean 1-based position within the row
-    order += (np.arange(n, dtype=index) * m)[:, None]
+    flat = order + (np.arange(n, dtype=index) * m)[:, None]
     R = np.empty(n * m)
-    R[order.ravel()] = group_rank[np.cumsum(new, dtype=index) - 1]
+    R[flat.ravel()] = group_rank[np.cumsum(new, dtype=index) - 1]
     return R.reshape(n, m)
 
 
@@ -263,8 +263,8 @@ class ChetahClassifier(CellTypeClassifier):
         the whole transcriptome per type)."""
         cols = self.__dict__.get("_used_cols")
         if cols is None:  # positions of each node's and type's genes among used_genes_
-            cols = self._used_cols = [{t: np.searchsorted(self.used_genes_, n.genes[t]) for t in n.leaves}
-                                      for n in self.nodes_]
+            used = np.asarray(self.used_genes_)
+            cols = self._used_cols = [{t: np.searchsorted(used, n.genes[t]) for t in n.leaves} for n in self.nodes_]
         node, at = self.nodes_[k], cols[k]
         prof = np.empty((Xu.shape[0] if rows is None else len(rows), len(node.leaves)))
         for j, t in enumerate(node.leaves):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,8 @@ def _count_batch(counts, gene_index, n_genes: int) -> None:
 
 
 
-def pass_plan(model, adata, genes, layers, layers_per_pass: int, device, batch_size: int):
+def pass_plan(model, adata, genes, layers, layers_per_pass: int, device, batch_size: int
+              ) -> tuple[list[list[int]], np.ndarray, Any, int]:
     """The layers checked and grouped ``layers_per_pass`` at a time, the genes as an array, the model moved to
     ``device`` (when given) and the number of cell batches: what every streamed pass over the cells plans first.
 
@@ -163,8 +165,8 @@ def iter_layer_attention(
     """
     import torch
 
-    groups, genes, dev, n_batches = pass_plan(model, adata, genes, layers, layers_per_pass, device, batch_size)
-    G, H = genes.size, model.n_heads
+    groups, gene_arr, dev, n_batches = pass_plan(model, adata, genes, layers, layers_per_pass, device, batch_size)
+    G, H = gene_arr.size, model.n_heads
     counts = None
     with _progress(progress, len(groups) * n_batches) as advance:
         for group in groups:
@@ -172,7 +174,7 @@ def iter_layer_attention(
             ent = {lay: torch.zeros(H, dtype=torch.float64, device=dev) for lay in group}
             n_queries = 0
             new_counts = torch.zeros(G, G, dtype=torch.float64, device=dev) if counts is None else None
-            for batch in model.tokenize(adata, genes, batch_size=batch_size):
+            for batch in model.tokenize(adata, gene_arr, batch_size=batch_size):
                 batch = batch.to(dev)
                 with torch.no_grad():
                     out = model.forward(batch, layers=group, stop_after=group[-1])
@@ -192,7 +194,7 @@ def iter_layer_attention(
             for lay in group:
                 per_head = acc.pop(lay).view(H, G, G).div_(denom)  # in place: no second (H, G, G) array
                 entropy = (ent.pop(lay) / max(n_queries, 1)).cpu().numpy()
-                yield LayerAttention(lay, genes.copy(), per_head.cpu().numpy(), n_cells.copy(), entropy)
+                yield LayerAttention(lay, gene_arr.copy(), per_head.cpu().numpy(), n_cells.copy(), entropy)
                 del per_head
 
 

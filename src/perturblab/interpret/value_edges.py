@@ -136,8 +136,8 @@ def iter_value_edges(
     bad = [m for m in measures if m not in MEASURES]
     if bad or not measures:
         raise InputError(f"measures must be a non-empty subset of {MEASURES}, got {list(measures)}")
-    groups, genes, dev, n_batches = pass_plan(model, adata, genes, layers, layers_per_pass, device, batch_size)
-    G, H = genes.size, model.n_heads
+    groups, gene_arr, dev, n_batches = pass_plan(model, adata, genes, layers, layers_per_pass, device, batch_size)
+    G, H = gene_arr.size, model.n_heads
     counts = None
     with _progress(progress, len(groups) * n_batches, "value-weighted edges") as advance:
         for group in groups:
@@ -154,7 +154,7 @@ def iter_value_edges(
             handles = [model.attention_module(lay).register_forward_hook(hook_for(lay), with_kwargs=True)
                        for lay in group]
             try:
-                for batch in model.tokenize(adata, genes, batch_size=batch_size):
+                for batch in model.tokenize(adata, gene_arr, batch_size=batch_size):
                     batch = batch.to(dev)
                     with torch.no_grad():
                         model.forward(batch, output_attentions=False, stop_after=group[-1])
@@ -176,7 +176,7 @@ def iter_value_edges(
             for lay in group:
                 for m in measures:
                     per_head = acc.pop((lay, m)).view(H, G, G).div_(denom)
-                    yield LayerValueEdges(lay, m, genes.copy(), per_head.cpu().numpy(), n_cells.copy())
+                    yield LayerValueEdges(lay, m, gene_arr.copy(), per_head.cpu().numpy(), n_cells.copy())
 
 
 def value_edge_scores(items: Iterable[LayerValueEdges], per_head: bool = False) -> list[EdgeScores]:
