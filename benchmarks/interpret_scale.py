@@ -63,7 +63,14 @@ class TreeRSS:
         import psutil
 
         self._proc, self.interval, self._stop = psutil.Process(), interval, threading.Event()
-        self.peak = self.peak_rss = 0.0
+        self.peak = self.peak_rss = self._phase = 0.0
+        self.phase_peaks: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        """Record the peak PSS since the previous mark as ``phase_peaks[phase]`` (MiB)."""
+        self._update()
+        self.phase_peaks[phase] = round(self._phase, 1)
+        self._phase = 0.0
 
     def sample(self) -> tuple[float, float]:
         import contextlib
@@ -82,7 +89,7 @@ class TreeRSS:
 
     def _update(self) -> None:
         pss, rss = self.sample()
-        self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
+        self.peak, self.peak_rss, self._phase = max(self.peak, pss), max(self.peak_rss, rss), max(self._phase, pss)
 
     def __enter__(self):
         self._update()
@@ -256,6 +263,7 @@ def main(argv=None) -> dict:
                               cells_per_perturbation=args.cells_per_perturbation, n_control=args.controls,
                               random_state=args.seed)
         times["simulate"] = time.perf_counter() - t0
+        mem.mark("simulate")
         adata, X = sim.adata, sim.adata.X
         result.update(cells=int(adata.n_obs), genes=int(adata.n_vars), perturbations=args.perturbations,
                       control_cells=args.controls, nnz=int(X.nnz), density=round(X.nnz / np.prod(adata.shape), 4),
@@ -271,6 +279,7 @@ def main(argv=None) -> dict:
             t0 = time.perf_counter()
             de = de_targets(adata, "perturbation", "control", min_detection=md, n_jobs=args.n_jobs)
             times[f"de_min_detection_{md}"] = time.perf_counter() - t0
+            mem.mark(f"de_min_detection_{md}")
             called = de[de["is_target"]]
             pairs = list(zip(called["perturbation"], called["gene"]))
             n_down = sum(g in downstream[p] for p, g in pairs)
@@ -301,6 +310,7 @@ def main(argv=None) -> dict:
         tfs = sim.tfs[:n_tfs]
         base = baseline_scores(feats, sim.edges)
         times["edge_scores"] = time.perf_counter() - t0
+        mem.mark("edge_scores")
 
         tmp = tempfile.TemporaryDirectory(prefix="perturblab-scale-")
         run = open_run(tmp.name, "interpret-scale", {"seed": args.seed})
@@ -308,11 +318,13 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         paths = synthetic_layers(store, genes, sim.edges, args.layers, args.heads, args.seed)
         times["write_layers"] = time.perf_counter() - t0
+        mem.mark("write_layers")
 
         # 3. per-layer analyses (reference recovery + perturbation AUROC of summaries and heads)
         t0 = time.perf_counter()
         per_layer = analyse_layers(store, paths, [ref], tfs, de, genes, n_jobs=args.n_jobs)
         times["layer_analyses"] = time.perf_counter() - t0
+        mem.mark("layer_analyses")
         t0 = time.perf_counter()
         targets = TargetLabels(de, genes)
         pp = perturbation_auroc([corr, *base], de, targets=targets)
@@ -322,6 +334,7 @@ def main(argv=None) -> dict:
         layer, summary = int(sel.final.split()[1][1:]), sel.final.split()[2]
         final = layer_summary_scores(paths[layer], layer, summary)
         times["perturbation_auroc_and_selection"] = time.perf_counter() - t0
+        mem.mark("perturbation_auroc_and_selection")
 
         # 4. nulls
         t0 = time.perf_counter()
@@ -329,6 +342,7 @@ def main(argv=None) -> dict:
                               random_state=args.seed)
         nl = nulls([final, corr], [ref], tfs, cfg)
         times["nulls"] = time.perf_counter() - t0
+        mem.mark("nulls")
         tmp.cleanup()
 
     cpu1 = os.times()
@@ -340,6 +354,7 @@ def main(argv=None) -> dict:
         load_average_1min=round(os.getloadavg()[0], 2), cpu_count=os.cpu_count(),
         ru_maxrss_self_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         peak_pss_tree_mb=round(mem.peak, 1), peak_rss_tree_mb=round(mem.peak_rss, 1),
+        peak_pss_tree_mb_by_phase=mem.phase_peaks,
         rss_after_simulation_mb=round(rss_after_sim, 1),
         goal_peak_mb=8192, meets_goal=bool(mem.peak < 8192),
         layer_analysis_s_per_score=round(per_head_s, 2),

@@ -109,7 +109,7 @@ def de_targets(
     Memory: the control cells' per-gene mean and variance are computed once, on the sparse matrix (two passes
     over its non-zeros, no dense copy); each perturbation's cells are then densified alone (``n_p x G``). A
     screen of 150,000 cells x 4,000 genes (CSR) peaks at the matrix plus the result table
-    (``benchmarks/interpret_de_scale.py``). With ``min_detection = 0`` the results equal the former dense
+    (``benchmarks/interpret_scale.py``). With ``min_detection = 0`` the results equal the former dense
     implementation to floating-point rounding.
 
     Examples
