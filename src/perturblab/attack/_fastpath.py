@@ -258,7 +258,8 @@ class AdditiveStage:
 
 def additive_stage(tgt) -> AdditiveStage | None:
     """The additive first stage of ``tgt.classifier`` on the target rows, or ``None``: scType's scores
-    (linear in the markers), the MLP's first layer, or a classifier's own ``additive_stage(Xc)`` (CellTypist)."""
+    (linear in the markers), the MLP's first layer, or a classifier's own ``additive_stage(Xc)`` returning
+    ``(base, delta, scores)`` (CellTypist)."""
     if not tgt.per_cell or tgt.callable:
         return None
     from ..classifiers.mlp import MLPClassifier
@@ -275,8 +276,9 @@ def additive_stage(tgt) -> AdditiveStage | None:
         W1 = clf.first_layer_weight_.astype(np.float64)
         return AdditiveStage(clf.hidden1(Xc).astype(np.float64),
                              lambda g, V: (V - Xc[:, g]).astype(np.float64) @ W1[:, g].T, clf.from_hidden1)
-    hook = _own_hook(clf, "additive_stage")
-    return hook(Xc) if hook is not None else None
+    hook = _own_hook(clf, "additive_stage")  # returns (base, delta, scores) or None
+    parts = hook(Xc) if hook is not None else None
+    return AdditiveStage(*parts) if parts is not None else None
 
 
 def additive_calls(tgt, stage: AdditiveStage, deltas: list[np.ndarray], fallback, tol: float = 1e-4):

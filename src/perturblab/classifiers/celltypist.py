@@ -294,10 +294,10 @@ class CellTypistClassifier(CellTypeClassifier):
 
     def additive_stage(self, Xc: np.ndarray):
         """The decision scores as an additive first stage (the max-change fast path,
-        :func:`perturblab.attack._fastpath.additive_stage`): each gene adds ``(z_new - z_old) * coef[:, g]``;
-        ``None`` with majority voting."""
-        from ..attack._fastpath import AdditiveStage
+        :func:`perturblab.attack._fastpath.additive_stage`): each gene adds ``(z_new - z_old) * coef[:, g]``.
 
+        Returns ``(base, delta, scores)`` (see :class:`~perturblab.attack._fastpath.AdditiveStage`), or ``None``
+        with majority voting."""
         if self.majority_voting:
             return None
         base, coef, dz = self._feature_change(Xc)
@@ -306,7 +306,7 @@ class CellTypistClassifier(CellTypeClassifier):
             j, d = dz(np.asarray(g, dtype=np.intp), V)
             return d @ coef[:, j].T
 
-        return AdditiveStage(base, delta, lambda F: F)
+        return base, delta, lambda F: F
 
     def _feature_change(self, Xc: np.ndarray):
         """Decision scores of the rows ``Xc`` (float64), the coefficients (classes x features) and

@@ -21,6 +21,7 @@ import pandas as pd
 from ..io import read_npz
 from .edges import EdgeScores
 from .extraction import LayerAttention
+from .perturbation import TargetLabels
 
 __all__ = ["LayerScores", "analyse_layers", "extract_layers", "layer_summary_scores", "load_counts", "load_layer"]
 
@@ -113,22 +114,20 @@ def load_counts(store) -> np.ndarray:
 class _LayerContext:
     references: list
     tfs: list | None
-    de: pd.DataFrame
-    genes: np.ndarray
+    targets: TargetLabels  # the DE targets over the layers' genes (megabytes; the DE table can be gigabytes)
 
 
 def _analyse(ctx: _LayerContext, task) -> dict[str, pd.DataFrame]:
     """One layer: reference recovery of its summaries and heads, perturbation AUROC (AUPRC for summaries)."""
-    from .perturbation import TargetLabels, perturbation_auroc
+    from .perturbation import perturbation_auroc
     from .references import reference_recovery
 
     layer, path = task
     la = load_layer(Path(path), layer=layer)
     scores = LayerScores(la)
     rec = reference_recovery(scores, ctx.references, tfs=ctx.tfs)
-    targets = TargetLabels(ctx.de, la.genes)
-    summ = perturbation_auroc(LayerScores(la, per_head=False), ctx.de, targets=targets)
-    heads = perturbation_auroc(LayerScores(la, summaries=False), ctx.de, auprc=False, targets=targets)
+    summ = perturbation_auroc(LayerScores(la, per_head=False), None, targets=ctx.targets)
+    heads = perturbation_auroc(LayerScores(la, summaries=False), None, auprc=False, targets=ctx.targets)
     ent = pd.DataFrame({"layer": layer, "head": np.arange(la.n_heads),
                         "entropy": la.entropy if la.entropy is not None else np.nan})
     return {"recovery": rec, "perturbation": summ, "perturbation_heads": heads, "entropy": ent}
@@ -150,7 +149,7 @@ def analyse_layers(store, layer_paths: dict[int, Path], references, tfs, de: pd.
     todo = [(la, str(p)) for la, p in layer_paths.items() if not store.done(keys[la])]
     if todo:
         log.info("[stage] layer analysis: layers %s", [t[0] for t in todo])
-        ctx = _LayerContext(list(references), None if tfs is None else list(tfs), de, np.asarray(genes))
+        ctx = _LayerContext(list(references), None if tfs is None else list(tfs), TargetLabels(de, np.asarray(genes)))
         with progress.task("layer analyses", total=len(layer_paths), completed=len(layer_paths) - len(todo)) as bar:
             for task, tables in execute(_analyse, todo, shared={"layers": ctx}, n_jobs=n_jobs):
                 store.save(keys[task[0]], tables=tables)

@@ -323,7 +323,7 @@ def _average_precision_rows(M: np.ndarray, labels: np.ndarray, n1: np.ndarray) -
         return np.where(n1 > 0, (precision * lab).sum(axis=1) / n1, np.nan)
 
 
-def perturbation_auroc(scores: Sequence[EdgeScores], de: pd.DataFrame, auprc: bool = True,
+def perturbation_auroc(scores: Sequence[EdgeScores], de: pd.DataFrame | None, auprc: bool = True,
                        targets: TargetLabels | None = None) -> pd.DataFrame:
     """Per-perturbation AUROC/AUPRC of each edge score at ranking the DE targets.
 
@@ -332,11 +332,16 @@ def perturbation_auroc(scores: Sequence[EdgeScores], de: pd.DataFrame, auprc: bo
     scores
         Edge scores over the same genes; perturbation ``g`` is ranked by row ``S[g, :]``.
     de
-        Output of :func:`de_targets`.
+        Output of :func:`de_targets`; may be None when ``targets`` covers the scores' genes.
     auprc
         Also compute the AUPRC (False: NaN; for per-head ranking, where only the AUROC is used).
     targets
         :class:`TargetLabels` of ``de`` over the scores' genes, to reuse across calls (built when None).
+
+    Raises
+    ------
+    InputError
+        No scores, scores over different genes, or neither ``de`` nor ``targets`` over the scores' genes.
 
     Returns
     -------
@@ -350,6 +355,8 @@ def perturbation_auroc(scores: Sequence[EdgeScores], de: pd.DataFrame, auprc: bo
         raise InputError("no edge scores given")
     genes = scores[0].genes
     if targets is None or not np.array_equal(targets.genes, genes):
+        if de is None:
+            raise InputError("perturbation_auroc needs the DE table (de=) or target labels over the scores' genes")
         targets = TargetLabels(de, genes)
     frames = []
     for s in scores:
