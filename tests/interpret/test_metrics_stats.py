@@ -161,3 +161,23 @@ def test_bonferroni_z():
 
     assert bonferroni_z(3.0, 1) == pytest.approx(3.0)
     assert norm.sf(bonferroni_z(3.0, 8)) == pytest.approx(norm.sf(3.0) / 8)
+
+
+def test_criterion_b_takes_every_split_design_and_its_confirmations():
+    """The split-design analysis's rows join (b): the joint split's CI and the AUPRC / top-k recall deltas."""
+    designs = pd.DataFrame({"features": ["gene", "gene + attention", "gene + attention"], "model": "logistic",
+                            "split": ["joint", "joint", "gene"], "delta_auroc": [0.0, 0.02, 0.01],
+                            "delta_auroc_ci_low": [np.nan, 0.005, 0.002], "delta_auroc_ci_high": [np.nan, 0.03, 0.02],
+                            "delta_auprc": [0.0, 0.01, 0.004], "delta_topk_recall": [0.0, 0.05, 0.01]})
+
+    def b(splits):
+        return verdict(COMPS, INC, RESID, 4.0, _effects(), n_perturbations=8, splits=splits).criteria[1]
+
+    assert b(None).passed is True and b(designs).passed is True
+    assert "logistic/joint" in b(designs).evidence and "confirmation" in b(designs).evidence
+    joint_ci_below = designs.assign(delta_auroc_ci_low=[np.nan, -0.001, 0.002])
+    assert b(joint_ci_below).passed is False  # one split design whose CI reaches 0
+    auprc_down = designs.assign(delta_auprc=[0.0, 0.01, -0.002])
+    assert b(auprc_down).passed is False  # AUROC up, not confirmed on AUPRC
+    topk_down = designs.assign(delta_topk_recall=[0.0, 0.0, 0.01])
+    assert b(topk_down).passed is False  # not confirmed on top-k recall

@@ -99,8 +99,9 @@ def register_tests(reg: Registry, *, rec: pd.DataFrame, comps: pd.DataFrame, inc
 
 def apply_verdict(registry: pd.DataFrame, comps: pd.DataFrame, inc: pd.DataFrame, resid: pd.DataFrame,
                   nulls: pd.DataFrame, effects: AblationEffects | None, selection: LayerSelection, n_perturbations: int,
-                  min_perturbations: int, alpha: float) -> Verdict:
-    """The four criteria for the tested score (a, b, d) and the final single-matrix score (c)."""
+                  min_perturbations: int, alpha: float, splits: pd.DataFrame | None = None) -> Verdict:
+    """The four criteria for the tested score (a, b, d) and the final single-matrix score (c); ``splits``: the
+    split-design analysis's table, which joins (b) when it ran."""
     tested, final = selection.tested_name, selection.final
     bc = None
     if len(comps):
@@ -113,7 +114,7 @@ def apply_verdict(registry: pd.DataFrame, comps: pd.DataFrame, inc: pd.DataFrame
          if len(nulls) else None)
     return verdict(bc, inc if len(inc) else None, r if r is not None and len(r) else None, z, effects,
                    n_perturbations=n_perturbations, min_perturbations=min_perturbations, alpha=alpha,
-                   null_z_min=bonferroni_z(NULL_Z_MIN, selection.bonferroni_m))
+                   null_z_min=bonferroni_z(NULL_Z_MIN, selection.bonferroni_m), splits=splits)
 
 
 def data_caveat(data: dict, min_perturbations: int) -> list[str]:

@@ -261,7 +261,7 @@ def run_interpretation(data, out: str | os.PathLike | None = None, config: Inter
     add_rows(reg, extra.rows)
     registry, claims = reg.table(), reg.claims()
     verd = apply_verdict(registry, comps, inc, resid, nulls, effects, selection, n_rankable, cfg.min_perturbations,
-                         cfg.alpha)
+                         cfg.alpha, splits=extra.tables.get("splits"))
     data_info.update(n_control_used=int(ctrl.n_obs), n_genes_used=int(genes.size),
                      n_perturbed_in_genes=len(targets), n_rankable=n_rankable, de_lfc=cfg.de_lfc,
                      de_alpha=cfg.de_alpha, de_min_detection=cfg.de_min_detection,

@@ -8,7 +8,9 @@ the anchor's pass/fail criteria, as restated by the review of issue 13:
 
 (a) attention beats every gene-level baseline (mean, variance, 1 - dropout) at ranking knock-out targets: mean
     paired delta AUROC > 0 at BH-adjusted p < alpha;
-(b) adding attention to gene features raises the AUROC under every model and split design (delta CI above 0);
+(b) adding attention to gene features raises the AUROC under every model and split design (delta CI above 0),
+    confirmed on AUPRC and top-k recall when the split-design analysis ran (the joint cross-gene x
+    cross-perturbation split with its AUPRC and top-k recall deltas, :func:`~perturblab.interpret.splits.split_design`);
 (c) residualised on gene features, the reference AUROC keeps at least 80% of its above-chance signal
     (:func:`retained_fraction`, OLS residualiser primary, GBDT secondary), and the degree-preserving null gives
     z > 3 (raised to the Bonferroni-equivalent threshold when the tested layer was chosen among candidates);
@@ -235,16 +237,25 @@ def _criterion_a(comps: pd.DataFrame | None, alpha: float, n: int | None, gate: 
     return Criterion(name, passed, f"{ev} (need delta > 0 at BH p < {alpha})", n)
 
 
-def _criterion_b(inc: pd.DataFrame | None, n: int | None, gate: str | None) -> Criterion:
+def _criterion_b(inc: pd.DataFrame | None, n: int | None, gate: str | None,
+                 splits: pd.DataFrame | None = None) -> Criterion:
     name = NAMES[1]
     if gate:
         return Criterion(name, None, gate, n)
     if inc is None or len(inc) == 0 or not (inc["features"] == "gene + attention").any():
         return Criterion(name, None, "no incremental-value result", n)
     rows = inc[inc["features"] == "gene + attention"]
-    passed = bool((rows["delta_auroc_ci_low"] > 0).all())
+    designs = (splits[splits["features"] == "gene + attention"] if splits is not None and len(splits)
+               else pd.DataFrame(columns=["model", "split", "delta_auroc", "delta_auroc_ci_low", "delta_auroc_ci_high",
+                                          "delta_auprc", "delta_topk_recall"]))
+    both = pd.concat([rows, designs], ignore_index=True)
+    confirmed = bool(((designs["delta_auprc"] > 0) & (designs["delta_topk_recall"] > 0)).all())
+    passed = bool((both["delta_auroc_ci_low"] > 0).all()) and confirmed
     ev = "; ".join(f"{r.model}/{r.split}: {r.delta_auroc:+.4f} [{r.delta_auroc_ci_low:+.4f}, "
-                   f"{r.delta_auroc_ci_high:+.4f}]" for r in records(rows))
+                   f"{r.delta_auroc_ci_high:+.4f}]" for r in records(both))
+    if len(designs):
+        ev += "; confirmation (delta AUPRC, delta top-k recall > 0): " + "; ".join(
+            f"{r.model}/{r.split}: {r.delta_auprc:+.4f}, {r.delta_topk_recall:+.4f}" for r in records(designs))
     return Criterion(name, passed, ev, n)
 
 
@@ -336,6 +347,7 @@ def verdict(
     min_perturbations: int = MIN_PERTURBATIONS,
     alpha: float = 0.05,
     null_z_min: float = NULL_Z_MIN,
+    splits: pd.DataFrame | None = None,
 ) -> Verdict:
     """Apply the four criteria (see the module docstring).
 
@@ -362,6 +374,10 @@ def verdict(
         Significance level (BH-adjusted for (a)).
     null_z_min
         z threshold of the degree-preserving null (3; :func:`bonferroni_z` when the layer was selected).
+    splits
+        :func:`~perturblab.interpret.splits.split_design` table (the ``splits`` analysis), or None: its
+        ``"gene + attention"`` rows join (b), every split design's delta AUROC CI above 0 and its delta AUPRC
+        and delta top-k recall above 0.
 
     Returns
     -------
@@ -370,7 +386,7 @@ def verdict(
     gate = _not_evaluable(n_perturbations, min_perturbations)
     return Verdict([
         _criterion_a(baseline_comparisons, alpha, n_perturbations, gate),
-        _criterion_b(incremental, n_perturbations, gate),
+        _criterion_b(incremental, n_perturbations, gate, splits),
         _criterion_c(residualisation, degree_null_z, null_z_min),
         _criterion_d(ablation, alpha, n_perturbations, gate),
     ])
