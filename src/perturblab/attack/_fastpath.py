@@ -53,11 +53,17 @@ def _is_plain(clf, cls) -> bool:
     return isinstance(clf, cls) and t.predict is cls.predict and t.predict_cluster is cls.predict_cluster
 
 
-def _linear_scores(tgt, clf, gene_idx, V):
-    W = clf.weights_.to_numpy(dtype=np.float64)
+def _sctype_weights(tgt, clf) -> tuple[np.ndarray, np.ndarray]:
+    """scType's marker weights (markers + 1 x types, float64) and each gene's row in them (row -1, all zeros:
+    a gene outside the markers, no effect)."""
     row = np.full(len(tgt.genes), -1, dtype=np.intp)
     row[np.asarray(clf.used_genes_, dtype=np.intp)] = np.arange(len(clf.used_genes_))
-    W = np.vstack([W, np.zeros((1, W.shape[1]))])  # row -1: a gene outside the markers (no effect)
+    W = clf.weights_.to_numpy(dtype=np.float64)
+    return row, np.vstack([W, np.zeros((1, W.shape[1]))])
+
+
+def _linear_scores(tgt, clf, gene_idx, V):
+    row, W = _sctype_weights(tgt, clf)
     base = clf.decision_function(tgt.Xc).astype(np.float64)
     delta = (np.asarray(V, dtype=np.float64) - tgt.Xc[:, gene_idx]).T  # genes x cells
 
@@ -267,9 +273,7 @@ def additive_stage(tgt) -> AdditiveStage | None:
 
     clf, Xc = tgt.classifier, tgt.Xc
     if _is_plain(clf, ScTypeClassifier):
-        row = np.full(len(tgt.genes), -1, dtype=np.intp)
-        row[np.asarray(clf.used_genes_, dtype=np.intp)] = np.arange(len(clf.used_genes_))
-        W = np.vstack([clf.weights_.to_numpy(dtype=np.float64), np.zeros((1, len(clf.classes_)))])
+        row, W = _sctype_weights(tgt, clf)
         return AdditiveStage(clf.decision_function(Xc).astype(np.float64),
                              lambda g, V: (V - Xc[:, g]).astype(np.float64) @ W[row[g]], lambda F: F)
     if _is_plain(clf, MLPClassifier):

@@ -30,8 +30,8 @@ __all__ = ["Unit", "UnitResult", "Context", "run_unit", "choose_mode", "ROW_BUDG
 #: ``"auto"`` single-gene search: the largest number of stacked rows (genes to evaluate x cluster
 #: cells) scored exhaustively, per classifier type (from measured per-row costs on PBMC3k: scType's
 #: linear fast path is free, the random forest's cached-path fast path (~1 s for 8,500 genes x 355
-#: cells), the MLP's rank-one path and the 20-gene SVMs are cheap; CHETAH's correlations and
-#: CellTypist on ~13,500 genes go through the generic stacked path and are not).
+#: cells), the MLP's rank-one path, the 20-gene SVMs, CHETAH's incremental ranks and CellTypist's rank-one
+#: path are cheap enough for every PBMC3k cluster; the full audit's time is measured by benchmarks/audit_full.py).
 ROW_BUDGETS = {"ScTypeClassifier": float("inf"), "RandomForestClassifier": 5_000_000, "MLPClassifier": 1_500_000,
                "SVMClassifier": 250_000, "ChetahClassifier": 1_000_000, "CellTypistClassifier": 10_000_000}
 #: Budget of any other classifier.

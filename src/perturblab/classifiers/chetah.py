@@ -104,13 +104,16 @@ def _ranks_one_changed(B: np.ndarray, RB2: np.ndarray, pos: np.ndarray, new: np.
 @dataclass
 class _Node:
     """One node of the classification tree: its leaf types split into two branches, and per leaf
-    the selected genes, the type's reference profile on them and the sorted reference correlations."""
+    the selected genes, the type's reference profile on them (and its centred unit ranks), the genes'
+    positions among the classifier's ``used_genes_`` and the sorted reference correlations."""
 
     name: str
     branch1: list[str]
     branch2: list[str]
     genes: dict[str, np.ndarray] = field(default_factory=dict)
     profile: dict[str, np.ndarray] = field(default_factory=dict)
+    profile_ranks: dict[str, np.ndarray] = field(default_factory=dict)
+    used_cols: dict[str, np.ndarray] = field(default_factory=dict)
     cor_type: dict[str, np.ndarray] = field(default_factory=dict)
     cor_other: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -237,6 +240,7 @@ class ChetahClassifier(CellTypeClassifier):
                 fc = np.abs(prof[t] - np.mean([prof[o] for o in other], axis=0))
                 idx = np.sort(np.argsort(-fc, kind="stable")[:n_genes])
                 node.genes[t], node.profile[t] = idx, prof[t][idx]
+                node.profile_ranks[t] = _unit_profile_ranks(prof[t][idx])
                 in_other = np.isin(labels, other)
                 node.cor_type[t] = np.sort(spearman_to_profile(X[labels == t][:, idx], prof[t][idx]))
                 node.cor_other[t] = np.sort(spearman_to_profile(X[in_other][:, idx], prof[t][idx]))
@@ -248,7 +252,8 @@ class ChetahClassifier(CellTypeClassifier):
         self.genes_ = genes
         self.classes_ = np.asarray(classes, dtype=object)
         self.used_genes_ = np.unique(np.concatenate([g for n in self.nodes_ for g in n.genes.values()]))
-        self.__dict__.pop("_used_cols", None)
+        for node in self.nodes_:
+            node.used_cols = {t: np.searchsorted(self.used_genes_, g) for t, g in node.genes.items()}
         return self
 
     def _profile_score(self, node: _Node, t: str, cor: np.ndarray) -> np.ndarray:
@@ -261,15 +266,12 @@ class ChetahClassifier(CellTypeClassifier):
         """Profile scores (cells x leaves) at node ``k`` of the rows ``rows`` (default all) of ``Xu``, the
         model input restricted to ``used_genes_`` (gathered once: far fewer cache misses than 200 columns of
         the whole transcriptome per type)."""
-        cols = self.__dict__.get("_used_cols")
-        if cols is None:  # positions of each node's and type's genes among used_genes_
-            used = np.asarray(self.used_genes_)
-            cols = self._used_cols = [{t: np.searchsorted(used, n.genes[t]) for t in n.leaves} for n in self.nodes_]
-        node, at = self.nodes_[k], cols[k]
+        node = self.nodes_[k]
         prof = np.empty((Xu.shape[0] if rows is None else len(rows), len(node.leaves)))
         for j, t in enumerate(node.leaves):
-            sub = Xu[:, at[t]] if rows is None else Xu[np.ix_(rows, at[t])]
-            prof[:, j] = self._profile_score(node, t, spearman_to_profile(sub, node.profile[t]))
+            at = node.used_cols[t]
+            sub = Xu[:, at] if rows is None else Xu[np.ix_(rows, at)]
+            prof[:, j] = self._profile_score(node, t, _rank_cor(average_ranks(sub), node.profile_ranks[t]))
         return prof
 
     def _node_answer(self, node: _Node, prof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -329,7 +331,7 @@ class ChetahClassifier(CellTypeClassifier):
             for t in node.leaves:
                 B = np.ascontiguousarray(Xc[:, node.genes[t]], dtype=np.float32)
                 RB2 = (2 * average_ranks(B)).astype(np.int16 if B.shape[1] < 16_000 else np.int32)  # exact integers
-                per.append((node.genes[t], B, RB2, _unit_profile_ranks(node.profile[t])))
+                per.append((node.genes[t], B, RB2, node.profile_ranks[t]))
             pairs.append(per)
             base.append(self._node_scores(Xc[:, self.used_genes_], k))
         n = Xc.shape[0]
