@@ -60,11 +60,15 @@ def test_through_run_audit_single_gene_cgd_and_pgd(halves, tmp_path):
     register_classifier("tiny_transformer", lambda **kw: TransformerAnnotator(**TINY, **kw), overwrite=True)
     res = plab.audit.run_audit(out=tmp_path / "a", classifiers=["tiny_transformer"], clusters=("NK",),
                                modifications=("perc99",), attacks=("single_gene", "cgd", "pgd"),
-                               whitebox_ks=(1, 5), n_bootstrap=0, cgd_n_genes=20)
+                               whitebox_ks=(1, 5), n_bootstrap=0, cgd_n_genes=20,
+                               evaluations=("robustness",), gene_counts=(0, 5), cgd_strengths=(0.0, 1.0))
     att = res.attacks.set_index("attack")
     assert set(att.index) == {"single_gene", "cgd", "pgd"}
     # CGD walks through the signature genes the annotator reads (60 variable genes of 13,656), not an error
     assert 0 < res.cgd_path["gene"].nunique() <= 20
+    # robustness curves use the markers and signature genes the annotator reads (most markers are not among them)
+    rob = res.robustness
+    assert set(rob["axis"]) == {"genes", "cgd"} and set(rob["strength"]) == {0, 1, 5}
     assert att.loc["single_gene", "mode"] == "exhaustive" and att.loc["single_gene", "n_genes_evaluated"] == 60
     assert set(res.budget["k"]) == {1, 5}
 
