@@ -21,8 +21,12 @@ epoch). A rule is then the epoch whose prediction it would return:
 
 Usage::
 
-    PERTURBLAB_DATA_DIR=... python benchmarks/scpram_stopping_selection.py --out OUT [--seeds 0]
-        [--targets "NK,CD8 T,CD16 Mono"]
+    PERTURBLAB_DATA_DIR=... python benchmarks/scpram_stopping_selection.py --out OUT [--seeds 0,1]
+        [--targets "NK,CD8 T,CD16 Mono,T activated"]
+
+The defaults chose the rule of :class:`perturblab.predict.ScPRAM` (patience 25 kept: mean R2 .803 against .801
+for fixed 100 epochs, at half the training time; 8 runs of 100 epochs with per-epoch scoring,
+100-260 s each on 2 shared CPU cores).
 
 Writes ``OUT/epochs.csv`` (metrics of every epoch; resumable per target and seed) and ``OUT/selection.csv``
 (one row per rule, seed and target) and prints the means.
@@ -85,8 +89,8 @@ def _light_scorer(split):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seeds", default="0")
-    p.add_argument("--targets", default="NK,CD8 T,CD16 Mono")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--targets", default="NK,CD8 T,CD16 Mono,T activated")
     args = p.parse_args(argv)
 
     import time
