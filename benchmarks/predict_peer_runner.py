@@ -34,7 +34,9 @@ def _pertpy_scgen(train, ctrl, target, seed):
     pred, _ = model.predict(ctrl_key="control", stim_key="stimulated", celltype_to_predict=target)
     hist = getattr(model, "history", {}) or {}
     epochs = len(hist.get("train_loss", [])) if isinstance(hist, dict) else None
-    return pred, fit, epochs, pt.__version__
+    from importlib.metadata import version
+
+    return pred, fit, epochs, version("pertpy")
 
 
 def _scpram(train, ctrl, target, seed):
@@ -86,8 +88,8 @@ def _biolord(train, ctrl, target, seed):
     source = train[mask]
     preds = model.compute_prediction_adata(train, source, target_attributes=["condition"])
     pred = preds[(preds.obs["condition"] == "stimulated").to_numpy()]
-    epochs = len(model.history.get("elbo_train", model.history.get("biolord_metric_train", [])) or []) \
-        if getattr(model, "history", None) is not None else None
+    modes = model.training_plan.epoch_history["mode"]  # one "train" entry per epoch trained
+    epochs = sum(m == "train" for m in modes)
     return pred, fit, epochs, biolord.__version__
 
 
