@@ -60,11 +60,11 @@ class ScPRAM(VAEModel):
     stopping (patience 25, on the denoising objective) and seeds everywhere; latents are
     posterior means (the code encodes with a random draw, so predictions vary run to run).
 
-    The stopping rule was chosen without the benchmark targets (``benchmarks/scpram_stopping_selection.py
-    --seeds 0,1 --targets "NK,CD8 T,CD16 Mono,T activated"``: CD14 Mono, CD4 Naive T and B stimulated cells
-    removed before preprocessing, leave-one-type-out on four other Kang types, 2 seeds). Mean R2 of the gene
+    The stopping rule was chosen without the benchmark targets (``benchmarks/scpram_stopping_selection.py``
+    with its defaults: the stimulated cells of CD14 Mono, CD4 Naive T and B removed before preprocessing,
+    leave-one-type-out on NK, CD8 T, CD16 Mono and T activated, seeds 0 and 1). Mean R2 of the gene
     means (all genes / top-100 DEGs): patience 25 .803 / .772 at 52 epochs on average, the released code's fixed
-    100 epochs .801 / .766, fixed 60 epochs .799 / .764, patience 50 the same epochs as 25; fixed 100 epochs
+    100 epochs .801 / .766, fixed 60 epochs .799 / .764 (patience 50 kept the same epochs as 25); fixed 100 epochs
     trains twice as long and wins on NK (.824 vs .811) but loses on T activated (.821 vs .836), the other
     small type. So patience 25 stays, now chosen rather than assumed; the best epoch in hindsight would give
     .831, the headroom no rule here reaches.
