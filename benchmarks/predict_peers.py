@@ -11,7 +11,9 @@ start of the fit). perturblab then evaluates every
 prediction with the same code: ``evaluate`` (Systema reference and "vs rest" weights as in benchmarks), the
 metrics over targets (discrimination score), and an E-distance permutation test against the real stimulated
 cells (500 permutations) with its power (against a prediction missing 20% of the mean response) and the noise
-floor (two halves of the real cells).
+floor (two halves of the real cells). ``edistance_recentred[pca]`` is the E-distance after moving the predicted cells'
+mean onto the real stimulated mean (in the same PCA space): what is left of the E-distance once the mean response
+is right, i.e. the error in the cells' spread and shape alone (a diagnostic, not a model).
 
 Peers and their environments (created with ``--setup``; pip from PyPI):
 
@@ -213,6 +215,7 @@ def main(argv=None):
     from perturblab.predict import evaluate, loco_split, loco_targets, make_model, perturbed_centroid, prepare
     from perturblab.predict.edistance_test import edistance_check, edistance_permutation_test
     from perturblab.predict.evaluate_targets import summarise_target, targets_table
+    from perturblab.predict.metrics import edistance
 
     seeds = [int(s) for s in args.seeds.split(",")]
     peers = [x for x in args.peers.split(",") if x]
@@ -289,12 +292,13 @@ def main(argv=None):
             tab = evaluate(pr, sp.target_stim, sp.target_ctrl, n_bootstrap=0, perturbed_reference=ref,
                            other_stim=other)
             v = tab.set_index(["metric", "gene_set"])["value"]
-            _, pval = edistance_permutation_test(pca.transform(np.asarray(pr.X, np.float64)), Sp,
-                                                 args.n_permutations, random_state=s)
+            Pp = pca.transform(np.asarray(pr.X, np.float64))
+            _, pval = edistance_permutation_test(Pp, Sp, args.n_permutations, random_state=s)
             info = infos.get((name, t, s), {})
             row = {"model": name, "target": t, "seed": s,
                    **{f"{m}[{g}]": float(v.get((m, g), np.nan)) for m, g in HEADLINE
                       if m != "discrimination_score_l1"},
+                   "edistance_recentred[pca]": edistance(Pp - Pp.mean(0) + Sp.mean(0), Sp),
                    "edistance_p": pval, "edistance_power": power, "noise_floor": floor, "noise_floor_95": floor95,
                    "train_seconds": info.get("train_seconds", 0.0),
                    "train_cpu_seconds": info.get("train_cpu_seconds", 0.0),
