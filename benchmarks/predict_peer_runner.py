@@ -7,7 +7,8 @@ PEER: ``pertpy_scgen`` (pertpy >= 1.4, the JAX Scgen), ``scpram`` (scPRAM from P
 ``perturblab:MODEL`` (a model of perturblab's registry, for the same time and memory accounting).
 Writes the predicted cells (one per control cell of TARGET, in the order of ctrl.h5ad, obs names kept) and a
 JSON with the package version, training and prediction seconds (wall and CPU), epochs and the process's peak
-resident memory (``ru_maxrss``, imports and data included, as for every peer).
+resident memory (``VmHWM`` of the process, imports and data included, as for every peer; not ``ru_maxrss``, which
+on Linux keeps the parent's resident memory across the fork and exec that start the runner).
 """
 
 from __future__ import annotations
@@ -16,6 +17,20 @@ import json
 import resource
 import sys
 import time
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process image in MB: ``VmHWM`` from ``/proc/self/status`` where it exists.
+    ``ru_maxrss`` would report at least the parent's resident memory at the fork that started this process
+    (Linux folds it in at exec), e.g. 1.3 GB for every peer started by ``predict_peers.py``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 KEYS = {"condition_key": "condition", "cell_type_key": "cell_type", "ctrl_key": "control",
         "stim_key": "stimulated", "pred_key": "predicted"}
@@ -132,7 +147,7 @@ def main():
     with open(info_path, "w") as fh:
         json.dump({"peer": peer, "version": version, "train_seconds": fit[0], "train_cpu_seconds": fit[1],
                    "predict_seconds": total - fit[0], "epochs": epochs, "seed": int(seed), "target": target,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, fh)
+                   "peak_rss_mb": peak_rss_mb()}, fh)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ argv: train.h5ad ctrl.h5ad target pred_out.h5ad info_out.json seed train_kwargs_
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
+
+from predict_peer_runner import peak_rss_mb  # same folder: on sys.path when run as a script
 
 
 def _statsmodels_shim():
@@ -55,7 +56,7 @@ def main():
     with open(info_path, "w") as fh:
         json.dump({"version": pt.__version__, "train_kwargs": train_kwargs, "train_seconds": train_s,
                    "train_cpu_seconds": train_cpu, "epochs": epochs,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, fh)
+                   "peak_rss_mb": peak_rss_mb()}, fh)
 
 
 if __name__ == "__main__":
