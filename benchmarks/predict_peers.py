@@ -11,9 +11,9 @@ start of the fit). perturblab then evaluates every
 prediction with the same code: ``evaluate`` (Systema reference and "vs rest" weights as in benchmarks), the
 metrics over targets (discrimination score), and an E-distance permutation test against the real stimulated
 cells (500 permutations) with its power (against a prediction missing 20% of the mean response) and the noise
-floor (two halves of the real cells). ``edistance_recentred[pca]`` is the E-distance after moving the predicted cells'
-mean onto the real stimulated mean (in the same PCA space): what is left of the E-distance once the mean response
-is right, i.e. the error in the cells' spread and shape alone (a diagnostic, not a model).
+floor (two halves of the real cells). ``edistance_recentred[pca]`` is the E-distance after moving the predicted
+cells' mean onto the real stimulated mean (in the same PCA space): what is left of the E-distance once the mean
+response is right, i.e. the error in the cells' spread and shape alone (a diagnostic, not a model).
 
 Peers and their environments (created with ``--setup``; pip from PyPI):
 
