@@ -17,6 +17,7 @@ import json
 import resource
 import sys
 import time
+from importlib.metadata import version
 
 
 def peak_rss_mb() -> float:
@@ -31,6 +32,7 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 
 KEYS = {"condition_key": "condition", "cell_type_key": "cell_type", "ctrl_key": "control",
         "stim_key": "stimulated", "pred_key": "predicted"}
@@ -49,8 +51,6 @@ def _pertpy_scgen(train, ctrl, target, seed):
     pred, _ = model.predict(ctrl_key="control", stim_key="stimulated", celltype_to_predict=target)
     hist = getattr(model, "history", {}) or {}
     epochs = len(hist.get("train_loss", [])) if isinstance(hist, dict) else None
-    from importlib.metadata import version
-
     return pred, fit, epochs, version("pertpy")
 
 
@@ -69,8 +69,6 @@ def _scpram(train, ctrl, target, seed):
     fit = (time.perf_counter() - t0, time.process_time() - c0)
     model.eval()
     pred = model.predict(train, target, KEYS, ratio=0.05)
-    from importlib.metadata import version
-
     return pred, fit, 100, version("scpram")
 
 
@@ -133,9 +131,9 @@ def main():
     train, ctrl = ad.read_h5ad(train_path), ad.read_h5ad(ctrl_path)
     t0 = time.perf_counter()
     if peer.startswith("perturblab:"):
-        pred, fit, epochs, version = _perturblab(peer.split(":", 1)[1], train, ctrl, target, seed)
+        pred, fit, epochs, pkg_version = _perturblab(peer.split(":", 1)[1], train, ctrl, target, seed)
     else:
-        pred, fit, epochs, version = {"pertpy_scgen": _pertpy_scgen, "scpram": _scpram,
+        pred, fit, epochs, pkg_version = {"pertpy_scgen": _pertpy_scgen, "scpram": _scpram,
                                       "biolord": _biolord}[peer](train, ctrl, target, seed)
     total = time.perf_counter() - t0
     X = pred.X.toarray() if hasattr(pred.X, "toarray") else np.asarray(pred.X)
@@ -145,7 +143,7 @@ def main():
     out.obs["source_cell"] = ctrl.obs_names.astype(str)
     out.write_h5ad(pred_path)
     with open(info_path, "w") as fh:
-        json.dump({"peer": peer, "version": version, "train_seconds": fit[0], "train_cpu_seconds": fit[1],
+        json.dump({"peer": peer, "version": pkg_version, "train_seconds": fit[0], "train_cpu_seconds": fit[1],
                    "predict_seconds": total - fit[0], "epochs": epochs, "seed": int(seed), "target": target,
                    "peak_rss_mb": peak_rss_mb()}, fh)
 

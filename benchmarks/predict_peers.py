@@ -220,6 +220,12 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     peers = [x for x in args.peers.split(",") if x]
     ours = [x for x in args.ours.split(",") if x]
+    from perturblab.predict import MODELS
+
+    if unknown := [x for x in peers if x not in PEER_ENVS]:
+        raise SystemExit(f"unknown peer {unknown}: choose among {sorted(PEER_ENVS)}")
+    if unknown := [x for x in ours if x not in MODELS]:
+        raise SystemExit(f"unknown perturblab model {unknown}: choose among {sorted(MODELS)}")
     adata = prepare(plab.datasets.kang2018(), 2000)
     targets = loco_targets(adata, 30)
     data_dir, pred_dir = args.out / "data", args.out / "preds"

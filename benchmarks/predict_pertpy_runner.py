@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from importlib.metadata import version
 
 from predict_peer_runner import peak_rss_mb  # same folder: on sys.path when run as a script
 
@@ -54,7 +55,7 @@ def main():
     out.write_h5ad(pred_path)
     epochs = len(model.history.get("elbo_train", [])) if hasattr(model, "history") else None
     with open(info_path, "w") as fh:
-        json.dump({"version": pt.__version__, "train_kwargs": train_kwargs, "train_seconds": train_s,
+        json.dump({"version": version("pertpy"), "train_kwargs": train_kwargs, "train_seconds": train_s,
                    "train_cpu_seconds": train_cpu, "epochs": epochs,
                    "peak_rss_mb": peak_rss_mb()}, fh)
 
