@@ -74,6 +74,37 @@ def test_shrinkage_auto_and_errors():
         make_model("ot_shift", only_ctrl)
 
 
+def test_min_response_moves_only_the_responding_genes():
+    # four types of 40 cells whose stimulated cells are their control cells + 1.0 on gene 0 + noise on every gene
+    rng = np.random.default_rng(1)
+    blocks, obs = [], []
+    for i, t in enumerate("ABCD"):
+        ctrl = np.abs(rng.normal(i * 0.3, 0.3, size=(40, 6)))
+        ctrl[:, 5] = 0.0
+        ctrl[:20, 4] = 0.0                                             # gene 4 expressed in half of the cells
+        stim = ctrl + np.r_[1.0, 0, 0, 0, 0, 0] + rng.normal(0, 0.03, size=(40, 6))
+        blocks += [ctrl, stim]
+        obs += [(t, "control")] * 40 + [(t, "stimulated")] * 40
+    train = ad.AnnData(np.vstack(blocks), obs=pd.DataFrame(obs, columns=["cell_type", "condition"]))
+    train.obs_names = [f"c{i}" for i in range(train.n_obs)]
+    target = train[((train.obs["cell_type"] == "B") & (train.obs["condition"] == "control")).to_numpy()].copy()
+    every = make_model("ot_shift", train, n_pcs=3, k=5, min_response=0.0)
+    assert (np.abs(every.response(target)).mean(0) > 0).all()            # the noise moves every gene
+    m = make_model("ot_shift", train, n_pcs=3, k=5)
+    # leave-one-type-out: the real DEGs of each type are gene 0 alone, so a threshold between the noise and
+    # the response wins (F1 1) over 0 (F1 of 1 gene among 6 moved: 2/7)
+    assert m.inner_de_f1_[0.0] == pytest.approx(2 / 7) and m.min_response_ > 0.0
+    assert m.inner_de_f1_[m.min_response_] == pytest.approx(1.0)
+    d = m.response(target)
+    assert np.allclose(d[:, 0], d[:, 0].mean(), atol=0.1) and d[:, 0].mean() == pytest.approx(1.0, abs=0.05)
+    # a small response changes only the expressing cells, keeping the gene's mean; no expressing cell: none
+    raw = every.response(target)
+    assert np.all(d[:20, 4] == 0.0) and d[:, 4].mean() == pytest.approx(raw[20:, 4].mean())
+    assert np.all(d[:, 5] == 0.0)
+    with pytest.raises(InputError, match="min_response must be >= 0"):
+        make_model("ot_shift", train, min_response=-0.1)
+
+
 def test_ot_shift_on_kang_beats_mean_delta(kang_small):
     assert MODELS["ot_shift"][0] is OTShift
     split = loco_split(kang_small, "CD14 Mono")
