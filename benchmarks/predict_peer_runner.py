@@ -3,7 +3,7 @@ virtual environment by ``predict_peers.py`` (only the ``perturblab`` runner impo
 
 argv: PEER train.h5ad ctrl.h5ad TARGET SEED pred_out.h5ad info_out.json
 
-PEER: ``pertpy_scgen`` (pertpy >= 1.4, the JAX Scgen), ``scpram`` (scPRAM from PyPI), ``biolord``, or
+PEER: ``pertpy_scgen`` (pertpy >= 1.4, the JAX Scgen), ``scpram_pypi`` (scPRAM from PyPI), ``biolord``, or
 ``perturblab:MODEL`` (a model of perturblab's registry, for the same time and memory accounting).
 Writes the predicted cells (one per control cell of TARGET, in the order of ctrl.h5ad, obs names kept) and a
 JSON with the package version, training and prediction seconds (wall and CPU), epochs and the process's peak
@@ -133,7 +133,7 @@ def main():
     if peer.startswith("perturblab:"):
         pred, fit, epochs, pkg_version = _perturblab(peer.split(":", 1)[1], train, ctrl, target, seed)
     else:
-        pred, fit, epochs, pkg_version = {"pertpy_scgen": _pertpy_scgen, "scpram": _scpram,
+        pred, fit, epochs, pkg_version = {"pertpy_scgen": _pertpy_scgen, "scpram_pypi": _scpram,
                                       "biolord": _biolord}[peer](train, ctrl, target, seed)
     total = time.perf_counter() - t0
     X = pred.X.toarray() if hasattr(pred.X, "toarray") else np.asarray(pred.X)

@@ -20,18 +20,19 @@ Peers and their environments (created with ``--setup``; pip from PyPI):
 - ``pertpy_scgen``: pertpy 1.4.0 (Python >= 3.12: ``~/.pyenv`` 3.12) with flax, optax, jax (CPU); pertpy's
   defaults with early stopping (patience 45, up to 400 epochs). The ``[jax]`` extra brings numpyro, without
   which its Scgen does not import.
-- ``scpram``: ``scpram`` 0.0.3 from PyPI. It pins torch 1.13.1 (Python <= 3.10, a 2 GB CUDA build) and scanpy
-  1.9.3; installed without its pins (``--no-deps``) on Python 3.11 with torch 2.13 (CPU), scanpy, POT: the
-  package's code runs unchanged (100 epochs, ratio 0.05).
+- ``scpram_pypi``: ``scpram`` 0.0.3 from PyPI (named apart from perturblab's own ``scpram``). It pins torch
+  1.13.1 (Python <= 3.10, a 2 GB CUDA build) and scanpy 1.9.3; installed without its pins (``--no-deps``) on
+  Python 3.11 with torch 2.13 (CPU), scanpy, POT: the package's code runs unchanged (100 epochs, ratio 0.05).
 - ``biolord``: biolord 0.0.3 with scvi-tools (latest) and torch 2.13 (CPU), parameters of published benchmarks.
   CPA (``cpa-tools`` 0.8.8) needs Python < 3.11, torch <= 2.0.1, ray and rdkit: not installed.
 
 Usage::
 
     PERTURBLAB_DATA_DIR=... python benchmarks/predict_peers.py --out OUT [--setup] [--seeds 0,1,2]
-        [--peers pertpy_scgen,scpram,biolord] [--ours ot_shift,scgen,scpram]
+        [--peers pertpy_scgen,scpram_pypi,biolord] [--ours ot_shift,scgen,scpram]
 
-Resumable (predictions and their timings are kept under OUT/preds). Writes OUT/peers.json and OUT/peers.csv
+Resumable (predictions and their timings are kept under OUT/preds; a perturblab model's prediction is made
+again when its code or registry defaults changed since, see ``model_code``). Writes OUT/peers.json and OUT/peers.csv
 and prints the table of means over targets and seeds, with scPerturBench's published trVAE (0.967 Pearson delta
 on the top-100 DEGs, mean of 8 types, FULL Kang data: not the same data as here).
 """
@@ -48,7 +49,7 @@ from pathlib import Path
 
 PEER_ENVS = {
     "pertpy_scgen": {"python": "3.12", "install": [["pertpy[jax]==1.4.0", "flax", "optax", "jax"]]},
-    "scpram": {"python": "3.11", "install": [["torch==2.13.0"], ["--no-deps", "scpram==0.0.3"],
+    "scpram_pypi": {"python": "3.11", "install": [["torch==2.13.0"], ["--no-deps", "scpram==0.0.3"],
                                              ["scanpy", "pot", "adjusttext"]]},
     "biolord": {"python": "3.11", "install": [["torch==2.13.0"], ["biolord==0.0.3", "scvi-tools"]]},
 }
@@ -125,13 +126,39 @@ def ensure_env(root: Path, peer: str) -> Path:
     return py
 
 
+def model_code(name: str) -> str:
+    """Fingerprint of a perturblab model: SHA-256 (16 hex digits) of its module's source and its registry
+    defaults, so that a prediction cached by other code is made again, not reused."""
+    import hashlib
+    import inspect
+
+    from perturblab.predict import MODELS
+
+    cls, defaults = MODELS[name]
+    text = inspect.getsource(sys.modules[cls.__module__]) + repr(sorted(defaults.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cached(pred: Path, info: Path, code: str | None) -> dict | None:
+    """The info of a finished prediction, or None when missing or made by other perturblab code (said once)."""
+    if not (info.exists() and pred.exists()):
+        return None
+    data = json.loads(info.read_text())
+    if code is not None and data.get("model_code") != code:
+        print(f"{info.parent.name} / {info.stem}: cached prediction made by other model code "
+              f"({data.get('model_code')} != {code}); made again", file=sys.stderr, flush=True)
+        return None
+    return data
+
+
 def run_model(name: str, py: str, env: dict, data_dir: Path, pred_dir: Path, target: str, seed: int,
               timeout: int) -> dict:
     """Train and predict one (model, target, seed) in its own process unless done; returns its info."""
     tag = f"{target.replace(' ', '_')}_seed{seed}"
     pred, info = pred_dir / name / f"{tag}.h5ad", pred_dir / name / f"{tag}.json"
-    if info.exists() and pred.exists():
-        return json.loads(info.read_text())
+    code = None if name in PEER_ENVS else model_code(name)
+    if (cached := _cached(pred, info, code)) is not None:
+        return cached
     pred.parent.mkdir(parents=True, exist_ok=True)
     peer = name if name in PEER_ENVS else f"perturblab:{name}"
     runner = Path(__file__).with_name("predict_peer_runner.py")
@@ -143,7 +170,10 @@ def run_model(name: str, py: str, env: dict, data_dir: Path, pred_dir: Path, tar
         (pred_dir / name / f"{tag}.err").write_text(r.stderr[-20000:])
         raise RuntimeError(f"{name} / {target} / seed {seed} failed: {r.stderr[-1500:]}")
     print(f"{name} / {target} / seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return json.loads(info.read_text())
+    data = json.loads(info.read_text())
+    if code is not None:
+        info.write_text(json.dumps({**data, "model_code": code}))
+    return {**data, "model_code": code}
 
 
 def run_in_process(name: str, split, pred_dir: Path, target: str, seed: int) -> dict:
@@ -155,8 +185,9 @@ def run_in_process(name: str, split, pred_dir: Path, target: str, seed: int) -> 
 
     tag = f"{target.replace(' ', '_')}_seed{seed}"
     pred, info = pred_dir / name / f"{tag}.h5ad", pred_dir / name / f"{tag}.json"
-    if info.exists() and pred.exists():
-        return json.loads(info.read_text())
+    code = model_code(name)
+    if (cached := _cached(pred, info, code)) is not None:
+        return cached
     pred.parent.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     with peak_memory() as mem:
@@ -167,7 +198,7 @@ def run_in_process(name: str, split, pred_dir: Path, target: str, seed: int) -> 
     out.write_h5ad(pred)
     data = {"peer": name, "version": perturblab.__version__, "train_seconds": fit[0], "train_cpu_seconds": fit[1],
             "epochs": 0, "seed": seed, "target": target, "peak_rss_mb": mem["peak_rss_mb"],
-            "peak_memory_above_start_mb": mem["peak_mb"], "in_process": True}
+            "peak_memory_above_start_mb": mem["peak_mb"], "in_process": True, "model_code": code}
     info.write_text(json.dumps(data))
     return data
 
@@ -193,7 +224,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--peers", default="pertpy_scgen,scpram,biolord")
+    p.add_argument("--peers", default="pertpy_scgen,scpram_pypi,biolord")
     p.add_argument("--ours", default="ot_shift,scgen,scpram")
     p.add_argument("--venv-root", type=Path, default=Path.home() / ".cache" / "perturblab" / "peers")
     p.add_argument("--setup", action="store_true", help="create the peers' virtual environments when missing")
