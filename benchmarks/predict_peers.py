@@ -14,6 +14,9 @@ cells (500 permutations) with its power (against a prediction missing 20% of the
 floor (two halves of the real cells). ``edistance_recentred[pca]`` is the E-distance after moving the predicted
 cells' mean onto the real stimulated mean (in the same PCA space): what is left of the E-distance once the mean
 response is right, i.e. the error in the cells' spread and shape alone (a diagnostic, not a model).
+``discrimination_split_control[all]`` is the discrimination score with the predicted and the real deltas taken
+from different halves of the control cells (``split_control_deltas``): cell-eval's score, which uses one control
+mean for both, favours decoded predictions over shifted control cells by the sampling noise of that mean.
 
 Peers and their environments (created with ``--setup``; pip from PyPI):
 
@@ -203,6 +206,24 @@ def run_in_process(name: str, split, pred_dir: Path, target: str, seed: int) -> 
     return data
 
 
+def split_control_deltas(pred, ctrl, stim_mean, n_splits: int = 10):
+    """Deltas for ``discrimination_split_control``: the control cells split into random halves A and B
+    (seeds 0..n_splits-1, the same for every model); the predicted delta is the mean of the cells predicted
+    from A minus A's mean, the real delta the real stimulated mean minus B's mean. cell-eval's score puts the
+    same control mean in both deltas, so a prediction that does not carry its control cells' sample mean
+    (decoded cells) shares that mean's sampling noise with the real delta and is favoured over one made by
+    shifting the control cells; here no sampling noise is shared. Returns two (n_splits x genes) arrays."""
+    import numpy as np
+
+    P, R = [], []
+    for r in range(n_splits):
+        idx = np.random.default_rng(r).permutation(len(ctrl))
+        a, b = idx[: len(idx) // 2], idx[len(idx) // 2:]
+        P.append(pred[a].mean(0) - ctrl[a].mean(0))
+        R.append(stim_mean - ctrl[b].mean(0))
+    return np.array(P), np.array(R)
+
+
 def edistance_difference(P1, P2, S, n_boot: int = 200, random_state: int = 0) -> tuple[float, float, float]:
     """E(P1, S) - E(P2, S) and its 95% percentile interval over resamples of the real cells and of the
     (shared) control cells both predictions were made from (row i of P1 and P2 from the same control cell)."""
@@ -247,6 +268,7 @@ def main(argv=None):
     from perturblab.predict.edistance_test import edistance_check, edistance_permutation_test
     from perturblab.predict.evaluate_targets import summarise_target, targets_table
     from perturblab.predict.metrics import edistance
+    from perturblab.predict.metrics_targets import discrimination_score
 
     seeds = [int(s) for s in args.seeds.split(",")]
     peers = [x for x in args.peers.split(",") if x]
@@ -300,7 +322,7 @@ def main(argv=None):
     # ---- evaluation: the same code for every prediction -----------------------------------------------
     import anndata as ad
 
-    rows, checks, diffs, summaries = [], {}, [], {}
+    rows, checks, diffs, summaries, halves = [], {}, [], {}, {}
     for t, sp in splits.items():
         ref = perturbed_centroid(sp.train)
         other = sp.train[(sp.train.obs["condition"] == "stimulated").to_numpy()].copy()
@@ -325,6 +347,7 @@ def main(argv=None):
                 rows.extend([{**r, "seed": s} for r in rows if r["model"] == "mean_delta" and r["target"] == t
                              and r["seed"] == seeds[0]])
                 summaries[(name, s, t)] = summaries[(name, seeds[0], t)]
+                halves[(name, s, t)] = halves[(name, seeds[0], t)]
                 continue
             tab = evaluate(pr, sp.target_stim, sp.target_ctrl, n_bootstrap=0, perturbed_reference=ref,
                            other_stim=other)
@@ -342,6 +365,8 @@ def main(argv=None):
                    "peak_rss_mb": info.get("peak_rss_mb", np.nan), "epochs": info.get("epochs"),
                    "version": info.get("version", "perturblab")}
             rows.append(row)
+            halves[(name, s, t)] = split_control_deltas(np.asarray(pr.X, np.float64),
+                                                        np.asarray(sp.target_ctrl.X, np.float64), Sx.mean(0))
             summaries[(name, s, t)] = summarise_target(pr, sp.target_stim, sp.target_ctrl, n_bootstrap=0,
                                                        nsig=(v[("de_nsig_counts_real", "pdex_fdr0.05")],
                                                              v[("de_nsig_counts_pred", "pdex_fdr0.05")]))
@@ -364,9 +389,13 @@ def main(argv=None):
         if len(group) == len(targets):
             tt = targets_table(group)
             tt = tt[tt["metric"] == "discrimination_score_l1"]
+            split = np.mean([discrimination_score(np.array([halves[(name, s, t)][0][r] for t in targets]),
+                                                  np.array([halves[(name, s, t)][1][r] for t in targets]))
+                             for r in range(len(halves[(name, s, targets[0])][0]))], axis=0)
             for _, r in tt[~tt["target"].isin(["mean", "all"])].iterrows():
                 disc.append({"model": name, "seed": s, "target": r["target"],
-                             "discrimination_score_l1[all]": r["value"]})
+                             "discrimination_score_l1[all]": r["value"],
+                             "discrimination_split_control[all]": split[targets.index(r["target"])]})
     if disc:
         table = table.merge(pd.DataFrame(disc), on=["model", "seed", "target"], how="left")
     def summarise(tab):
