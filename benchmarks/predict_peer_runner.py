@@ -145,7 +145,7 @@ def main():
     with open(info_path, "w") as fh:
         json.dump({"peer": peer, "version": pkg_version, "train_seconds": fit[0], "train_cpu_seconds": fit[1],
                    "predict_seconds": total - fit[0], "epochs": epochs, "seed": int(seed), "target": target,
-                   "peak_rss_mb": peak_rss_mb()}, fh)
+                   "peak_rss_mb": peak_rss_mb(), "peak_rss_source": "VmHWM"}, fh)
 
 
 if __name__ == "__main__":

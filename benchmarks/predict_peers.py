@@ -5,9 +5,10 @@ Protocol: ``prepare(kang2018, 2000 HVGs)`` (perturblab's protocol), leave-one-ce
 with >= 30 cells per condition, seeds 0-2. Every model gets the same training cells (``loco_split(...).train``,
 written once as h5ad) and predicts the same control cells; ``benchmarks/predict_peer_runner.py`` trains it in
 its own process (the peers inside their virtual environments; perturblab's models in perturblab's), which
-reports training time (wall and CPU) and the process's peak resident memory (the fast OT shift, seconds of
-fitting, is trained in the evaluating process: its time is construction + fit, its memory the peak above the
-start of the fit). perturblab then evaluates every
+reports training time (wall and CPU) and the process's peak resident memory (``peak_rss_mb``, VmHWM; a cached
+prediction from a runner without that measurement shows NaN). The fast OT shift, seconds of fitting, is trained
+in the evaluating process: its time is construction + fit, its memory ``peak_above_start_mb``, the peak above
+the start of the fit. perturblab then evaluates every
 prediction with the same code: ``evaluate`` (Systema reference and "vs rest" weights as in benchmarks), the
 metrics over targets (discrimination score), and an E-distance permutation test against the real stimulated
 cells (500 permutations) with its power (against a prediction missing 20% of the mean response) and the noise
@@ -362,7 +363,9 @@ def main(argv=None):
                    "edistance_p": pval, "edistance_power": power, "noise_floor": floor, "noise_floor_95": floor95,
                    "train_seconds": info.get("train_seconds", 0.0),
                    "train_cpu_seconds": info.get("train_cpu_seconds", 0.0),
-                   "peak_rss_mb": info.get("peak_rss_mb", np.nan), "epochs": info.get("epochs"),
+                   "peak_rss_mb": info.get("peak_rss_mb", np.nan) if info.get("peak_rss_source") else np.nan,
+                   "peak_above_start_mb": info.get("peak_memory_above_start_mb", np.nan),
+                   "epochs": info.get("epochs"),
                    "version": info.get("version", "perturblab")}
             rows.append(row)
             halves[(name, s, t)] = split_control_deltas(np.asarray(pr.X, np.float64),
@@ -403,7 +406,7 @@ def main(argv=None):
             **{c: (c, "mean") for c in tab.columns if "[" in c},
             types_indistinguishable=("edistance_p", lambda x: int((x > 0.05).sum())),
             n_types=("target", "nunique"), train_seconds=("train_seconds", "mean"),
-            peak_rss_mb=("peak_rss_mb", "max")).reset_index()
+            peak_rss_mb=("peak_rss_mb", "max"), peak_above_start_mb=("peak_above_start_mb", "max")).reset_index()
         out = per_seed.groupby("model").mean(numeric_only=True).drop(columns="seed")
         out["n_seeds"] = per_seed.groupby("model").size()
         return out

@@ -46,7 +46,7 @@ def discrimination_score(pred_deltas, real_deltas, metric: str = "l1", exclude=N
         equal cell-eval's whether deltas or means are given. Both deltas then hold the same control mean, so a
         prediction that does not carry its control cells' sample mean (decoded cells) shares that mean's
         sampling noise with its real delta, and beats one made by shifting the control cells by more than its
-        response is better: on 8 Kang types (seed 0) PyPI scPRAM scores 1.0 and the OT shift .75, and .82
+        response is better: on 8 Kang types (seed 0) PyPI scPRAM scores 1.0 and the OT shift .75, and .81
         against .71 when the two deltas take different halves of the control cells
         (``benchmarks/predict_peers.py``, ``discrimination_split_control``).
     metric
