@@ -43,12 +43,12 @@ def discrimination_score(pred_deltas, real_deltas, metric: str = "l1", exclude=N
         Targets x genes. For cell types, give each target's delta from ITS OWN control cells (a shared
         control would make the score measure cell identity, which the prediction inherits from its input,
         rather than the response). With one control shared by all targets (Perturb-seq) the l1 and l2 scores
-        equal cell-eval's whether deltas or means are given. Both deltas then hold the same control mean, so a
-        prediction that does not carry its control cells' sample mean (decoded cells) shares that mean's
-        sampling noise with its real delta, and beats one made by shifting the control cells by more than its
-        response is better: on 8 Kang types (seed 0) PyPI scPRAM scores 1.0 and the OT shift .75, and .81
-        against .71 when the two deltas take different halves of the control cells
-        (``benchmarks/predict_peers.py``, ``discrimination_split_control``).
+        equal cell-eval's whether deltas or means are given. The predicted and the real delta hold the same
+        control mean: a prediction that does not carry its control cells' sample mean (decoded cells) shares
+        that mean's sampling noise with its real delta, one made by shifting the control cells does not, and
+        the score favours the first beyond the quality of its response. On 8 Kang types (seed 0) PyPI scPRAM
+        scores 1.0 and the OT shift .75; .81 and .71 when the two deltas take different halves of the control
+        cells (``benchmarks/predict_peers.py``, ``discrimination_split_control``).
     metric
         ``"l1"`` (cityblock), ``"l2"`` (Euclidean) or ``"cosine"`` (cosine distance).
     exclude

@@ -130,7 +130,7 @@ class OTShift(PerturbationModel):
         for v in shrinkage_grid:
             check_fraction(v, "shrinkage_grid value", closed_low=True)
         for v in [*min_response_grid, *([] if min_response == "auto" else [min_response])]:
-            if not float(v) >= 0:
+            if isinstance(v, str) or not float(v) >= 0:
                 raise InputError(f"min_response must be >= 0 (log-normalised units) or 'auto', got {v!r}")
         X = self._X().astype(np.float64)
         ct = self.adata.obs[self.cell_type_key].astype(str).to_numpy()
