@@ -150,7 +150,7 @@ def _cached(pred: Path, info: Path, code: str | None) -> dict | None:
     data = json.loads(info.read_text())
     if code is not None and data.get("model_code") != code:
         print(f"{info.parent.name} / {info.stem}: cached prediction made by other model code "
-              f"({data.get('model_code')} != {code}); made again", file=sys.stderr, flush=True)
+              f"({data.get('model_code')} != {code}); not reused", file=sys.stderr, flush=True)
         return None
     return data
 
@@ -307,9 +307,10 @@ def main(argv=None):
             for s in (seeds if name in fast else deep_seeds):
                 tag = (name, t, s)
                 if args.evaluate_only:
-                    f = pred_dir / name / f"{t.replace(' ', '_')}_seed{s}.json"
-                    if f.exists():
-                        infos[tag] = json.loads(f.read_text())
+                    f = pred_dir / name / f"{t.replace(' ', '_')}_seed{s}"
+                    code = None if name in PEER_ENVS else model_code(name)
+                    if (cached := _cached(f.with_suffix(".h5ad"), f.with_suffix(".json"), code)) is not None:
+                        infos[tag] = cached
                     continue
                 try:
                     if name in fast:
