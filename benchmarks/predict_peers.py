@@ -44,6 +44,7 @@ on the top-100 DEGs, mean of 8 types, FULL Kang data: not the same data as here)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -130,26 +131,34 @@ def ensure_env(root: Path, peer: str) -> Path:
     return py
 
 
+@functools.cache
 def model_code(name: str) -> str:
-    """Fingerprint of a perturblab model: SHA-256 (16 hex digits) of its module's source and its registry
-    defaults, so that a prediction cached by other code is made again, not reused."""
-    import hashlib
+    """Fingerprint of a perturblab model (16 hex digits of :func:`perturblab.runs.folder.fingerprint`) of its
+    module's source and its registry defaults, so that a prediction cached by other code is made again."""
     import inspect
 
     from perturblab.predict import MODELS
+    from perturblab.runs.folder import fingerprint
 
     cls, defaults = MODELS[name]
-    text = inspect.getsource(sys.modules[cls.__module__]) + repr(sorted(defaults.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return fingerprint({"source": inspect.getsource(sys.modules[cls.__module__]), "defaults": defaults})[:16]
 
 
-def _cached(pred: Path, info: Path, code: str | None) -> dict | None:
-    """The info of a finished prediction, or None when missing or made by other perturblab code (said once)."""
+def _paths(pred_dir: Path, name: str, target: str, seed: int) -> tuple[Path, Path]:
+    """The prediction (h5ad) and its info (JSON) of one (model, target, seed)."""
+    stem = f"{target.replace(' ', '_')}_seed{seed}"
+    return pred_dir / name / f"{stem}.h5ad", pred_dir / name / f"{stem}.json"
+
+
+def _cached(pred: Path, info: Path, name: str) -> dict | None:
+    """The info of a finished prediction, or None when missing or, for a perturblab model, made by other model
+    code (said once)."""
     if not (info.exists() and pred.exists()):
         return None
     data = json.loads(info.read_text())
+    code = None if name in PEER_ENVS else model_code(name)
     if code is not None and data.get("model_code") != code:
-        print(f"{info.parent.name} / {info.stem}: cached prediction made by other model code "
+        print(f"{name} / {info.stem}: cached prediction made by other model code "
               f"({data.get('model_code')} != {code}); not reused", file=sys.stderr, flush=True)
         return None
     return data
@@ -158,10 +167,10 @@ def _cached(pred: Path, info: Path, code: str | None) -> dict | None:
 def run_model(name: str, py: str, env: dict, data_dir: Path, pred_dir: Path, target: str, seed: int,
               timeout: int) -> dict:
     """Train and predict one (model, target, seed) in its own process unless done; returns its info."""
-    tag = f"{target.replace(' ', '_')}_seed{seed}"
-    pred, info = pred_dir / name / f"{tag}.h5ad", pred_dir / name / f"{tag}.json"
-    code = None if name in PEER_ENVS else model_code(name)
-    if (cached := _cached(pred, info, code)) is not None:
+    from perturblab.io import write_json
+
+    pred, info = _paths(pred_dir, name, target, seed)
+    if (cached := _cached(pred, info, name)) is not None:
         return cached
     pred.parent.mkdir(parents=True, exist_ok=True)
     peer = name if name in PEER_ENVS else f"perturblab:{name}"
@@ -171,26 +180,26 @@ def run_model(name: str, py: str, env: dict, data_dir: Path, pred_dir: Path, tar
                         str(data_dir / f"{target}_ctrl.h5ad"), target, str(seed), str(pred), str(info)],
                        capture_output=True, text=True, timeout=timeout, env=env)
     if r.returncode != 0:
-        (pred_dir / name / f"{tag}.err").write_text(r.stderr[-20000:])
+        info.with_suffix(".err").write_text(r.stderr[-20000:])
         raise RuntimeError(f"{name} / {target} / seed {seed} failed: {r.stderr[-1500:]}")
     print(f"{name} / {target} / seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     data = json.loads(info.read_text())
-    if code is not None:
-        info.write_text(json.dumps({**data, "model_code": code}))
-    return {**data, "model_code": code}
+    if name not in PEER_ENVS:
+        data["model_code"] = model_code(name)
+        write_json(info, data)
+    return data
 
 
 def run_in_process(name: str, split, pred_dir: Path, target: str, seed: int) -> dict:
     """A fast perturblab model trained in this process (a separate process would mostly time imports): wall and
     CPU time of construction + training, peak memory above the start (``perturblab.runs.peak_memory``)."""
     import perturblab
+    from perturblab.io import write_h5ad, write_json
     from perturblab.predict import make_model
     from perturblab.runs import peak_memory
 
-    tag = f"{target.replace(' ', '_')}_seed{seed}"
-    pred, info = pred_dir / name / f"{tag}.h5ad", pred_dir / name / f"{tag}.json"
-    code = model_code(name)
-    if (cached := _cached(pred, info, code)) is not None:
+    pred, info = _paths(pred_dir, name, target, seed)
+    if (cached := _cached(pred, info, name)) is not None:
         return cached
     pred.parent.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -198,12 +207,11 @@ def run_in_process(name: str, split, pred_dir: Path, target: str, seed: int) -> 
         model = make_model(name, split.train, random_state=seed)
         model.train()
     fit = (time.perf_counter() - t0, time.process_time() - c0)
-    out = model.predict(split.target_ctrl)
-    out.write_h5ad(pred)
+    write_h5ad(pred, model.predict(split.target_ctrl))
     data = {"peer": name, "version": perturblab.__version__, "train_seconds": fit[0], "train_cpu_seconds": fit[1],
             "epochs": 0, "seed": seed, "target": target, "peak_rss_mb": mem["peak_rss_mb"],
-            "peak_memory_above_start_mb": mem["peak_mb"], "in_process": True, "model_code": code}
-    info.write_text(json.dumps(data))
+            "peak_memory_above_start_mb": mem["peak_mb"], "in_process": True, "model_code": model_code(name)}
+    write_json(info, data)
     return data
 
 
@@ -307,9 +315,7 @@ def main(argv=None):
             for s in (seeds if name in fast else deep_seeds):
                 tag = (name, t, s)
                 if args.evaluate_only:
-                    f = pred_dir / name / f"{t.replace(' ', '_')}_seed{s}"
-                    code = None if name in PEER_ENVS else model_code(name)
-                    if (cached := _cached(f.with_suffix(".h5ad"), f.with_suffix(".json"), code)) is not None:
+                    if (cached := _cached(*_paths(pred_dir, name, t, s), name)) is not None:
                         infos[tag] = cached
                     continue
                 try:
@@ -332,7 +338,7 @@ def main(argv=None):
         preds = {("mean_delta", s): base for s in seeds}
         for (name, tt, s) in infos:
             if tt == t:
-                pr = ad.read_h5ad(pred_dir / name / f"{t.replace(' ', '_')}_seed{s}.h5ad")
+                pr = ad.read_h5ad(_paths(pred_dir, name, t, s)[0])
                 pr.obs_names = sp.target_ctrl.obs_names
                 pr.var_names = sp.target_ctrl.var_names
                 preds[(name, s)] = pr

@@ -102,7 +102,7 @@ def test_min_response_moves_only_the_responding_genes():
     assert np.all(d[:20, 4] == 0.0) and d[:, 4].mean() == pytest.approx(raw[20:, 4].mean())
     assert np.all(d[:, 5] == 0.0)
     for bad in (-0.1, "high", float("nan")):
-        with pytest.raises(InputError, match="min_response must be >= 0"):
+        with pytest.raises(InputError, match="min_response must be a number >= 0"):
             make_model("ot_shift", train, min_response=bad)
 
 

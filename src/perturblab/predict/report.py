@@ -86,7 +86,7 @@ def versus_baseline(metrics: pd.DataFrame, baseline: str = "mean_delta") -> list
                 mv, bv = v[(model, "r2_pearson_var", "all")], v[(baseline, "r2_pearson_var", "all")]
                 text += (f" The E-distance compares whole cell distributions and {baseline} shifts real control cells, "
                          f"keeping their own cell-to-cell spread (variance R2 {mv:.3f} for {model} vs {bv:.3f})"
-                         + ("; the decoded cells are smoother than real ones." if mv < bv else
+                         + ("; the predicted cells' gene variances match the real ones less well." if mv < bv else
                             "; here the gap is not explained by the gene variances but by the cells' joint structure."))
             lines.append(text)
     return lines

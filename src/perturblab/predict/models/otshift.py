@@ -129,9 +129,10 @@ class OTShift(PerturbationModel):
             check_fraction(shrinkage, "shrinkage", closed_low=True)
         for v in shrinkage_grid:
             check_fraction(v, "shrinkage_grid value", closed_low=True)
-        for v in [*min_response_grid, *([] if min_response == "auto" else [min_response])]:
-            if isinstance(v, str) or not float(v) >= 0:
-                raise InputError(f"min_response must be >= 0 (log-normalised units) or 'auto', got {v!r}")
+        if min_response != "auto":
+            check_positive(min_response, "min_response", minimum=0)
+        for v in min_response_grid:
+            check_positive(v, "min_response_grid value", minimum=0)
         X = self._X().astype(np.float64)
         ct = self.adata.obs[self.cell_type_key].astype(str).to_numpy()
         is_c, is_s = self._mask(self.control), self._mask(self.stimulated)
