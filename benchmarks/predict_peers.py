@@ -277,7 +277,7 @@ def main(argv=None):
     from perturblab.predict.edistance_test import edistance_check, edistance_permutation_test
     from perturblab.predict.evaluate_targets import summarise_target, targets_table
     from perturblab.predict.metrics import edistance
-    from perturblab.predict.metrics_targets import discrimination_score
+    from perturblab.predict.metrics_targets import discrimination_score, perfect_discrimination_l2
 
     seeds = [int(s) for s in args.seeds.split(",")]
     peers = [x for x in args.peers.split(",") if x]
@@ -331,6 +331,7 @@ def main(argv=None):
     import anndata as ad
 
     rows, checks, diffs, summaries, halves = [], {}, [], {}, {}
+    real_delta, var_stim, var_ctrl = {}, {}, {}
     for t, sp in splits.items():
         ref = perturbed_centroid(sp.train)
         other = sp.train[(sp.train.obs["condition"] == "stimulated").to_numpy()].copy()
@@ -382,6 +383,10 @@ def main(argv=None):
                                                              v[("de_nsig_counts_pred", "pdex_fdr0.05")]))
         checks[t] = {"power_20pct_shortfall": power, "noise_floor": floor, "noise_floor_95": floor95,
                      "n_ctrl": sp.target_ctrl.n_obs, "n_stim": sp.target_stim.n_obs}
+        Cx = np.asarray(sp.target_ctrl.X, np.float64)
+        real_delta[t] = Sx.mean(0) - Cx.mean(0)
+        var_stim[t] = float((Sx.var(0, ddof=1) / len(Sx)).sum())
+        var_ctrl[t] = float((Cx.var(0, ddof=1) / len(Cx)).sum())
         # ot_shift vs mean_delta: is the difference of their E-distances resolvable?
         if "ot_shift" in ours:
             for s in seeds:
@@ -393,11 +398,20 @@ def main(argv=None):
                                   "ci_high": hi, "resolved": bool(lo > 0 or hi < 0), "ot_shift_better": d < 0})
         print(f"evaluated {t}", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
+    # what a perfect prediction is expected to score (l2): made by shifting its control cells (nothing shared
+    # with the real delta), or not carrying the control mean (decoded; cell-eval's shared control mean)
+    R = np.array([real_delta[t] for t in targets])
+    perfect = {"shifted_control": perfect_discrimination_l2(R, [var_stim[t] + var_ctrl[t] for t in targets]),
+               "decoded": perfect_discrimination_l2(R, [var_stim[t] for t in targets])}
+    for kind, score in perfect.items():
+        for t, v in zip(targets, score):
+            checks[t][f"perfect_discrimination_l2[{kind}]"] = float(v)
     disc = []
     for (name, s) in {(n, s) for n, s, _ in summaries}:
         group = {t: summaries[(name, s, t)] for t in targets if (name, s, t) in summaries}
         if len(group) == len(targets):
             tt = targets_table(group)
+            l2 = tt[tt["metric"] == "discrimination_score_l2"].set_index("target")["value"]
             tt = tt[tt["metric"] == "discrimination_score_l1"]
             split = np.mean([discrimination_score(np.array([halves[(name, s, t)][0][r] for t in targets]),
                                                   np.array([halves[(name, s, t)][1][r] for t in targets]))
@@ -405,6 +419,7 @@ def main(argv=None):
             for _, r in tt[~tt["target"].isin(["mean", "all"])].iterrows():
                 disc.append({"model": name, "seed": s, "target": r["target"],
                              "discrimination_score_l1[all]": r["value"],
+                             "discrimination_score_l2[all]": l2[r["target"]],
                              "discrimination_split_control[all]": split[targets.index(r["target"])]})
     if disc:
         table = table.merge(pd.DataFrame(disc), on=["model", "seed", "target"], how="left")
@@ -432,6 +447,7 @@ def main(argv=None):
                "deep_targets": deep_targets, "deep_seeds": deep_seeds,
                "means_on_deep_targets": means_common.reset_index().to_dict(orient="records"),
                "ot_shift_ahead_of_peers": ahead.to_dict(orient="records"),
+               "perfect_discrimination_l2": {k: float(v.mean()) for k, v in perfect.items()},
                "rows": table.to_dict(orient="records")}
     write_json(args.out / "peers.json", summary)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 3):
@@ -445,6 +461,8 @@ def main(argv=None):
         if len(ahead):
             print(f"ot_shift against the peers on the {ahead.attrs['pairs']} (target, seed) pairs all ran on:")
             print(ahead.to_string(index=False))
+    print("a perfect prediction is expected to score (discrimination l2, mean over targets): "
+          + ", ".join(f"{k} {v.mean():.3f}" for k, v in perfect.items()))
     print(f"published: {PUBLISHED}")
     if failures:
         print("failures:\n" + "\n".join(failures))

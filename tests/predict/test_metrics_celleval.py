@@ -9,7 +9,11 @@ from scipy.stats import mannwhitneyu
 from perturblab.predict import de as DE
 from perturblab.predict import metrics as M
 from perturblab.predict import metrics_de as MD
-from perturblab.predict.metrics_targets import centroid_accuracy, discrimination_score
+from perturblab.predict.metrics_targets import (
+    centroid_accuracy,
+    discrimination_score,
+    perfect_discrimination_l2,
+)
 
 
 def test_mae_and_delta_errors_hand_computed():
@@ -174,6 +178,26 @@ def test_discrimination_score_hand_computed():
         discrimination_score(pred, real, "l3")
     with pytest.raises(ValueError, match="at least 2 targets"):
         discrimination_score(pred[:1], real[:1])
+
+
+def test_perfect_discrimination_l2_hand_computed_and_simulated():
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]])  # squared distances: 0-1 1, 0-2 9, 1-2 10
+    # rank = #{b : ||R_a - R_b||^2 < 2 v_a}: a=0: 1 < 1.2 -> 1; a=1: none; a=2: 9 < 10, 10 !< 10 -> 1
+    np.testing.assert_allclose(perfect_discrimination_l2(real, [0.6, 0.1, 5.0]), [2 / 3, 1.0, 2 / 3])
+    with pytest.raises(ValueError, match="one variance per target"):
+        perfect_discrimination_l2(real, [0.1, 0.1])
+    # simulated: real deltas = known means + Gaussian noise; the predictor equal to the means scores as expected
+    rng = np.random.default_rng(0)
+    n_genes = 2000
+    mu = np.array([np.zeros(n_genes), np.full(n_genes, 0.05), np.full(n_genes, 0.5)])
+    var = np.array([0.005, 0.0005, 0.0005])  # per gene; target 0 noisy: own 10 vs 5 + 1 to target 1
+    scores = []
+    for _ in range(20):
+        noisy = mu + rng.normal(size=mu.shape) * np.sqrt(var)[:, None]
+        expected = perfect_discrimination_l2(noisy, var * n_genes)
+        np.testing.assert_allclose(expected, [2 / 3, 1.0, 1.0])
+        scores.append(discrimination_score(mu, noisy, "l2"))
+    np.testing.assert_allclose(np.mean(scores, axis=0), [2 / 3, 1.0, 1.0])
 
 
 def test_centroid_accuracy_hand_computed():
