@@ -17,7 +17,9 @@ cells' mean onto the real stimulated mean (in the same PCA space): what is left 
 response is right, i.e. the error in the cells' spread and shape alone (a diagnostic, not a model).
 ``discrimination_split_control[all]`` is the discrimination score with the predicted and the real deltas taken
 from different halves of the control cells (``split_control_deltas``): cell-eval's score, which uses one control
-mean for both, favours decoded predictions over shifted control cells by the sampling noise of that mean.
+mean for both, favours decoded predictions over shifted control cells by the sampling noise of that mean. Beside
+it, per target, ``perfect_discrimination_l2``: the l2 score a perfect prediction is expected to reach when made
+by shifting the control cells (``shifted_control``) or when it does not carry their mean (``decoded``).
 
 Peers and their environments (created with ``--setup``; pip from PyPI):
 
