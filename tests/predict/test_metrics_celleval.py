@@ -186,6 +186,10 @@ def test_perfect_discrimination_l2_hand_computed_and_simulated():
     np.testing.assert_allclose(perfect_discrimination_l2(real, [0.6, 0.1, 5.0]), [2 / 3, 1.0, 2 / 3])
     with pytest.raises(ValueError, match="one variance per target"):
         perfect_discrimination_l2(real, [0.1, 0.1])
+    with pytest.raises(ValueError, match="variances >= 0"):
+        perfect_discrimination_l2(real, [0.1, -0.1, 0.1])
+    with pytest.raises(ValueError, match="finite"):
+        perfect_discrimination_l2(real, [0.1, np.nan, 0.1])
     # simulated: real deltas = known means + Gaussian noise; the predictor equal to the means scores as expected
     rng = np.random.default_rng(0)
     n_genes = 2000

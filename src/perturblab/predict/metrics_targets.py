@@ -115,6 +115,11 @@ def perfect_discrimination_l2(real_deltas, own_variance) -> np.ndarray:
     numpy.ndarray
         One expected score per target, in ``[1/T, 1]``.
 
+    Raises
+    ------
+    ValueError
+        Fewer than 2 targets, a variance count that differs from the targets, a NaN or a negative variance.
+
     Examples
     --------
     >>> import numpy as np
@@ -129,6 +134,9 @@ def perfect_discrimination_l2(real_deltas, own_variance) -> np.ndarray:
     if R.shape[0] < 2 or v.shape != (R.shape[0],):
         raise ValueError(f"give one real delta (row) and one variance per target, at least 2 targets; got "
                          f"{R.shape[0]} rows and {v.size} variances")
+    if not (np.isfinite(v).all() and (v >= 0).all() and np.isfinite(R).all()):
+        raise ValueError("real deltas and variances must be finite and the variances >= 0 (sums of squared standard "
+                         "errors); drop the genes or targets with NaN")
     D2 = cdist(R, R, "sqeuclidean")
     np.fill_diagonal(D2, np.inf)
     rank = (2.0 * v[:, None] > D2).sum(axis=1)
