@@ -347,8 +347,8 @@ def main(argv=None):
                 preds[(name, s)] = pr
         from sklearn.decomposition import PCA
 
-        Sx = np.asarray(sp.target_stim.X, np.float64)
-        pca = PCA(30, random_state=0).fit(np.vstack([Sx, np.asarray(sp.target_ctrl.X, np.float64)]))
+        Sx, Cx = np.asarray(sp.target_stim.X, np.float64), np.asarray(sp.target_ctrl.X, np.float64)
+        pca = PCA(30, random_state=0).fit(np.vstack([Sx, Cx]))
         Sp = pca.transform(Sx)
         # power and noise floor depend on the real cells and the number of predicted cells only
         c = edistance_check(base, sp.target_stim, sp.target_ctrl, n_permutations=args.n_permutations)
@@ -378,14 +378,12 @@ def main(argv=None):
                    "epochs": info.get("epochs"),
                    "version": info.get("version", "perturblab")}
             rows.append(row)
-            halves[(name, s, t)] = split_control_deltas(np.asarray(pr.X, np.float64),
-                                                        np.asarray(sp.target_ctrl.X, np.float64), Sx.mean(0))
+            halves[(name, s, t)] = split_control_deltas(np.asarray(pr.X, np.float64), Cx, Sx.mean(0))
             summaries[(name, s, t)] = summarise_target(pr, sp.target_stim, sp.target_ctrl, n_bootstrap=0,
                                                        nsig=(v[("de_nsig_counts_real", "pdex_fdr0.05")],
                                                              v[("de_nsig_counts_pred", "pdex_fdr0.05")]))
         checks[t] = {"power_20pct_shortfall": power, "noise_floor": floor, "noise_floor_95": floor95,
                      "n_ctrl": sp.target_ctrl.n_obs, "n_stim": sp.target_stim.n_obs}
-        Cx = np.asarray(sp.target_ctrl.X, np.float64)
         real_delta[t] = Sx.mean(0) - Cx.mean(0)
         var_stim[t] = float((Sx.var(0, ddof=1) / len(Sx)).sum())
         var_ctrl[t] = float((Cx.var(0, ddof=1) / len(Cx)).sum())
