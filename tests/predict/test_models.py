@@ -130,6 +130,18 @@ def test_scpram_variants(split):
     np.testing.assert_allclose(per_cell.X[0], first.X[0], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="OT method"):
         m.predict(split.target_ctrl, ot_method="greedy")
+    # residual: each real control cell plus the decoded response, so residual - decoded is the control cell minus
+    # its reconstruction, and the registered name gives the same cells
+    residual = m.predict(split.target_ctrl, output="residual")
+    X = np.asarray(split.target_ctrl.X.toarray() if hasattr(split.target_ctrl.X, "toarray") else split.target_ctrl.X)
+    reconstruction = m._decode(m._encode(X.astype(np.float32)))
+    np.testing.assert_allclose(residual.X - per_cell.X, X - reconstruction, atol=1e-5)
+    assert list(residual.obs["source_cell"]) == list(split.target_ctrl.obs_names)
+    named = make_model("scpram_residual", split.train, **TINY)
+    named.train(max_epochs=3, batch_size=64)
+    np.testing.assert_array_equal(named.predict(split.target_ctrl).X, residual.X)
+    with pytest.raises(ValueError, match="unknown output"):
+        m.predict(split.target_ctrl, output="mean")
 
 
 def test_ot_match_exact_on_known_case():

@@ -25,8 +25,8 @@ __all__ = [
 ]
 
 #: The models that ship with perturblab (listed in --help; registered models are accepted too).
-BUILTIN_MODELS = ("scgen, scpram, scpram_first_cell, ot_shift, scgen_unbalanced (a trained model: scGen without "
-                  "balancing), and the baselines; models of installed plugins too (see --list-models)")
+BUILTIN_MODELS = ("scgen, scpram, scpram_first_cell, scpram_residual, ot_shift, scgen_unbalanced (a trained model: "
+                  "scGen without balancing), and the baselines; models of installed plugins too (see --list-models)")
 
 
 def model_lines() -> list[str]:

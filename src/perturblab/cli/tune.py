@@ -40,8 +40,9 @@ from ._predict_options import (
 def tune_cmd(
     out: Out,
     data: Data = "kang2018",
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune: scgen, scpram, scpram_first_cell, or a "
-                                       "registered model with a search_space (see --list-models).")] = "scgen",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to tune: scgen, scpram, scpram_first_cell, "
+                                       "scpram_residual, or a registered model with a search_space (see "
+                                       "--list-models).")] = "scgen",
     target: Annotated[str, typer.Option("--target", "-t", help="Held-out cell type; its stimulated cells never "
                                         "reach the objective.")] = "CD14 Mono",
     n_trials: Annotated[int, typer.Option(help="Finished trials the study must hold (a resumed study runs the "

@@ -44,6 +44,7 @@ _SCPRAM = {
 SEARCH_SPACES: dict[str, dict[str, BaseDistribution]] = {
     "scgen": _SCGEN, "scgen_unbalanced": dict(_SCGEN),
     "scpram": _SCPRAM, "scpram_first_cell": dict(_SCPRAM),
+    "scpram_residual": dict(_SCPRAM),
 }
 
 

@@ -45,11 +45,12 @@ def make_model(model, train_adata, **hyperparameters) -> PerturbationModel:
     Parameters
     ----------
     model
-        A name of :data:`MODELS` (``"scgen"``, ``"scpram"``, ``"scpram_first_cell"``, ``"scgen_unbalanced"``,
-        ``"ot_shift"``, ``"identity"``, ``"mean_delta"``, ``"pca_mean_delta"``, ``"train_mean"``,
-        ``"matching_mean"``, ``"linear"``, ``"additive"``, and the names given to :func:`register_model` or
-        declared by ``perturblab.models`` plugins), an unfitted model instance (``ScGen(n_latent=10)``: a new
-        model of its class and parameters is built, the instance is left unfitted) or a model class.
+        A name of :data:`MODELS` (``"scgen"``, ``"scpram"``, ``"scpram_first_cell"``, ``"scpram_residual"``,
+        ``"scgen_unbalanced"``, ``"ot_shift"``, ``"identity"``, ``"mean_delta"``, ``"pca_mean_delta"``,
+        ``"train_mean"``, ``"matching_mean"``, ``"linear"``, ``"additive"``, and the names given to
+        :func:`register_model` or declared by ``perturblab.models`` plugins), an unfitted model instance
+        (``ScGen(n_latent=10)``: a new model of its class and parameters is built, the instance is left unfitted)
+        or a model class.
     train_adata
         Training cells (e.g. ``loco_split(...).train``).
     **hyperparameters

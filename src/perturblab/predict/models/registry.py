@@ -132,6 +132,7 @@ def _builtins() -> dict[str, tuple[type, dict]]:
         "scgen": (ScGen, {}),
         "scpram": (ScPRAM, {}),
         "scpram_first_cell": (ScPRAM, {"attention": "first_cell"}),
+        "scpram_residual": (ScPRAM, {"output": "residual"}),
         "scgen_unbalanced": (ScGen, {"balance": False}),
         "ot_shift": (OTShift, {}),
         "identity": (IdentityBaseline, {}),
