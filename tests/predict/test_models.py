@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from perturblab._validation import to_dense
 from perturblab.exceptions import NotFittedError, RunFolderError
 from perturblab.predict import BASELINES, MODELS, ScGen, ScPRAM, loco_split, make_model
 from perturblab.predict.models import ot_match
@@ -133,8 +134,8 @@ def test_scpram_variants(split):
     # residual: each real control cell plus the decoded response, so residual - decoded is the control cell minus
     # its reconstruction, and the registered name gives the same cells
     residual = m.predict(split.target_ctrl, output="residual")
-    X = np.asarray(split.target_ctrl.X.toarray() if hasattr(split.target_ctrl.X, "toarray") else split.target_ctrl.X)
-    reconstruction = m._decode(m._encode(X.astype(np.float32)))
+    X = to_dense(split.target_ctrl.X)
+    reconstruction = m._decode(m._encode(X))
     np.testing.assert_allclose(residual.X - per_cell.X, X - reconstruction, atol=1e-5)
     assert list(residual.obs["source_cell"]) == list(split.target_ctrl.obs_names)
     named = make_model("scpram_residual", split.train, **TINY)
@@ -142,6 +143,8 @@ def test_scpram_variants(split):
     np.testing.assert_array_equal(named.predict(split.target_ctrl).X, residual.X)
     with pytest.raises(ValueError, match="unknown output"):
         m.predict(split.target_ctrl, output="mean")
+    with pytest.raises(ValueError, match="unknown output"):  # at construction, before any training
+        ScPRAM(split.train, output="mean", **TINY)
 
 
 def test_ot_match_exact_on_known_case():

@@ -95,6 +95,7 @@ class ScPRAM(VAEModel):
                  ot_method: str = "emd", attention: str = "per_cell", output: str = "decoded"):
         super().__init__(adata, condition_key, cell_type_key, control, stimulated, random_state, device,
                          n_hidden=n_hidden, n_latent=n_latent, noise_rate=noise_rate, kl_weight=kl_weight)
+        _check_options(ratio, ot_method, attention, output)  # before training, not after it
         self.ratio, self.ot_method, self.attention, self.output = ratio, ot_method, attention, output
 
     def predict(self, ctrl_adata: ad.AnnData, ratio: float | None = None, ot_method: str | None = None,
@@ -140,12 +141,7 @@ class ScPRAM(VAEModel):
         ot_method = self.ot_method if ot_method is None else ot_method
         attention = self.attention if attention is None else attention
         output = self.output if output is None else output
-        if output not in ("decoded", "residual"):
-            raise InputError(f"unknown output {output!r}; use 'decoded' or 'residual'")
-        if not 0 < ratio <= 1:
-            raise InputError(f"ratio must be in (0, 1], got {ratio}")
-        if attention not in ("per_cell", "first_cell"):
-            raise InputError(f"unknown attention {attention!r}; use 'per_cell' or 'first_cell'")
+        _check_options(ratio, ot_method, attention, output)
         X = self._check_input(ctrl_adata)
         ref_ctrl = self._mask(self.control)
         if self.cell_type_key in ctrl_adata.obs:
@@ -167,6 +163,17 @@ class ScPRAM(VAEModel):
         if output == "residual":
             return self._output(X + self._decode(z_test + d) - self._decode(z_test), ctrl_adata)
         return self._output(self._decode(z_test + d), ctrl_adata)
+
+
+def _check_options(ratio: float, ot_method: str, attention: str, output: str) -> None:
+    if not 0 < ratio <= 1:
+        raise InputError(f"ratio must be in (0, 1], got {ratio}")
+    if ot_method not in ("emd", "sinkhorn"):
+        raise InputError(f"unknown OT method {ot_method!r}; use 'emd' or 'sinkhorn'")
+    if attention not in ("per_cell", "first_cell"):
+        raise InputError(f"unknown attention {attention!r}; use 'per_cell' or 'first_cell'")
+    if output not in ("decoded", "residual"):
+        raise InputError(f"unknown output {output!r}; use 'decoded' or 'residual'")
 
 
 def _cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
