@@ -17,6 +17,7 @@ from perturblab.predict import (
     perturbed_centroid,
 )
 from perturblab.predict.evaluate import TABLE_COLUMNS
+from perturblab.predict.suite import metric_bounds
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +104,19 @@ def test_metrics_over_targets(kang_small):
     table = evaluate_targets(groups, n_bootstrap=8)
     assert set(table["target"]) == {"B", "CD14 Mono", "CD4 Naive T", "mean", "all"}
     assert set(table["metric"]) == {"discrimination_score_l1", "discrimination_score_l2",
-                                    "discrimination_score_cosine", "centroid_accuracy", "de_spearman_sig"}
+                                    "discrimination_score_cosine", "centroid_accuracy", "de_spearman_sig",
+                                    "perfect_discrimination_l2_shifted_control", "perfect_discrimination_l2_decoded"}
     scores = table[table["metric"] != "de_spearman_sig"]
     assert scores["value"].between(0, 1).all() and scores["paired"].all()
+    # intervals stay in the score's range (the centred interval 2 * estimate - quantile can leave it: a
+    # ceiling's discrimination l1 of 1 had [0.997, 1.02])
+    assert metric_bounds("discrimination_score_l1") == metric_bounds("centroid_accuracy") == (0.0, 1.0)
+    assert metric_bounds("de_spearman_sig") == (-1.0, 1.0)
+    assert scores["ci_low"].dropna().ge(0).all() and scores["ci_high"].dropna().le(1).all()
     # the truth as prediction picks out its own target every time
     perfect = evaluate_targets(truth, n_bootstrap=0)
-    per_target = perfect[perfect["target"] != "all"]
-    assert (per_target["value"] == 1.0).all()
+    per_target = perfect[(perfect["target"] != "all") & perfect["metric"].str.startswith(("disc", "centroid"))]
+    assert len(per_target) == 16 and (per_target["value"] == 1.0).all()
     assert "de_resample=False" not in perfect.loc[perfect["target"] == "all", "ci_flag"].iloc[0]
     with pytest.raises(ValueError, match="at least 2 targets"):
         evaluate_targets({"B": groups["B"]})

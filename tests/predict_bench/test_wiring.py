@@ -13,6 +13,7 @@ from perturblab.predict.benchmark import BenchmarkInputs, BenchmarkUnit, paired_
 from perturblab.predict.benchmark.stats import degradation, higher_is_better
 from perturblab.predict.benchmark.tables import calibration, target_metrics
 from perturblab.predict.evaluate_targets import TargetSummary, summarise_target, targets_table
+from perturblab.predict.metrics_targets import perfect_discrimination_l2
 from perturblab.predict.report import format_value
 
 
@@ -74,6 +75,21 @@ def test_target_summaries_give_evaluate_targets_numbers():
     # each prediction is its own target's response: perfect discrimination (hand answer: 1 for every target)
     d = direct[direct["metric"] == "discrimination_score_l1"].set_index("target")["value"]
     assert d.to_dict() == {"A": 1.0, "B": 1.0, "C": 1.0, "mean": 1.0}
+    # a perfect prediction's expected l2 score, from each target's sampling variances (ddof 1, summed over genes,
+    # divided by the cells): the targets lie far apart, so 1 for every target (hand answer), and the values are
+    # perfect_discrimination_l2 of the real deltas
+    real = np.vstack([groups[t][1].X.mean(0) - groups[t][2].X.mean(0) for t in groups])
+    v = [(groups[t][1].X.var(0, ddof=1).sum() / 20, groups[t][2].X.var(0, ddof=1).sum() / 20) for t in groups]
+    for kind, var in (("shifted_control", [a + b for a, b in v]), ("decoded", [a for a, _ in v])):
+        rows = direct[direct["metric"] == f"perfect_discrimination_l2_{kind}"].set_index("target")["value"]
+        np.testing.assert_allclose(rows[["A", "B", "C"]], perfect_discrimination_l2(real, var))
+        assert rows.to_dict() == {"A": 1.0, "B": 1.0, "C": 1.0, "mean": 1.0}
+    np.testing.assert_allclose(back["A"].own_variance, v[0], rtol=1e-5)
+    # a summary stored before the variances were recorded: the table without those rows, the rest unchanged
+    old = {t: TargetSummary.from_arrays({k: a for k, a in s.arrays().items() if k != "own_variance"}, s.genes)
+           for t, s in sums.items()}
+    without = direct[~direct["metric"].str.startswith("perfect")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(targets_table(old), without)
     # the benchmark's grouping: one table per (model, variant, seed), a group with one target has none
     keyed = {("m", "balanced", 0, t): s for t, s in back.items()}
     keyed[("lonely", "balanced", 0, "A")] = back["A"]

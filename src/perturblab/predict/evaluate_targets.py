@@ -20,7 +20,7 @@ from . import de as DE
 from . import metrics_de as MD
 from .evaluate import _to_dense_checked, source_index
 from .intervals import CI_METHODS, ResamplingPlan, bootstrap_interval
-from .metrics_targets import centroid_accuracy, discrimination_score
+from .metrics_targets import centroid_accuracy, discrimination_score, perfect_discrimination_l2
 from .suite import metric_bounds
 
 __all__ = ["TARGET_METRICS", "TargetSummary", "evaluate_targets", "summarise_target", "targets_table"]
@@ -35,6 +35,13 @@ TARGET_METRICS = {
                          "than the target's own (Euclidean)",
     "de_spearman_sig": "cell-eval: Spearman r over targets of the numbers of real and predicted DEGs "
                        "(pdex, FDR < 0.05)",
+    "perfect_discrimination_l2_shifted_control": "perturblab: the discrimination_score_l2 a perfect prediction is "
+                                                 "expected to reach when made by shifting the control cells "
+                                                 "(it carries their sample mean); a property of the data, the "
+                                                 "same for every model",
+    "perfect_discrimination_l2_decoded": "perturblab: the discrimination_score_l2 a perfect prediction is expected "
+                                         "to reach when it does not carry the control cells' sample mean "
+                                         "(decoded cells); a property of the data, the same for every model",
 }
 
 
@@ -68,6 +75,11 @@ class TargetSummary:
         The DEG counts in each resample (resamples x 2), or None when they were not recomputed.
     paired
         Whether the prediction was resampled together with its control cells.
+    own_variance
+        ``(sum_g s2_stim / n_stim, sum_g s2_ctrl / n_ctrl)``: the sampling variances of the real stimulated and
+        control means, summed over genes (log-normalised units squared; sample variances, ddof 1), for
+        :func:`~perturblab.predict.metrics_targets.perfect_discrimination_l2`; None in summaries stored before
+        it was recorded.
     """
 
     genes: list
@@ -78,6 +90,7 @@ class TargetSummary:
     nsig: tuple[float, float]
     boot_nsig: np.ndarray | None = None
     paired: bool = False
+    own_variance: tuple[float, float] | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The summary as numeric arrays (for a unit store); :meth:`from_arrays` reads them back."""
@@ -86,6 +99,8 @@ class TargetSummary:
                "paired": np.asarray([self.paired])}
         if self.boot_nsig is not None:
             out["boot_nsig"] = self.boot_nsig
+        if self.own_variance is not None:
+            out["own_variance"] = np.asarray(self.own_variance, dtype=float)
         return out
 
     @classmethod
@@ -95,7 +110,8 @@ class TargetSummary:
                    np.asarray(arrays["delta_real"], np.float64), np.asarray(arrays["boot_pred"], np.float64),
                    np.asarray(arrays["boot_real"], np.float64), tuple(np.asarray(arrays["nsig"], float)),
                    np.asarray(arrays["boot_nsig"], float) if "boot_nsig" in arrays else None,
-                   bool(np.asarray(arrays["paired"]).ravel()[0]))
+                   bool(np.asarray(arrays["paired"]).ravel()[0]),
+                   tuple(np.asarray(arrays["own_variance"], float)) if "own_variance" in arrays else None)
 
 
 def summarise_target(pred, real_stim, ctrl, n_bootstrap: int = 100, paired="auto", layer: str | None = None,
@@ -158,10 +174,12 @@ def summarise_target(pred, real_stim, ctrl, n_bootstrap: int = 100, paired="auto
     known = nsig if nsig is not None else _nsig(P, S, C, fdr)
     counts = (float(known[0]), float(known[1]))
     shape = (0, len(genes))
+    own_variance = (float(S.var(0, ddof=1, dtype=np.float64).sum() / len(S)),
+                    float(C.var(0, ddof=1, dtype=np.float64).sum() / len(C)))
     return TargetSummary(genes, P.mean(0) - cm, S.mean(0) - cm,
                          np.asarray(boot_p) if boot_p else np.zeros(shape), np.asarray(boot_r) if boot_r else
                          np.zeros(shape), counts, np.asarray(boot_n, float) if de_resample else None,
-                         src is not None)
+                         src is not None, own_variance)
 
 
 def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, ci_method: str = "centered",
@@ -199,7 +217,11 @@ def evaluate_targets(groups: Mapping, n_bootstrap: int = 100, ci: float = 0.95, 
     pandas.DataFrame
         ``target, metric, gene_set, value, ci_low, ci_high, n_bootstrap, definition, ci_method, ci_flag,
         bias, paired``: one row per target and per-target metric, a row ``target="mean"`` with each
-        metric's mean over targets, and ``de_spearman_sig`` with ``target="all"``. Deltas are taken from
+        metric's mean over targets, and ``de_spearman_sig`` with ``target="all"``; with them, per target and
+        mean, ``perfect_discrimination_l2_shifted_control`` and ``perfect_discrimination_l2_decoded``: the
+        l2 score a perfect prediction is expected to reach
+        (:func:`~perturblab.predict.metrics_targets.perfect_discrimination_l2`, on all genes: ``exclude`` is
+        not applied to them), which tells how far a model's score can go on these data. Deltas are taken from
         each target's OWN control cells: with cell types as targets a shared control would let the score
         recognise the cell type (which every prediction inherits from its control cells) instead of the
         response.
@@ -291,4 +313,25 @@ def targets_table(summaries: Mapping[str, TargetSummary], ci: float = 0.95, ci_m
         add("mean", m, values.mean(), d.mean(axis=1) if len(d) else [])
     add("all", "de_spearman_sig", point_de, draws_de,
         "" if de_resampled or not n_bootstrap else "no interval: DEGs not recomputed in resamples (de_resample=False)")
+    if all(s.own_variance is not None for s in sums):
+        rows += _perfect_rows(targets, sums, is_paired)
     return pd.DataFrame(rows)
+
+
+def _perfect_rows(targets, sums, is_paired: bool) -> list[dict]:
+    """Rows of the l2 discrimination score a perfect prediction is expected to reach, per target and their mean,
+    for a prediction that carries the control cells' sample mean and for one that does not (no interval: an
+    expected value of the data)."""
+    real = np.vstack([s.delta_real for s in sums])
+    own = np.array([s.own_variance for s in sums], dtype=np.float64)  # targets x (stimulated, control)
+    v_stim, v_ctrl = own[:, 0], own[:, 1]
+    rows = []
+    for kind, v in (("shifted_control", v_stim + v_ctrl), ("decoded", v_stim)):
+        metric = f"perfect_discrimination_l2_{kind}"
+        values = perfect_discrimination_l2(real, v)
+        for t, value in [*zip(targets, values, strict=True), ("mean", values.mean())]:
+            rows.append({"target": t, "metric": metric, "gene_set": "all", "value": float(value),
+                         "ci_low": np.nan, "ci_high": np.nan, "n_bootstrap": 0, "definition": TARGET_METRICS[metric],
+                         "ci_method": "none", "ci_flag": "expected value, no interval", "bias": np.nan,
+                         "paired": is_paired})
+    return rows

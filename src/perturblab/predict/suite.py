@@ -75,8 +75,9 @@ def definition(metric: str) -> str:
 
 
 _UNIT = ("r2_pearson", "deg_jaccard", "deg_overlap_at_k", "direction_match", "overlap_at", "precision_at",
-         "de_direction_match", "de_sig_genes_recall", "pr_auc", "roc_auc")
-_CORRELATION = ("pearson_delta", "de_spearman_lfc_sig")
+         "de_direction_match", "de_sig_genes_recall", "pr_auc", "roc_auc", "discrimination_score",
+         "centroid_accuracy", "perfect_discrimination")
+_CORRELATION = ("pearson_delta", "de_spearman_lfc_sig", "de_spearman_sig")
 _NON_NEGATIVE = ("mse", "mae", "weighted_mse", "wasserstein", "edistance_sq", "mmd", "kde_distance",
                  "de_nsig_counts")
 _AT_MOST_ONE = ("r2_score", "weighted_r2_delta")

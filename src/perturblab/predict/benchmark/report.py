@@ -122,7 +122,10 @@ def benchmark_report(table: pd.DataFrame, title: str = "Perturbation-response be
         sec.text("cell-eval's discrimination scores (1 - rank/T of the target's own real delta among all targets' "
                  "real deltas, by distance to its predicted delta), Systema's centroid accuracy and cell-eval's "
                  "de_spearman_sig (Spearman over targets of real and predicted DEG counts). Deltas from each "
-                 "target's own control cells.")
+                 "target's own control cells. perfect_discrimination_l2_*: the l2 score a perfect prediction is "
+                 "expected to reach on these data, when it is made by shifting the control cells (and carries "
+                 "their sample mean, which cell-eval's score subtracts from both deltas) or is decoded (does not "
+                 "carry it): a model's score is read against the first or the second.")
         tm = target_metrics[target_metrics["target"].isin(["mean", "all"])]
         sec.table(_interval_table(tm, ["variant", "model", "target", "metric"]), caption="mean over targets",
                   max_rows=5000)
