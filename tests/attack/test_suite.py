@@ -81,6 +81,40 @@ def test_cgd_known_answer_on_a_linear_classifier():
         cgd_attack(Linear2(), X, cl, "t", ["nope"])
 
 
+class RowRounding(CellTypeClassifier):
+    """Scores A = x0, B = x1, C = x2, B rounded by 1e-7 x the number of rows scored together (as a BLAS product
+    may round differently with its shape)."""
+
+    def __init__(self):
+        self.classes_ = np.array(["A", "B", "C"], dtype=object)
+        self.genes_ = np.array(["g0", "g1", "g2"])
+
+    def preprocess(self, adata):
+        return adata
+
+    def fit(self, adata, label_key):
+        return self
+
+    def class_scores(self, X):
+        return np.asarray(X, float) + np.array([0.0, 1e-7 * len(X), 0.0])
+
+    def predict_proba(self, X):
+        S = self.class_scores(X)
+        P = np.exp(S - S.max(axis=1, keepdims=True))
+        return P / P.sum(axis=1, keepdims=True)
+
+
+def test_cgd_ignores_rounding_that_depends_on_the_rows_scored():
+    # g1 (B's gene) moves cell 0 to B; cells 1 and 2 stay A, so g2 is probed on 2 of the 3 cells. g2 weighs only
+    # on C: its slope is 0 (hand answer), not the 1e-7 x (2 - 3) of comparing a 2-row with a 3-row call
+    X = np.array([[5, 4.5, 1], [5, 0.5, 1], [5, 0.5, 1], [0, 0, 9]], dtype=np.float64)
+    cl = np.array(["t", "t", "t", "o"])
+    r = cgd_attack(RowRounding(), X, cl, "t", ["g1", "g2"], new_target="B", alpha=0.5, epsilon=0)
+    assert r.modified_genes == ["g1"] and not r.switched
+    np.testing.assert_array_equal(r.X[:, 2], X[:, 2])
+    assert r.by_gene["n_cells_modified"].tolist() == [0, 3, 0]
+
+
 def test_cgd_sctype_switches_nk(sctype_test):
     clf, X, cl = sctype_test
     order = np.asarray(clf.genes_)[np.asarray(clf.used_genes_)]

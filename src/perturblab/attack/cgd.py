@@ -6,7 +6,10 @@ One pass over the genes (in the given order). For gene ``j``:
    ``x -> (1 + alpha*sign(x)) * x + epsilon`` on gene ``j`` (1 classifier call on
    the cluster's rows);
 2. per probed cell, ``slope = delta score(new_target) - delta score(original)``
-   on the classifier's **native class scores** (below);
+   on the classifier's **native class scores** (below), each delta against the same cells
+   scored in a call of the probe's shape (1 more call after a commit that leaves some of the
+   cluster's cells to probe: a matrix product can round differently with its number of rows, and
+   a gene without weight on either class would otherwise get a slope of rounding noise);
 3. **commit**: cells with ``slope > 0`` take the probe step, cells with
    ``slope < 0`` the opposite step ``x -> (1 - alpha*sign(x)) * x - epsilon``;
    the cluster is re-scored (1 call);
@@ -357,6 +360,7 @@ def cgd_attack(
     n = len(Xc)
     rows = [row(0, "#", 0)]
     modified, switched, n_visited, n_commits = [], False, 0, 0
+    base_rows, base = np.empty(0, np.intp), None  # scores of Xc[base_rows], from a call of the probe's shape
     for order, j in enumerate(gidx, start=1):
         todo = np.flatnonzero(lab != new)
         if len(todo) == 0:
@@ -365,16 +369,22 @@ def cgd_attack(
         if not used[j]:  # provably no effect on the scores: slope 0 everywhere, nothing to commit
             rows.append(dict(rows[-1], order=order, gene=str(tgt.genes[j]), n_cells_modified=0))
             continue
+        if base is None or not np.array_equal(base_rows, todo):
+            # the probe's reference scored on the same rows in a call of the same shape: BLAS may round a matrix
+            # product differently with its number of rows, and S[todo] from the call on every cell would give a
+            # gene without weight on either class a slope of float noise (seen with numpy 2.4.6's OpenBLAS)
+            base_rows, base = todo, (S if len(todo) == n else score(Xc[todo])[0])
         probe = Xc[todo].copy()
         probe[:, j] = _step(probe[:, j], alpha, epsilon, +1)
         Sp, _ = score(probe)
-        slope = (Sp[:, new] - S[todo, new]) - (Sp[:, orig] - S[todo, orig])
+        slope = (Sp[:, new] - base[:, new]) - (Sp[:, orig] - base[:, orig])
         up, down = todo[slope > 0], todo[slope < 0]
         n_mod = len(up) + len(down)
         if n_mod:
             Xc[up, j] = _step(Xc[up, j], alpha, epsilon, +1)
             Xc[down, j] = _step(Xc[down, j], alpha, epsilon, -1)
             S, lab = score(Xc)
+            base = None
             n_commits += 1
             modified.append(str(tgt.genes[j]))
             if retarget:
